@@ -1,0 +1,1 @@
+"""Tools around qmpdl: talking raw QMP to any endpoint, starting real QEMU as an oracle."""

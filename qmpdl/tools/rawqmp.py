@@ -1,0 +1,87 @@
+"""A raw QMP client: send exact bytes, receive exact lines.
+
+Used by tests and tools that compare qmpdl with real QEMU byte for byte.  It does no
+JSON processing at all: what QEMU (or qmpdl) sends is returned as ``bytes`` lines,
+each still ending in ``\\r\\n``.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from types import TracebackType
+
+
+class RawQMP:
+    """A blocking socket to a QMP server with line-level reads and a deadline on each."""
+
+    def __init__(self, address: str | tuple[str, int], timeout: float = 10.0) -> None:
+        family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(address)
+        self.timeout = timeout
+        self._buf = b""
+
+    def __enter__(self) -> RawQMP:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_line(self, timeout: float | None = None) -> bytes:
+        """The next line, including its line end; raises ``TimeoutError`` after ``timeout``."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete line within the deadline; have {self._buf!r}")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise EOFError(f"connection closed; pending {self._buf!r}")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line + b"\n"
+
+    def read_lines(self, count: int, timeout: float | None = None) -> list[bytes]:
+        return [self.read_line(timeout) for _ in range(count)]
+
+    def read_available(self, quiet: float = 0.2) -> list[bytes]:
+        """Every line that arrives until the connection is quiet for ``quiet`` seconds."""
+        lines: list[bytes] = []
+        while True:
+            try:
+                lines.append(self.read_line(quiet))
+            except TimeoutError:
+                return lines
+
+    def command(self, data: bytes, timeout: float | None = None) -> bytes:
+        """Send ``data`` and return the next line that is not an event."""
+        self.send(data)
+        while True:
+            line = self.read_line(timeout)
+            if not line.startswith(b'{"timestamp"'):
+                return line
+
+    def negotiate(self) -> bytes:
+        """Read the greeting, send ``qmp_capabilities``; returns the greeting line."""
+        greeting = self.read_line()
+        reply = self.command(b'{"execute": "qmp_capabilities"}')
+        if reply != b'{"return": {}}\r\n':
+            raise RuntimeError(f"negotiation failed: {reply!r}")
+        return greeting
