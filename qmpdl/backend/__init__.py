@@ -1,0 +1,1 @@
+"""vCPU backends: where the vCPUs run and how their dirty pages are tracked."""

@@ -1,0 +1,122 @@
+"""The small interface every vCPU backend implements.
+
+The throttle and the dirty-rate code talk to vCPUs only through :class:`VcpuBackend`,
+so they do not know whether the vCPUs are simulated (``sim``) or real (``kvm``).
+
+Vocabulary (QEMU's):
+
+* *dirty ring*: a per-vCPU ring of ``ring_size`` entries, one per page first written
+  since the ring was last harvested; the vCPU exits (``KVM_EXIT_DIRTY_RING_FULL``) when
+  it is (softly) full.
+* *harvest* (QEMU: reap): move a ring's entries into that vCPU's ``dirty_pages`` counter
+  and reset them, which write-protects the pages again.
+* *penalty*: ``throttle_us_per_full``, slept by a vCPU at each ring-full exit while the
+  dirty limit is in service and enabled for it.
+* *kick*: force every vCPU out of the guest (what QEMU's ring flush does).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PAGE_SIZE = 4096
+
+#: Ring entries KVM keeps in reserve: the ring counts as full this many entries early
+#: (64 on this host's KVM; QEMU's arithmetic ignores it).
+RING_RESERVED_ENTRIES = 64
+
+#: Largest ring KVM accepts (``KVM_DIRTY_RING_MAX_ENTRIES``).
+RING_MAX_ENTRIES = 65536
+
+
+@dataclass(frozen=True)
+class RamBlock:
+    """A guest RAM block as dirty-rate page sampling sees it."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VcpuProgress:
+    """Guest-observable work of one vCPU: passes over its working set."""
+
+    cpu_index: int
+    kind: str
+    passes: float
+    #: bytes written (writers) or read (readers) so far
+    bytes_done: float
+
+
+class VcpuBackend(abc.ABC):
+    """The present vCPUs of one machine and their dirty-page tracking.
+
+    Thread-safety: every method may be called from any thread.
+    """
+
+    #: dirty ring entries per vCPU; 0 when the ring is off (dirty bitmap instead)
+    ring_size: int
+    #: present vCPUs (``-smp N``), indexed 0..nr_vcpus-1
+    nr_vcpus: int
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Create the vCPUs and let them run (or stay paused if started paused)."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop every vCPU and release everything (threads, fds, mappings)."""
+
+    @abc.abstractmethod
+    def pause(self) -> None:
+        """Stop all vCPUs (QMP ``stop``); returns once none runs guest code."""
+
+    @abc.abstractmethod
+    def resume(self) -> None:
+        """Let the vCPUs run again (QMP ``cont``)."""
+
+    @abc.abstractmethod
+    def set_dirty_logging(self, enabled: bool) -> None:
+        """Start or stop dirty tracking of guest RAM (QEMU's global dirty log on/off).
+
+        Starting write-protects every page; stopping harvests what the rings hold.
+        """
+
+    @abc.abstractmethod
+    def update_throttle(self, in_service: bool, penalties_us: Sequence[int]) -> None:
+        """What a vCPU must do at its next ring-full exits.
+
+        ``in_service``: harvest only the vCPU's own ring (else every ring, and the
+        once-a-second reaper runs).  ``penalties_us[i]``: microseconds vCPU ``i`` sleeps
+        per ring-full (0 unless the limit applies to it).
+        """
+
+    @abc.abstractmethod
+    def dirty_pages(self) -> list[int]:
+        """Per vCPU: ring entries harvested so far (monotonic; no flush)."""
+
+    @abc.abstractmethod
+    def flush_dirty_rings(self) -> None:
+        """Kick every vCPU out of the guest and harvest all rings (blocks like QEMU's)."""
+
+    @abc.abstractmethod
+    def sync_dirty_bitmap(self) -> int:
+        """Bitmap mode (no ring): pages newly dirtied since the previous sync."""
+
+    @abc.abstractmethod
+    def ram_blocks(self) -> list[RamBlock]:
+        """The migratable RAM blocks."""
+
+    @abc.abstractmethod
+    def page_digests(self, block: str, pages: Sequence[int]) -> list[int]:
+        """A digest of each page's current content (page sampling compares two reads)."""
+
+    @abc.abstractmethod
+    def thread_ids(self) -> list[int]:
+        """Host thread id running each vCPU (``query-cpus-fast``'s ``thread-id``)."""
+
+    @abc.abstractmethod
+    def progress(self) -> list[VcpuProgress]:
+        """Guest-observable work of each vCPU."""

@@ -1,0 +1,121 @@
+"""The ``sim`` accelerator: :class:`~qmpdl.backend.simmodel.SimModel` behind the backend
+interface, driven by a :class:`~qmpdl.clock.Clock`.
+
+There are no vCPU threads: the model is advanced to "now" whenever something reads or
+changes it, under one lock.  Waiting (a flush that must wait for penalty sleeps to end)
+goes through the clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from qmpdl.backend.base import RamBlock, VcpuBackend, VcpuProgress
+from qmpdl.backend.simmodel import SimModel
+from qmpdl.clock import Clock
+from qmpdl.workload import Workload
+
+
+class SimBackend(VcpuBackend):
+    """Simulated vCPUs in real (or virtual) time."""
+
+    def __init__(
+        self,
+        workloads: Sequence[Workload],
+        ram_size: int,
+        ring_size: int,
+        clock: Clock,
+        *,
+        kick_interrupts_sleep: bool,
+        start_paused: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.ring_size = ring_size
+        self.nr_vcpus = len(workloads)
+        self.ram_size = ram_size
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self.model = SimModel(
+            workloads,
+            ram_size,
+            ring_size,
+            now=clock.monotonic(),
+            kick_interrupts_sleep=kick_interrupts_sleep,
+            start_paused=True,
+        )
+        self._start_paused = start_paused
+        self._thread_id = threading.get_native_id()
+
+    def start(self) -> None:
+        with self._lock:
+            self._thread_id = threading.get_native_id()
+            if not self._start_paused:
+                self.model.resume(self.clock.monotonic())
+
+    def shutdown(self) -> None:
+        self._wakeup.set()
+        with self._lock:
+            self.model.pause(self.clock.monotonic())
+
+    def _wait_for_kick(self) -> float:
+        """Block until a kick issued now has reached every vCPU; return that time."""
+        with self._lock:
+            done = self.model.kick_completion(self.clock.monotonic())
+        self.clock.sleep_until(done, self._wakeup)
+        return max(done, self.clock.monotonic())
+
+    def pause(self) -> None:
+        at = self._wait_for_kick()
+        with self._lock:
+            self.model.pause(max(at, self.model.t))
+
+    def resume(self) -> None:
+        with self._lock:
+            self.model.resume(self.clock.monotonic())
+
+    def set_dirty_logging(self, enabled: bool) -> None:
+        with self._lock:
+            self.model.set_logging(self.clock.monotonic(), enabled)
+
+    def update_throttle(self, in_service: bool, penalties_us: Sequence[int]) -> None:
+        with self._lock:
+            self.model.set_throttle(self.clock.monotonic(), in_service, penalties_us)
+
+    def dirty_pages(self) -> list[int]:
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return [int(x) for x in self.model.dirty]
+
+    def flush_dirty_rings(self) -> None:
+        at = self._wait_for_kick()
+        with self._lock:
+            self.model.flush(max(at, self.model.t))
+
+    def sync_dirty_bitmap(self) -> int:
+        with self._lock:
+            return self.model.sync_bitmap(self.clock.monotonic())
+
+    def ram_blocks(self) -> list[RamBlock]:
+        return [RamBlock("pc.ram", self.ram_size)]
+
+    def page_digests(self, block: str, pages: Sequence[int]) -> list[int]:
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return self.model.page_digests(pages)
+
+    def thread_ids(self) -> list[int]:
+        return [self._thread_id] * self.nr_vcpus
+
+    def progress(self) -> list[VcpuProgress]:
+        with self._lock:
+            m = self.model
+            m.advance(self.clock.monotonic())
+            out = []
+            for i, kind in enumerate(m.kinds):
+                done_pages = m.written[i] if kind == "write" else m.read[i]
+                wss = m.regions[i].pages
+                out.append(
+                    VcpuProgress(i, kind, float(done_pages / wss) if wss else 0.0, float(done_pages * 4096))
+                )
+            return out

@@ -1,0 +1,50 @@
+"""Time, through one interface, so a virtual clock can replace the real one.
+
+QEMU reads two clocks for the dirty limit: ``QEMU_CLOCK_REALTIME`` (monotonic, used for
+measurement windows and, before 8.2, for ``start-time``) and the host wall clock (event
+timestamps, ``start-time`` from 8.2).  Every sleep in qmpdl's machine model goes through
+:meth:`Clock.sleep_until` so it can be interrupted (a kick, a shutdown) and so a virtual
+clock can run the same code faster than real time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the machine model needs from time."""
+
+    def monotonic(self) -> float:
+        """Seconds of a monotonic clock (QEMU_CLOCK_REALTIME; on Linux: since host boot)."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch (the host clock)."""
+        ...
+
+    def sleep_until(self, deadline: float, wakeup: threading.Event | None = None) -> bool:
+        """Block until ``monotonic() >= deadline``; return True early if ``wakeup`` is set."""
+        ...
+
+
+class RealClock:
+    """The host's clocks."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def sleep_until(self, deadline: float, wakeup: threading.Event | None = None) -> bool:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if wakeup is None:
+                time.sleep(left)
+            elif wakeup.wait(left):
+                return True

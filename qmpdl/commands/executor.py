@@ -1,0 +1,61 @@
+"""Running a command: schema-driven arguments in, handler, schema-shaped return out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from qmpdl.commands.registry import CommandContext, CommandSpec, load_all
+from qmpdl.errors import QMPError
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.qapi import QapiSchema
+from qmpdl.qmp.dispatch import CommandSet
+from qmpdl.qmp.session import MonitorSession
+from qmpdl.vm.machine import Machine
+
+
+class CommandExecutor:
+    """Executes QMP commands against one machine."""
+
+    def __init__(self, machine: Machine, schema: QapiSchema) -> None:
+        self.machine = machine
+        self.schema = schema
+        registry = load_all()
+        self._commands: dict[str, CommandSpec] = {}
+        missing = []
+        for name in schema.command_names():
+            spec = registry.get(name)
+            if spec is None:
+                missing.append(name)
+            else:
+                self._commands[name] = spec
+        if missing:
+            raise RuntimeError(f"schema commands without a handler: {', '.join(missing)}")
+        allow_oob = {name: self._allow_oob(name) for name in self._commands}
+        self._command_mode = CommandSet(allow_oob)
+        self._negotiation_mode = CommandSet({"qmp_capabilities": allow_oob["qmp_capabilities"]})
+
+    def _allow_oob(self, name: str) -> bool:
+        command = self.schema.command(name)
+        assert command is not None
+        return bool(command.allow_oob)
+
+    def command_set(self, *, negotiating: bool) -> CommandSet:
+        return self._negotiation_mode if negotiating else self._command_mode
+
+    def call_sync(
+        self, name: str, arguments: JsonObject, session: MonitorSession | None = None
+    ) -> JsonValue:
+        """Validate ``arguments``, run the handler here, shape its return value."""
+        spec = self._commands.get(name)
+        if spec is None:
+            raise QMPError(f"The command {name} has not been found", "CommandNotFound")
+        args = self.schema.parse_arguments(name, arguments)
+        ctx = CommandContext(self.machine, self.schema, session, self)
+        return self.schema.return_value(name, spec.handler(ctx, args))
+
+    async def call(self, name: str, arguments: JsonObject, session: MonitorSession) -> JsonValue:
+        """Run a command for a monitor; blocking handlers run in a worker thread."""
+        spec = self._commands.get(name)
+        if spec is not None and spec.blocking:
+            return await asyncio.to_thread(self.call_sync, name, arguments, session)
+        return self.call_sync(name, arguments, session)

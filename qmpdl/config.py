@@ -1,0 +1,63 @@
+"""The machine and monitor configuration, as parsed from QEMU-style options."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qmpdl.workload import WorkloadOption
+
+
+class ChardevSocket(BaseModel):
+    """A ``-chardev socket`` (or the socket behind ``-qmp``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    path: str | None = None
+    host: str | None = None
+    port: int | None = None
+    #: listen (True) or connect out to a listening client (False)
+    server: bool = False
+    #: with server=on: block start-up until the first client connects
+    wait: bool = True
+
+    def describe(self) -> str:
+        where = f"unix:{self.path}" if self.path is not None else f"tcp:{self.host}:{self.port}"
+        return where + (",server=on" if self.server else "")
+
+
+class MonitorConfig(BaseModel):
+    """A QMP monitor (``-qmp``, ``-qmp-pretty`` or ``-mon mode=control``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chardev: ChardevSocket
+    pretty: bool = False
+
+
+class AccelConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["sim", "kvm"] = "sim"
+    #: entries per vCPU dirty ring; 0 = no ring (dirty bitmap)
+    dirty_ring_size: int = 0
+
+
+class MachineConfig(BaseModel):
+    """Everything a qmpdl process runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    qemu_version: str | None = None
+    name: str | None = None
+    cpus: int = Field(default=1, ge=1)
+    max_cpus: int = Field(default=1, ge=1)
+    ram_size: int = 128 << 20
+    accel: AccelConfig = AccelConfig()
+    workloads: list[WorkloadOption] = []
+    start_paused: bool = False
+    monitors: list[MonitorConfig] = []
+    trace_patterns: list[str] = []
+    trace_file: str | None = None

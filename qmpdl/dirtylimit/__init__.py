@@ -1,0 +1,1 @@
+"""QEMU's vCPU dirty page rate limit: quota table, controller and throttle thread."""

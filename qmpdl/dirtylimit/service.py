@@ -1,0 +1,294 @@
+"""The dirty limit of one machine: QEMU's quota table, its lifecycle and throttle thread.
+
+* The first non-zero ``set-vcpu-dirty-limit`` puts the limit *in service*: a quota table
+  of ``max_cpus`` entries is created and the ``dirtyrate-stat`` thread starts.
+* The thread loops PREPARE (measure each vCPU's rate over one period, publish it) ->
+  CALCULATE (the controller, :mod:`qmpdl.dirtylimit.controller`) -> SET PENALTY
+  (``throttle_us_per_full`` of each limited vCPU, pushed to the backend, where each vCPU
+  ACCEPTS it by sleeping at its ring-full exits).
+* Cancelling the last limited vCPU stops the thread and *waits* for it (the reply comes
+  only after the current period ends, as in QEMU); penalties are not reset.
+
+Check order and error texts are QEMU's (spec 2.1-2.3).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qmpdl.backend.base import VcpuBackend
+from qmpdl.clock import Clock
+from qmpdl.dirtylimit.controller import ControllerState, adjust
+from qmpdl.dirtyrate.measure import MeasurementAborted, vcpu_calculate_dirtyrate
+from qmpdl.errors import QMPError
+from qmpdl.profile import Profile
+from qmpdl.trace import NULL_TRACER, Tracer
+from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
+
+#: The throttle thread's measurement period outside a dirty-limit migration.
+DIRTYLIMIT_CALC_TIME_MS = 1000
+
+NO_RING = (
+    "dirty page limit feature requires KVM with accelerator property 'dirty-ring-size' set'"
+)
+BAD_INDEX = "incorrect cpu index specified"
+
+
+@dataclass
+class VcpuDirtyLimitState:
+    """One entry of the quota table (one per possible vCPU)."""
+
+    cpu_index: int
+    enabled: bool = False
+    #: MiB/s; 0 when not enabled
+    quota: int = 0
+
+
+@dataclass(frozen=True)
+class DirtyLimitInfo:
+    """One row of ``query-vcpu-dirty-limit``."""
+
+    cpu_index: int
+    limit_rate: int
+    current_rate: int
+
+
+class DirtyLimit:
+    """QEMU's vCPU dirty page rate limit, for one machine."""
+
+    def __init__(
+        self,
+        *,
+        backend: VcpuBackend,
+        dirty_log: DirtyLog,
+        clock: Clock,
+        profile: Profile,
+        max_cpus: int,
+        shutdown: threading.Event,
+        tracer: Tracer = NULL_TRACER,
+        period_ms: Callable[[], int] = lambda: DIRTYLIMIT_CALC_TIME_MS,
+        allowed: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.backend = backend
+        self.dirty_log = dirty_log
+        self.clock = clock
+        self.profile = profile
+        self.max_cpus = max_cpus
+        self.nr_vcpus = backend.nr_vcpus
+        self.ring_size = backend.ring_size
+        self._shutdown = shutdown
+        self._trace = tracer
+        self._period_ms = period_ms
+        self._allowed = allowed
+        #: dirtylimit_mutex
+        self._lock = threading.Lock()
+        #: the quota table; None = not in service
+        self._states: list[VcpuDirtyLimitState] | None = None
+        self._limited_nvcpu = 0
+        #: per present vCPU, microseconds slept per ring-full (survives cancel)
+        self.throttle_us_per_full = [0] * self.nr_vcpus
+        self.controller = ControllerState()
+        #: last published per-vCPU rates (max_cpus entries) while the thread exists
+        self._rates: list[int] | None = None
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._quit = False
+
+    # ------------------------------------------------------------------ state
+
+    def in_service(self) -> bool:
+        return self._states is not None
+
+    def current_rate(self, cpu_index: int) -> int:
+        rates = self._rates
+        return rates[cpu_index] if rates is not None else 0
+
+    def _index_valid(self, cpu_index: int) -> bool:
+        return 0 <= cpu_index < self.max_cpus
+
+    def _push_penalties(self) -> None:
+        states = self._states
+        if states is None:
+            penalties = [0] * self.nr_vcpus
+        else:
+            penalties = [
+                t if states[i].enabled else 0 for i, t in enumerate(self.throttle_us_per_full)
+            ]
+        self.backend.update_throttle(states is not None, penalties)
+
+    def _set_vcpu(self, cpu_index: int, quota: int, enable: bool) -> None:
+        assert self._states is not None
+        self._trace("dirtylimit_set_vcpu", f"CPU[{cpu_index}] set dirty page rate limit {quota}")
+        entry = self._states[cpu_index]
+        if enable:
+            entry.quota = quota
+            if not entry.enabled:
+                self._limited_nvcpu += 1
+        else:
+            entry.quota = 0
+            if entry.enabled:
+                self._limited_nvcpu -= 1
+        entry.enabled = enable
+
+    def _set(self, cpu_index: int | None, quota: int, enable: bool) -> None:
+        for i in range(self.max_cpus) if cpu_index is None else (cpu_index,):
+            self._set_vcpu(i, quota, enable)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _init(self) -> None:
+        """Put the limit in service (called with the lock held)."""
+        self._states = [VcpuDirtyLimitState(i) for i in range(self.max_cpus)]
+        self._limited_nvcpu = 0
+        self._trace("dirtylimit_state_initialize", f"dirtylimit state initialize: max cpus {self.max_cpus}")
+        self._quit = False
+        self._rates = [0] * self.max_cpus
+        self._running = True
+        self._thread = threading.Thread(target=self._stat_thread, name="dirtyrate-stat", daemon=True)
+        self._thread.start()
+
+    def _cleanup(self) -> None:
+        """Take the limit out of service: stop and join the thread (lock held on entry;
+        released while waiting, as QEMU drops its locks around the join)."""
+        self._running = False
+        thread = self._thread
+        self._lock.release()
+        try:
+            if thread is not None:
+                thread.join()
+        finally:
+            self._lock.acquire()
+        self._thread = None
+        self._rates = None
+        self._quit = True
+        self._states = None
+        self._limited_nvcpu = 0
+        self._trace("dirtylimit_state_finalize", "")
+
+    def _stat_thread(self) -> None:
+        self.dirty_log.start(DirtyLogUser.LIMIT)
+        try:
+            while self._running:
+                try:
+                    result = vcpu_calculate_dirtyrate(
+                        clock=self.clock,
+                        dirty_log=self.dirty_log,
+                        period_ms=self._period_ms(),
+                        user=DirtyLogUser.LIMIT,
+                        one_shot=False,
+                        profile=self.profile,
+                        abort=self._shutdown,
+                    )
+                except MeasurementAborted:
+                    break
+                rates = self._rates
+                if rates is not None:
+                    for i, rate in enumerate(result.rates[: self.max_cpus]):
+                        self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
+                        rates[i] = rate
+                if self.in_service():
+                    self._process()
+        finally:
+            self.dirty_log.stop(DirtyLogUser.LIMIT)
+
+    def _process(self) -> None:
+        """CALCULATE + SET PENALTY for every present, enabled vCPU."""
+        if self._quit:
+            return
+        with self._lock:
+            states = self._states
+            rates = self._rates
+            if states is None or rates is None:
+                return
+            changed = False
+            for cpu in range(self.nr_vcpus):
+                entry = states[cpu]
+                if not entry.enabled:
+                    continue
+                before = self.throttle_us_per_full[cpu]
+                adj = adjust(before, entry.quota, rates[cpu], self.ring_size, self.controller)
+                self.controller = adj.state
+                self.throttle_us_per_full[cpu] = adj.throttle_us_per_full
+                if adj.linear is not None:
+                    pct, step = adj.linear
+                    self._trace(
+                        "dirtylimit_throttle_pct",
+                        f"CPU[{cpu}] throttle percent: {pct}, throttle adjust time {step} us",
+                    )
+                changed |= before != adj.throttle_us_per_full
+            if changed:
+                self._push_penalties()
+
+    def shutdown(self) -> None:
+        """Machine exit: stop the thread without waiting for its period to end."""
+        self._running = False
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    # ------------------------------------------------------------------ QMP
+
+    def set_vcpu_dirty_limit(self, cpu_index: int | None, dirty_rate: int) -> None:
+        """``set-vcpu-dirty-limit`` (``dirty_rate`` already cast to uint64)."""
+        if not self.ring_size:
+            raise QMPError(NO_RING)
+        if cpu_index is not None and not self._index_valid(cpu_index):
+            raise QMPError(BAD_INDEX)
+        if not self._allowed():
+            raise QMPError("can't set dirty page rate limit while migration is running")
+        if not dirty_rate:
+            self.cancel_vcpu_dirty_limit(cpu_index)
+            return
+        with self._lock:
+            if not self.in_service():
+                self._init()
+            self._set(cpu_index, dirty_rate, True)
+            self._push_penalties()
+
+    def cancel_vcpu_dirty_limit(self, cpu_index: int | None) -> None:
+        """``cancel-vcpu-dirty-limit``: may block until the current period ends."""
+        if not self.ring_size:
+            return
+        if cpu_index is not None and not self._index_valid(cpu_index):
+            raise QMPError(BAD_INDEX)
+        if not self._allowed():
+            raise QMPError("can't cancel dirty page rate limit while migration is running")
+        if not self.in_service():
+            return
+        with self._lock:
+            if self._states is None:
+                return
+            self._set(cpu_index, 0, False)
+            self._push_penalties()
+            if not self._limited_nvcpu:
+                self._cleanup()
+                self._push_penalties()
+
+    def query_vcpu_dirty_limit(self) -> list[DirtyLimitInfo]:
+        """``query-vcpu-dirty-limit``: enabled entries in cpu-index order."""
+        with self._lock:
+            states = self._states
+            if states is None:
+                return []
+            return [
+                DirtyLimitInfo(s.cpu_index, s.quota, self.current_rate(s.cpu_index))
+                for s in states
+                if s.enabled
+            ]
+
+    # ------------------------------------------------------------------ migration
+
+    def throttle_time_per_round(self) -> int:
+        """Largest penalty of any present vCPU, enabled or not (``query-migrate``)."""
+        return max([0, *self.throttle_us_per_full])
+
+    def ring_full_time(self, running: list[bool]) -> int:
+        """QEMU's "average" ring-full time estimate (may raise the sticky maximum)."""
+        rates = [self.current_rate(i) for i in range(self.nr_vcpus) if running[i]]
+        total = sum(rates)
+        if not total or not rates:
+            return 0
+        full_us, self.controller = self.controller.ring_full_time_us(self.ring_size, total // len(rates))
+        return full_us

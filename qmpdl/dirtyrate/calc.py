@@ -1,0 +1,300 @@
+"""``calc-dirty-rate`` / ``query-dirty-rate``: one asynchronous measurement at a time.
+
+``calc-dirty-rate`` checks its arguments in QEMU's order and with its texts, resets the
+status to ``unstarted`` and starts a ``get_dirtyrate`` thread, which moves it to
+``measuring`` and, when done, ``measured``.  Three modes:
+
+* ``page-sampling``: hash ``sample-pages`` random pages per GiB of each RAM block,
+  wait, hash them again; rate = changed samples x block MiB / (samples x seconds);
+* ``dirty-ring``: per-vCPU rates from the dirty ring over the window (summed for the VM);
+* ``dirty-bitmap``: pages newly dirty in the log bitmap over the window.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from dataclasses import dataclass, field
+
+from qmpdl.backend.base import PAGE_SIZE
+from qmpdl.clock import Clock
+from qmpdl.dirtyrate.measure import (
+    MeasurementAborted,
+    now_ms,
+    rate_mib_per_s,
+    vcpu_calculate_dirtyrate,
+    wait_window,
+)
+from qmpdl.errors import QMPError
+from qmpdl.profile import Profile
+from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
+
+MIN_SAMPLE_PAGES = 128
+MAX_SAMPLE_PAGES = 16384
+DEFAULT_SAMPLE_PAGES = 512
+#: RAM blocks smaller than this (bytes) are not sampled.
+MIN_RAMBLOCK_SIZE = 128 << 10
+
+_I64 = 1 << 63
+
+
+class DirtyRateStatus(enum.StrEnum):
+    UNSTARTED = "unstarted"
+    MEASURING = "measuring"
+    MEASURED = "measured"
+
+
+class MeasureMode(enum.StrEnum):
+    PAGE_SAMPLING = "page-sampling"
+    DIRTY_RING = "dirty-ring"
+    DIRTY_BITMAP = "dirty-bitmap"
+
+
+class TimeUnit(enum.StrEnum):
+    SECOND = "second"
+    MILLISECOND = "millisecond"
+
+
+@dataclass(frozen=True)
+class VcpuDirtyRate:
+    id: int
+    dirty_rate: int
+
+
+@dataclass(frozen=True)
+class DirtyRateInfo:
+    """What ``query-dirty-rate`` returns (``dirty_rate``/``vcpu_dirty_rate`` None = absent)."""
+
+    status: DirtyRateStatus
+    start_time: int
+    calc_time: int
+    calc_time_unit: TimeUnit
+    sample_pages: int
+    mode: MeasureMode
+    dirty_rate: int | None = None
+    vcpu_dirty_rate: list[VcpuDirtyRate] | None = None
+
+
+@dataclass
+class _Stat:
+    dirty_rate: int = -1
+    start_time: int = 0
+    #: milliseconds from 8.2, else seconds (as QEMU stores it)
+    calc_time: int = 0
+    sample_pages: int = 0
+    vcpu_rates: list[int] = field(default_factory=list)
+
+
+def _wrap_i64(value: int) -> int:
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= _I64 else value
+
+
+class DirtyRateCalc:
+    """The machine-wide dirty-rate measurement state (QEMU keeps it in statics)."""
+
+    def __init__(
+        self,
+        *,
+        dirty_log: DirtyLog,
+        clock: Clock,
+        profile: Profile,
+        shutdown: threading.Event,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.dirty_log = dirty_log
+        self.backend = dirty_log.backend
+        self.clock = clock
+        self.profile = profile
+        self._shutdown = shutdown
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self.status = DirtyRateStatus.UNSTARTED
+        self.mode = MeasureMode.PAGE_SAMPLING
+        self._stat = _Stat()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ QMP
+
+    def calc_dirty_rate(
+        self,
+        calc_time: int,
+        calc_time_unit: TimeUnit | None,
+        sample_pages: int | None,
+        mode: MeasureMode | None,
+    ) -> None:
+        """``calc-dirty-rate``: validate, then start a measurement thread."""
+        if self.status == DirtyRateStatus.MEASURING:
+            raise QMPError("the dirty rate is already being measured.")
+        if self.profile.has("calc-time-unit"):
+            unit = calc_time_unit or TimeUnit.SECOND
+            calc_time_ms = _wrap_i64(calc_time * 1000) if unit == TimeUnit.SECOND else calc_time
+            if not 50 <= calc_time_ms <= 60000:
+                raise QMPError("Calculation time is out of range [50ms, 60000ms].")
+            stored_calc_time = calc_time_ms
+        else:
+            if not 1 <= calc_time <= 60:
+                raise QMPError("calc-time is out of range[1, 60].")
+            calc_time_ms = calc_time * 1000
+            stored_calc_time = calc_time
+        mode = mode or MeasureMode.PAGE_SAMPLING
+        if sample_pages is not None:
+            if self.profile.has("sample-pages-page-sampling-only"):
+                if mode != MeasureMode.PAGE_SAMPLING:
+                    raise QMPError("sample-pages is used only in page-sampling mode")
+            elif mode == MeasureMode.DIRTY_RING:
+                raise QMPError("either sample-pages or dirty-ring can be specified.")
+            if not MIN_SAMPLE_PAGES <= sample_pages <= MAX_SAMPLE_PAGES:
+                raise QMPError(
+                    f"sample-pages is out of range[{MIN_SAMPLE_PAGES}, {MAX_SAMPLE_PAGES}]."
+                )
+        else:
+            sample_pages = DEFAULT_SAMPLE_PAGES
+        ring = self.backend.ring_size > 0
+        if (mode == MeasureMode.DIRTY_RING and not ring) or (
+            mode == MeasureMode.DIRTY_BITMAP and ring
+        ):
+            raise QMPError(f"mode {mode} is not enabled, use other method instead.")
+        with self._lock:
+            self.status = DirtyRateStatus.UNSTARTED
+            self.mode = mode
+            self._stat = _Stat(
+                dirty_rate=-1,
+                start_time=self._start_time_s(),
+                calc_time=stored_calc_time,
+                sample_pages=sample_pages,
+            )
+        thread = threading.Thread(
+            target=self._thread_main,
+            args=(mode, calc_time_ms, sample_pages),
+            name="get_dirtyrate",
+            daemon=True,
+        )
+        self._thread = thread
+        thread.start()
+
+    def query_dirty_rate(self, calc_time_unit: TimeUnit | None = None) -> DirtyRateInfo:
+        """``query-dirty-rate``."""
+        with self._lock:
+            stat = self._stat
+            status = self.status
+            mode = self.mode
+        unit = calc_time_unit or TimeUnit.SECOND
+        calc_time = stat.calc_time
+        if self.profile.has("calc-time-unit") and unit == TimeUnit.SECOND:
+            calc_time = calc_time // 1000
+        measured = status == DirtyRateStatus.MEASURED
+        sample_pages = stat.sample_pages
+        vcpus = None
+        if measured and mode != MeasureMode.PAGE_SAMPLING:
+            sample_pages = 0
+        if measured and mode == MeasureMode.DIRTY_RING:
+            vcpus = [VcpuDirtyRate(i, r) for i, r in enumerate(stat.vcpu_rates)]
+        return DirtyRateInfo(
+            status=status,
+            start_time=stat.start_time,
+            calc_time=calc_time,
+            calc_time_unit=unit,
+            sample_pages=sample_pages,
+            mode=mode,
+            dirty_rate=stat.dirty_rate if measured else None,
+            vcpu_dirty_rate=vcpus,
+        )
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a running measurement (tests; machine exit)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    # ------------------------------------------------------------------ measuring
+
+    def _start_time_s(self) -> int:
+        if self.profile.has("dirtyrate-start-time-epoch"):
+            return int(self.clock.wall())
+        return now_ms(self.clock) // 1000
+
+    def _to_stored(self, ms: int) -> int:
+        return ms if self.profile.has("calc-time-unit") else ms // 1000
+
+    def _thread_main(self, mode: MeasureMode, calc_time_ms: int, sample_pages: int) -> None:
+        with self._lock:
+            if self.status != DirtyRateStatus.UNSTARTED:
+                return
+            self.status = DirtyRateStatus.MEASURING
+        try:
+            if mode == MeasureMode.DIRTY_RING:
+                self._dirty_ring(calc_time_ms)
+            elif mode == MeasureMode.DIRTY_BITMAP:
+                self._dirty_bitmap(calc_time_ms)
+            else:
+                self._page_sampling(calc_time_ms, sample_pages)
+        except MeasurementAborted:
+            return
+        with self._lock:
+            if self.status == DirtyRateStatus.MEASURING:
+                self.status = DirtyRateStatus.MEASURED
+
+    def _dirty_ring(self, calc_time_ms: int) -> None:
+        self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
+        self._stat.start_time = self._start_time_s()
+        try:
+            result = vcpu_calculate_dirtyrate(
+                clock=self.clock,
+                dirty_log=self.dirty_log,
+                period_ms=calc_time_ms,
+                user=DirtyLogUser.DIRTY_RATE,
+                one_shot=True,
+                profile=self.profile,
+                abort=self._shutdown,
+            )
+        except MeasurementAborted:
+            self.dirty_log.stop(DirtyLogUser.DIRTY_RATE)
+            raise
+        self._stat.calc_time = self._to_stored(result.duration_ms)
+        self._stat.vcpu_rates = result.rates
+        self._stat.dirty_rate = sum(result.rates)
+
+    def _dirty_bitmap(self, calc_time_ms: int) -> None:
+        self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
+        # The first sync may report every page dirty: discard it.
+        self.dirty_log.sync()
+        start_pages = self.dirty_log.total_dirty_pages
+        start_ms = now_ms(self.clock)
+        self._stat.start_time = self._start_time_s()
+        try:
+            duration = wait_window(self.clock, calc_time_ms, start_ms, self.profile, self._shutdown)
+        finally:
+            if self._shutdown.is_set():
+                self.dirty_log.stop(DirtyLogUser.DIRTY_RATE)
+        self._stat.calc_time = self._to_stored(duration)
+        self.dirty_log.sync()
+        self.dirty_log.stop(DirtyLogUser.DIRTY_RATE)
+        pages = self.dirty_log.total_dirty_pages - start_pages
+        self._stat.dirty_rate = rate_mib_per_s(pages, duration, self.profile)
+
+    def _page_sampling(self, calc_time_ms: int, sample_pages: int) -> None:
+        start_ms = now_ms(self.clock)
+        start_time = self._start_time_s()
+        samples: list[tuple[str, int, list[int], list[int]]] = []
+        for block in self.backend.ram_blocks():
+            if block.size < MIN_RAMBLOCK_SIZE:
+                continue
+            count = (block.size * sample_pages) >> 30
+            pages = block.size // PAGE_SIZE
+            if not count or not pages:
+                continue
+            vfns = [self._rng.randrange(0, max(pages - 1, 1)) for _ in range(count)]
+            samples.append((block.name, pages, vfns, self.backend.page_digests(block.name, vfns)))
+        duration = wait_window(self.clock, calc_time_ms, start_ms, self.profile, self._shutdown)
+        self._stat.start_time = start_time
+        self._stat.calc_time = self._to_stored(duration)
+        dirty = total = block_mib = 0
+        for name, pages, vfns, before in samples:
+            after = self.backend.page_digests(name, vfns)
+            dirty += sum(1 for a, b in zip(before, after, strict=True) if a != b)
+            total += len(vfns)
+            block_mib += (pages * PAGE_SIZE) >> 20
+        if total:
+            self._stat.dirty_rate = dirty * block_mib * 1000 // (total * duration)

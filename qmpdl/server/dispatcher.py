@@ -1,0 +1,112 @@
+"""The in-band dispatcher: one request at a time across all monitors, round-robin.
+
+Like QEMU's ``monitor_qmp_dispatcher_co``: it takes the oldest request of the next
+monitor that has one (a monitor that was just served goes to the back of the line),
+runs it to completion, sends the reply, and lets that monitor read again.  Out-of-band
+requests bypass it (:meth:`Dispatcher.run_oob`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from qmpdl.commands.executor import CommandExecutor
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.qmp.dispatch import dispatch
+from qmpdl.qmp.session import InBandRequest, OutOfBandRequest
+from qmpdl.vm.machine import Machine
+
+if TYPE_CHECKING:
+    from qmpdl.server.connection import MonitorConnection
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Serialises in-band commands of every connected monitor."""
+
+    def __init__(
+        self, machine: Machine, executor: CommandExecutor, on_shutdown: Callable[[], None]
+    ) -> None:
+        self.machine = machine
+        self.executor = executor
+        self._on_shutdown = on_shutdown
+        self._connections: list[MonitorConnection] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, connection: MonitorConnection) -> None:
+        if connection not in self._connections:
+            self._connections.append(connection)
+
+    def remove(self, connection: MonitorConnection) -> None:
+        if connection in self._connections:
+            self._connections.remove(connection)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="qmp-dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def _next(self) -> tuple[MonitorConnection, InBandRequest] | None:
+        for i, connection in enumerate(self._connections):
+            request = connection.session.pop_in_band()
+            if request is not None:
+                self._connections.append(self._connections.pop(i))
+                # Popping a full OOB queue lets the monitor read again at once.
+                connection.pump()
+                return connection, request
+        return None
+
+    async def _run(self) -> None:
+        while True:
+            item = self._next()
+            if item is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            connection, request = item
+            try:
+                response = await self._dispatch(
+                    connection, request.error if request.error is not None else request.value
+                )
+            except Exception:  # a bug in a handler must not take the monitor down
+                log.exception("command failed unexpectedly")
+                response = {"error": {"class": "GenericError", "desc": "internal error"}}
+            connection.send(response)
+            connection.session.in_band_done(request)
+            if self.machine.shutdown_reason is not None:
+                self._on_shutdown()
+                return
+            connection.pump()
+
+    async def _dispatch(self, connection: MonitorConnection, request: object) -> JsonObject:
+        session = connection.session
+
+        async def run(command: str, arguments: JsonObject) -> JsonValue:
+            return await self.executor.call(command, arguments, session)
+
+        return await dispatch(
+            request,  # type: ignore[arg-type]
+            commands=self.executor.command_set(negotiating=not session.negotiated),
+            negotiating=not session.negotiated,
+            oob_enabled=session.oob_enabled,
+            run=run,
+        )
+
+    async def run_oob(self, connection: MonitorConnection, request: OutOfBandRequest) -> None:
+        """Answer an ``exec-oob`` request immediately (it may overtake queued ones)."""
+        response = await self._dispatch(connection, request.value)
+        connection.send(response)

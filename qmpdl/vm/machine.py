@@ -1,0 +1,111 @@
+"""The machine: one backend's vCPUs, the run state, the dirty limit and dirty rate.
+
+Command handlers and background threads share it.  Handlers run one at a time (the QMP
+dispatcher serialises them, like QEMU's main loop); background threads (the throttle
+thread, a dirty-rate measurement) use the finer locks of the parts they touch.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+
+from qmpdl.backend.base import VcpuBackend
+from qmpdl.clock import Clock
+from qmpdl.config import MachineConfig
+from qmpdl.dirtylimit.service import DirtyLimit
+from qmpdl.dirtyrate.calc import DirtyRateCalc
+from qmpdl.profile import Profile
+from qmpdl.trace import NULL_TRACER, Tracer
+from qmpdl.vm.dirtylog import DirtyLog
+from qmpdl.vm.events import EventBus
+
+
+class RunState(enum.StrEnum):
+    """QEMU's RunState values qmpdl can be in."""
+
+    PRELAUNCH = "prelaunch"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"
+
+
+class Machine:
+    """An emulated VM as QMP sees it."""
+
+    def __init__(
+        self,
+        config: MachineConfig,
+        profile: Profile,
+        backend: VcpuBackend,
+        clock: Clock,
+        *,
+        tracer: Tracer = NULL_TRACER,
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self.backend = backend
+        self.clock = clock
+        self.tracer = tracer
+        self.events = EventBus(clock)
+        #: set when the machine shuts down: background threads stop waiting
+        self.shutdown_event = threading.Event()
+        self._state_lock = threading.Lock()
+        self.runstate = RunState.PRELAUNCH if config.start_paused else RunState.RUNNING
+        self.dirty_log = DirtyLog(backend)
+        self.dirtylimit = DirtyLimit(
+            backend=backend,
+            dirty_log=self.dirty_log,
+            clock=clock,
+            profile=profile,
+            max_cpus=config.max_cpus,
+            shutdown=self.shutdown_event,
+            tracer=tracer,
+        )
+        self.dirtyrate = DirtyRateCalc(
+            dirty_log=self.dirty_log, clock=clock, profile=profile, shutdown=self.shutdown_event
+        )
+        #: why the machine shut down (a ShutdownCause value), once it has
+        self.shutdown_reason: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.backend.start()
+
+    @property
+    def running(self) -> bool:
+        return self.runstate == RunState.RUNNING
+
+    def stop(self) -> None:
+        """QMP ``stop``: pause the vCPUs; STOP is emitted only if they were running."""
+        with self._state_lock:
+            if self.runstate != RunState.RUNNING:
+                return
+            self.backend.pause()
+            self.runstate = RunState.PAUSED
+        self.events.emit("STOP")
+
+    def cont(self) -> None:
+        """QMP ``cont``: run the vCPUs; RESUME is emitted only if they were not running."""
+        with self._state_lock:
+            if self.runstate == RunState.RUNNING:
+                return
+            self.backend.resume()
+            self.runstate = RunState.RUNNING
+        self.events.emit("RESUME")
+
+    def request_shutdown(self, reason: str) -> None:
+        """``quit`` or a signal: emit SHUTDOWN once; the server then exits."""
+        with self._state_lock:
+            if self.shutdown_reason is not None:
+                return
+            self.shutdown_reason = reason
+        self.events.emit("SHUTDOWN", {"guest": False, "reason": reason})
+
+    def teardown(self) -> None:
+        """Stop every thread and the vCPUs (after the last reply went out)."""
+        self.shutdown_event.set()
+        self.dirtylimit.shutdown()
+        self.dirtyrate.join(5)
+        self.backend.shutdown()
