@@ -33,7 +33,8 @@ class MonitorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    chardev: ChardevSocket
+    #: id of its chardev
+    chardev: str
     pretty: bool = False
 
 
@@ -58,6 +59,14 @@ class MachineConfig(BaseModel):
     accel: AccelConfig = AccelConfig()
     workloads: list[WorkloadOption] = []
     start_paused: bool = False
+    #: socket chardevs in the order they were created (``query-yank`` lists them so)
+    chardevs: list[ChardevSocket] = []
     monitors: list[MonitorConfig] = []
+
+    def chardev(self, chardev_id: str) -> ChardevSocket:
+        for c in self.chardevs:
+            if c.id == chardev_id:
+                return c
+        raise KeyError(chardev_id)
     trace_patterns: list[str] = []
     trace_file: str | None = None

@@ -24,6 +24,7 @@ from qmpdl.dirtylimit.controller import ControllerState, adjust
 from qmpdl.dirtyrate.measure import MeasurementAborted, vcpu_calculate_dirtyrate
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
+from qmpdl.qapi.types import DirtyLimitInfo
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
@@ -44,15 +45,6 @@ class VcpuDirtyLimitState:
     enabled: bool = False
     #: MiB/s; 0 when not enabled
     quota: int = 0
-
-
-@dataclass(frozen=True)
-class DirtyLimitInfo:
-    """One row of ``query-vcpu-dirty-limit``."""
-
-    cpu_index: int
-    limit_rate: int
-    current_rate: int
 
 
 class DirtyLimit:
@@ -273,7 +265,11 @@ class DirtyLimit:
             if states is None:
                 return []
             return [
-                DirtyLimitInfo(s.cpu_index, s.quota, self.current_rate(s.cpu_index))
+                DirtyLimitInfo(
+                    cpu_index=s.cpu_index,
+                    limit_rate=s.quota,
+                    current_rate=self.current_rate(s.cpu_index),
+                )
                 for s in states
                 if s.enabled
             ]

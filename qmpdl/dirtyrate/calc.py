@@ -12,7 +12,6 @@ status to ``unstarted`` and starts a ``get_dirtyrate`` thread, which moves it to
 
 from __future__ import annotations
 
-import enum
 import random
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +27,13 @@ from qmpdl.dirtyrate.measure import (
 )
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
+from qmpdl.qapi.types import (
+    DirtyRateInfo,
+    DirtyRateStatus,
+    DirtyRateVcpu,
+    TimeUnit,
+)
+from qmpdl.qapi.types import DirtyRateMeasureMode as MeasureMode
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
 MIN_SAMPLE_PAGES = 128
@@ -37,43 +43,6 @@ DEFAULT_SAMPLE_PAGES = 512
 MIN_RAMBLOCK_SIZE = 128 << 10
 
 _I64 = 1 << 63
-
-
-class DirtyRateStatus(enum.StrEnum):
-    UNSTARTED = "unstarted"
-    MEASURING = "measuring"
-    MEASURED = "measured"
-
-
-class MeasureMode(enum.StrEnum):
-    PAGE_SAMPLING = "page-sampling"
-    DIRTY_RING = "dirty-ring"
-    DIRTY_BITMAP = "dirty-bitmap"
-
-
-class TimeUnit(enum.StrEnum):
-    SECOND = "second"
-    MILLISECOND = "millisecond"
-
-
-@dataclass(frozen=True)
-class VcpuDirtyRate:
-    id: int
-    dirty_rate: int
-
-
-@dataclass(frozen=True)
-class DirtyRateInfo:
-    """What ``query-dirty-rate`` returns (``dirty_rate``/``vcpu_dirty_rate`` None = absent)."""
-
-    status: DirtyRateStatus
-    start_time: int
-    calc_time: int
-    calc_time_unit: TimeUnit
-    sample_pages: int
-    mode: MeasureMode
-    dirty_rate: int | None = None
-    vcpu_dirty_rate: list[VcpuDirtyRate] | None = None
 
 
 @dataclass
@@ -180,9 +149,10 @@ class DirtyRateCalc:
             stat = self._stat
             status = self.status
             mode = self.mode
+        has_unit = self.profile.has("calc-time-unit")
         unit = calc_time_unit or TimeUnit.SECOND
         calc_time = stat.calc_time
-        if self.profile.has("calc-time-unit") and unit == TimeUnit.SECOND:
+        if has_unit and unit == TimeUnit.SECOND:
             calc_time = calc_time // 1000
         measured = status == DirtyRateStatus.MEASURED
         sample_pages = stat.sample_pages
@@ -190,12 +160,12 @@ class DirtyRateCalc:
         if measured and mode != MeasureMode.PAGE_SAMPLING:
             sample_pages = 0
         if measured and mode == MeasureMode.DIRTY_RING:
-            vcpus = [VcpuDirtyRate(i, r) for i, r in enumerate(stat.vcpu_rates)]
+            vcpus = [DirtyRateVcpu(id=i, dirty_rate=r) for i, r in enumerate(stat.vcpu_rates)]
         return DirtyRateInfo(
             status=status,
             start_time=stat.start_time,
             calc_time=calc_time,
-            calc_time_unit=unit,
+            calc_time_unit=unit if has_unit else None,
             sample_pages=sample_pages,
             mode=mode,
             dirty_rate=stat.dirty_rate if measured else None,

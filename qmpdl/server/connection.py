@@ -29,11 +29,13 @@ class MonitorConnection(asyncio.Protocol):
         *,
         dispatcher: Dispatcher,
         make_session: Callable[[], MonitorSession],
+        on_open: Callable[[MonitorConnection], None],
         on_close: Callable[[MonitorConnection], None],
         name: str,
     ) -> None:
         self.dispatcher = dispatcher
         self._make_session = make_session
+        self._on_open = on_open
         self._on_close = on_close
         self.name = name
         self.session = make_session()
@@ -53,6 +55,7 @@ class MonitorConnection(asyncio.Protocol):
         self.transport = transport
         transport.pause_reading()
         self._reading_paused = True
+        self._on_open(self)
 
     def activate(self) -> None:
         """This client now owns the monitor: greet it and start reading."""

@@ -62,12 +62,13 @@ class RawQMP:
         return [self.read_line(timeout) for _ in range(count)]
 
     def read_available(self, quiet: float = 0.2) -> list[bytes]:
-        """Every line that arrives until the connection is quiet for ``quiet`` seconds."""
+        """Every line that arrives until the connection is quiet for ``quiet`` seconds
+        (or closed)."""
         lines: list[bytes] = []
         while True:
             try:
                 lines.append(self.read_line(quiet))
-            except TimeoutError:
+            except (TimeoutError, EOFError):
                 return lines
 
     def command(self, data: bytes, timeout: float | None = None) -> bytes:

@@ -65,6 +65,8 @@ class Machine:
         self.dirtyrate = DirtyRateCalc(
             dirty_log=self.dirty_log, clock=clock, profile=profile, shutdown=self.shutdown_event
         )
+        #: socket chardevs, in creation order
+        self.chardev_ids = [c.id for c in config.chardevs]
         #: why the machine shut down (a ShutdownCause value), once it has
         self.shutdown_reason: str | None = None
 

@@ -1,0 +1,21 @@
+"""human-monitor-command: the HMP line runs in :mod:`qmpdl.hmp`, which calls back into QMP."""
+
+from __future__ import annotations
+
+from qmpdl.commands.registry import CommandContext, qmp_command
+from qmpdl.hmp import cpu_index_error, execute
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.qapi.types import HumanMonitorCommandArgs
+
+
+@qmp_command("human-monitor-command", blocking=True)
+def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) -> str:
+    if args.cpu_index is not None and not 0 <= args.cpu_index < ctx.machine.backend.nr_vcpus:
+        raise cpu_index_error()
+
+    def qmp(command: str, arguments: JsonObject) -> JsonValue:
+        return ctx.executor.call_sync(command, arguments, None)
+
+    return execute(
+        args.command_line, profile=ctx.machine.profile, qmp=qmp, cpu_index=args.cpu_index
+    )

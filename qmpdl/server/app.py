@@ -1,0 +1,233 @@
+"""The qmpdl process: build the machine, open the monitors, serve until quit or signal.
+
+Shutdown (``quit``, SIGINT, SIGTERM) is orderly, as QEMU's: a SHUTDOWN event goes to
+every negotiated monitor (for ``quit`` before its reply), client connections are
+flushed and closed, listening sockets are closed and their files removed, every
+thread is joined, and the process exits with status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable
+
+from qmpdl.backend.base import VcpuBackend
+from qmpdl.backend.sim import SimBackend
+from qmpdl.clock import Clock, RealClock
+from qmpdl.commands.executor import CommandExecutor
+from qmpdl.config import ChardevSocket, MachineConfig, MonitorConfig
+from qmpdl.profile import Profile, get_profile
+from qmpdl.qapi import QapiSchema
+from qmpdl.qmp.session import MonitorSession
+from qmpdl.server.connection import MonitorConnection
+from qmpdl.server.dispatcher import Dispatcher
+from qmpdl.trace import Tracer
+from qmpdl.vm.machine import Machine
+from qmpdl.workload import WorkloadError, resolve_workloads
+
+PROG = "qmpdl"
+
+
+class ConfigError(Exception):
+    """The machine cannot be built or a monitor cannot be opened (QEMU-style text)."""
+
+
+def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> VcpuBackend:
+    try:
+        workloads = resolve_workloads(config.workloads, config.cpus)
+    except WorkloadError as e:
+        raise ConfigError(f"--workload: {e}") from None
+    if config.accel.kind != "sim":
+        raise ConfigError(f"-accel {config.accel.kind}: the kvm backend is not available yet")
+    try:
+        return SimBackend(
+            workloads,
+            config.ram_size,
+            config.accel.dirty_ring_size,
+            clock,
+            kick_interrupts_sleep=not profile.has("dirtylimit-sleep-uninterruptible"),
+            start_paused=config.start_paused,
+        )
+    except ValueError as e:
+        raise ConfigError(f"--workload: {e}") from None
+
+
+def build_machine(config: MachineConfig, clock: Clock | None = None) -> Machine:
+    profile = get_profile(config.qemu_version)
+    clock = clock or RealClock()
+    tracer = Tracer(config.trace_patterns, open(config.trace_file, "a") if config.trace_file else None)
+    return Machine(config, profile, build_backend(config, profile, clock), clock, tracer=tracer)
+
+
+def greeting(executor: CommandExecutor) -> dict[str, object]:
+    version = executor.call_sync("query-version", {})
+    return {"QMP": {"version": version, "capabilities": ["oob"]}}
+
+
+class MonitorEndpoint:
+    """One monitor's socket: listening (one client at a time, the next one served when
+    it leaves) or connected out to a listening client."""
+
+    def __init__(
+        self,
+        chardev: ChardevSocket,
+        monitor: MonitorConfig,
+        dispatcher: Dispatcher,
+        make_session: Callable[[], MonitorSession],
+    ) -> None:
+        self.chardev = chardev
+        self.monitor = monitor
+        self.dispatcher = dispatcher
+        self.make_session = make_session
+        self.server: asyncio.Server | None = None
+        self.active: MonitorConnection | None = None
+        self.waiting: deque[MonitorConnection] = deque()
+        self.connections: list[MonitorConnection] = []
+        self.first_client = asyncio.Event()
+        self._accepting = False
+
+    def _factory(self) -> MonitorConnection:
+        connection = MonitorConnection(
+            dispatcher=self.dispatcher,
+            make_session=self.make_session,
+            on_open=self._arrived,
+            on_close=self._closed,
+            name=self.chardev.id,
+        )
+        self.connections.append(connection)
+        return connection
+
+    def _arrived(self, connection: MonitorConnection) -> None:
+        if connection.closed.is_set():
+            return
+        self.first_client.set()
+        if self.active is None and self._accepting:
+            self.active = connection
+            connection.activate()
+        else:
+            self.waiting.append(connection)
+
+    def _closed(self, connection: MonitorConnection) -> None:
+        if connection in self.connections:
+            self.connections.remove(connection)
+        if connection in self.waiting:
+            self.waiting.remove(connection)
+        if self.active is connection:
+            self.active = None
+            self._next()
+
+    def _next(self) -> None:
+        while self.active is None and self.waiting and self._accepting:
+            connection = self.waiting.popleft()
+            if not connection.closed.is_set():
+                self.active = connection
+                connection.activate()
+
+    def start_serving(self) -> None:
+        """Greet clients from now on (after the machine exists)."""
+        self._accepting = True
+        self._next()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        c = self.chardev
+        where = f"-qmp {c.describe()}"
+        try:
+            if c.server:
+                if c.path is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(c.path)
+                    self.server = await loop.create_unix_server(self._factory, c.path)
+                else:
+                    self.server = await loop.create_server(
+                        self._factory, c.host, c.port, reuse_address=True
+                    )
+            elif c.path is not None:
+                await loop.create_unix_connection(self._factory, c.path)
+            else:
+                await loop.create_connection(self._factory, c.host, c.port)
+        except OSError as e:
+            target = c.path if c.path is not None else f"{c.host}:{c.port}"
+            verb = "bind" if c.server else "connect to"
+            raise ConfigError(
+                f"{where}: Failed to {verb} {'socket' if c.server else ''}"
+                f"{' ' if c.server else ''}'{target}': {e.strerror or e}".replace("  ", " ")
+            ) from None
+
+    async def close(self) -> None:
+        self._accepting = False
+        if self.server is not None:
+            self.server.close()
+        for connection in list(self.connections):
+            connection.close()
+        for connection in list(self.connections):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(connection.closed.wait(), 2)
+        if self.server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+            if self.chardev.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.chardev.path)
+
+
+async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int:
+    """Run qmpdl until it shuts down; returns the exit status."""
+    loop = asyncio.get_running_loop()
+    machine = machine or build_machine(config)
+    schema = QapiSchema.load(machine.profile)
+    executor = CommandExecutor(machine, schema)
+    stopping = asyncio.Event()
+    dispatcher = Dispatcher(machine, executor, on_shutdown=stopping.set)
+    hello = greeting(executor)
+
+    def make_session(monitor: MonitorConfig) -> Callable[[], MonitorSession]:
+        return lambda: MonitorSession(hello, oob_offered=True, pretty=monitor.pretty)  # type: ignore[arg-type]
+
+    endpoints = [
+        MonitorEndpoint(config.chardev(m.chardev), m, dispatcher, make_session(m))
+        for m in config.monitors
+    ]
+    try:
+        for endpoint in endpoints:
+            await endpoint.open()
+        for endpoint in endpoints:
+            c = endpoint.chardev
+            if c.server and c.wait:
+                print(
+                    f"{PROG}: waiting for connection on: disconnected:{c.describe()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                await endpoint.first_client.wait()
+    except BaseException:
+        for endpoint in endpoints:
+            await endpoint.close()
+        raise
+
+    def on_signal(signum: int) -> None:
+        print(f"{PROG}: terminating on signal {signum}", file=sys.stderr, flush=True)
+        machine.request_shutdown("host-signal")
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        machine.start()
+        dispatcher.start()
+        for endpoint in endpoints:
+            endpoint.start_serving()
+        await stopping.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await dispatcher.stop()
+        for endpoint in endpoints:
+            await endpoint.close()
+        await asyncio.to_thread(machine.teardown)
+    return 0
