@@ -1,0 +1,192 @@
+"""Run the sessions of :mod:`tests.hmp.sessions` against real QEMU, next to qmpdl's monitor.
+
+For each HMP step qmpdl's :func:`~qmpdl.hmp.execute` runs first with a caller that sends
+queries to the same live QEMU and answers state-changing commands from the step's
+``respond``; then QEMU runs the line itself.  If the queries answer differently
+afterwards (a rate moved), the step is tried again.  The result records QEMU's output
+and the calls qmpdl made with their replies, which is what the golden file keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmpdl.errors import QMPError
+from qmpdl.hmp import HMP_COMMANDS, execute
+from qmpdl.hmp.help import help_line
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.profile import get_profile
+from qmpdl.tools.qemu import QemuProcess
+from qmpdl.tools.rawqmp import RawQMP
+
+GOLDEN = Path(__file__).with_name("golden.json")
+PROFILE = "7.2"
+_ATTEMPTS = 5
+
+
+def load_golden() -> dict[str, Any]:
+    """The checked-in recordings."""
+    data: dict[str, Any] = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    return data
+
+
+def served_entries() -> list[str]:
+    """Every line ``help`` or ``info`` may print for a served command."""
+    lines = [help_line(cmd) for cmd in HMP_COMMANDS]
+    for cmd in HMP_COMMANDS:
+        lines += [help_line(sub, [cmd.name]) for sub in cmd.sub_table]
+    return [line.replace("\n", "\r\n") for line in lines]
+
+
+def subset_of(ours: str, qemu: str) -> bool:
+    """True when ``ours`` is QEMU's listing restricted to the commands qmpdl serves.
+
+    Each of our entries must start a line of QEMU's output, entries must appear in the
+    same order, and ours must consist of nothing else.
+    """
+    position = 0
+    rest = ours
+    qemu = "\r\n" + qemu
+    while rest:
+        entry = next((e for e in served_entries() if rest.startswith(e)), None)
+        if entry is None:
+            return False
+        found = qemu.find("\r\n" + entry, position)
+        if found < 0:
+            return False
+        position = found + len(entry)
+        rest = rest[len(entry) :]
+    return True
+
+
+def outputs_match(step: dict[str, Any], ours: str, qemu: str) -> bool:
+    """Equality, or the subset relation for ``subset`` steps."""
+    return subset_of(ours, qemu) if step.get("subset") else ours == qemu
+
+
+class _Connection:
+    """Blocking JSON requests over a raw QMP socket."""
+
+    def __init__(self, path: str) -> None:
+        self.raw = RawQMP(path)
+        self.raw.negotiate()
+
+    def request(self, request: JsonObject) -> JsonObject:
+        line = self.raw.command(json.dumps(request).encode("utf-8"))
+        reply = json.loads(line)
+        assert isinstance(reply, dict)
+        return reply
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+@dataclass
+class _Proxy:
+    """The QMP caller qmpdl's monitor gets during a recorded step."""
+
+    conn: _Connection
+    respond: JsonObject
+    calls: list[JsonObject] = field(default_factory=list)
+
+    def __call__(self, name: str, arguments: JsonObject) -> JsonValue:
+        entry: JsonObject = {"execute": name, "arguments": arguments}
+        if name.startswith("query-"):
+            request: JsonObject = {"execute": name}
+            if arguments:
+                request["arguments"] = arguments
+            reply = self.conn.request(request)
+        else:
+            reply = self.respond
+        self.calls.append(entry | reply)
+        error = reply.get("error")
+        if isinstance(error, dict):
+            desc = error.get("desc")
+            assert isinstance(desc, str) and error.get("class") == "GenericError"
+            raise QMPError(desc)
+        return reply["return"]
+
+    def replay_queries(self) -> list[JsonObject]:
+        """Ask the recorded queries again."""
+        again = []
+        for call in self.calls:
+            name = call["execute"]
+            assert isinstance(name, str)
+            if name.startswith("query-"):
+                again.append(self.conn.request({"execute": name}))
+        return again
+
+
+@dataclass
+class SessionRun:
+    """What one session produced: the recorded steps and every disagreement."""
+
+    name: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+
+def _hmp_step(conn: _Connection, step: dict[str, Any], run: SessionRun) -> None:
+    respond: JsonObject = step.get("respond", {"return": {}})
+    cpu_index = step.get("cpu_index")
+    request: JsonObject = {
+        "execute": "human-monitor-command",
+        "arguments": {"command-line": step["hmp"]},
+    }
+    if cpu_index is not None:
+        request["arguments"] = {"command-line": step["hmp"], "cpu-index": cpu_index}
+    for _attempt in range(_ATTEMPTS):
+        proxy = _Proxy(conn, respond)
+        ours = execute(step["hmp"], profile=get_profile(PROFILE), qmp=proxy, cpu_index=cpu_index)
+        queries = [c for c in proxy.calls if str(c["execute"]).startswith("query-")]
+        assert not queries or len(queries) == len(proxy.calls), "queries mixed with changes"
+        reply = conn.request(request)
+        if queries and proxy.replay_queries() != [
+            {k: v for k, v in q.items() if k in ("return", "error")} for q in queries
+        ]:
+            continue
+        break
+    qemu = reply.get("return")
+    assert isinstance(qemu, str), f"{step['hmp']!r}: {reply}"
+    recorded = {k: step[k] for k in ("hmp", "cpu_index", "subset") if k in step}
+    run.steps.append(recorded | {"calls": proxy.calls, "output": qemu})
+    if not outputs_match(step, ours, qemu):
+        run.mismatches.append(f"{run.name}: {step['hmp']!r}: qmpdl {ours!r} != QEMU {qemu!r}")
+
+
+def run_session(session: dict[str, Any]) -> SessionRun:
+    """Start a fresh QEMU with the session's machine and run its steps."""
+    run = SessionRun(session["name"])
+    with QemuProcess(session["args"]) as qemu:
+        conn = _Connection(qemu.socket_path)
+        try:
+            time.sleep(session["boot_wait"])
+            for step in session["steps"]:
+                if "sleep" in step:
+                    time.sleep(step["sleep"])
+                    run.steps.append(step)
+                elif "qmp" in step:
+                    reply = conn.request(step["qmp"])
+                    run.steps.append(step | {"reply": reply})
+                else:
+                    _hmp_step(conn, step, run)
+        finally:
+            conn.close()
+    return run
+
+
+def qemu_version() -> JsonObject:
+    """``query-version`` of the installed QEMU."""
+    with QemuProcess() as qemu:
+        conn = _Connection(qemu.socket_path)
+        try:
+            reply = conn.request({"execute": "query-version"})
+        finally:
+            conn.close()
+    version = reply["return"]
+    assert isinstance(version, dict)
+    return version

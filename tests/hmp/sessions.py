@@ -1,0 +1,271 @@
+"""What the golden file records: command lines run against real QEMU 7.2, in sessions.
+
+A step is one of
+
+``{"hmp": LINE}``          run LINE through ``human-monitor-command``.  Optional keys:
+                           ``cpu_index`` (passed along), ``respond`` (the reply qmpdl's
+                           side gets for a command that changes state, default
+                           ``{"return": {}}``; queries are answered by the live QEMU),
+                           ``subset`` (the output lists commands: qmpdl prints only the
+                           ones it serves, so compare with the matching part of QEMU's);
+``{"qmp": REQUEST}``       a plain QMP command, to record state; ``stable`` marks replies
+                           that must be the same on every run;
+``{"sleep": SECONDS}``     let a measurement or a limit period pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Machine arguments: no vCPU at all / two idle vCPUs that run SeaBIOS.
+NONE_ARGS = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "none"]
+PC_ARGS = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "pc", "-smp", "2", "-m", "128"]
+
+#: Seconds to let SeaBIOS finish before the dirty ring is used (see shared/anchors).
+PC_BOOT_WAIT = 6.0
+
+Step = dict[str, Any]
+
+
+def _hmp(line: str, **extra: Any) -> Step:
+    return {"hmp": line, **extra}
+
+
+def _qmp(execute: str, *, stable: bool = True) -> Step:
+    return {"qmp": {"execute": execute}, "stable": stable}
+
+
+def _error(desc: str) -> dict[str, Any]:
+    return {"error": {"class": "GenericError", "desc": desc}}
+
+
+_PARSING = [
+    _hmp(""),
+    _hmp("   "),
+    _hmp("foo"),
+    _hmp("  foo bar"),
+    _hmp("foo\u0000"),
+    _hmp("info foo"),
+    _hmp("info  foo  bar"),
+    _hmp("info/x"),
+    _hmp("stop x"),
+    _hmp("  stop x"),
+    _hmp("stop/x"),
+    _hmp("stop x\u0000y"),
+    _hmp("c x"),
+    _hmp("info version extra"),
+    _hmp("  info   version  x"),
+    _hmp("set_vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit abc"),
+    _hmp("set_vcpu_dirty_limit 100x"),
+    _hmp("set_vcpu_dirty_limit 1 2 3"),
+    _hmp("set_vcpu_dirty_limit (1"),
+    _hmp("set_vcpu_dirty_limit 1/0"),
+    _hmp("set_vcpu_dirty_limit 1%0"),
+    _hmp("set_vcpu_dirty_limit 2 * (3 / (1 - 1))"),
+    _hmp("set_vcpu_dirty_limit 'a"),
+    _hmp("set_vcpu_dirty_limit '"),
+    _hmp("set_vcpu_dirty_limit 'é'"),
+    _hmp("set_vcpu_dirty_limit '\u0000'"),
+    _hmp("set_vcpu_dirty_limit 99999999999999999999"),
+    _hmp("set_vcpu_dirty_limit $eax"),
+    _hmp("set_vcpu_dirty_limit $"),
+    _hmp("set_vcpu_dirty_limit -"),
+    _hmp("set_vcpu_dirty_limit 1+"),
+    _hmp("set_vcpu_dirty_limit é"),
+    _hmp("set_vcpu_dirty_limit \u0000"),
+    _hmp("cancel_vcpu_dirty_limit x"),
+    _hmp("calc_dirty_rate"),
+    _hmp("calc_dirty_rate 0"),
+    _hmp("calc_dirty_rate 1 -1"),
+    _hmp("calc_dirty_rate -r -b 1"),
+    _hmp("calc_dirty_rate -b -r 1"),
+    _hmp("calc_dirty_rate -x 1"),
+    _hmp("calc_dirty_rate -1"),
+    _hmp("calc_dirty_rate -"),
+    _hmp("calc_dirty_rate -é 1"),
+    _hmp("calc_dirty_rate 1 -r"),
+    _hmp("calc_dirty_rate -rb 1"),
+]
+
+_HELP = [
+    _hmp("help", subset=True),
+    _hmp("?", subset=True),
+    _hmp("help   ", subset=True),
+    _hmp("info", subset=True),
+    _hmp("info   ", subset=True),
+    _hmp("help info", subset=True),
+    _hmp("help stop"),
+    _hmp("help stop extra"),
+    _hmp("help s"),
+    _hmp("help ?"),
+    _hmp("? stop"),
+    _hmp("help c"),
+    _hmp("help cont|c"),
+    _hmp("help set_vcpu_dirty_limit"),
+    _hmp("help cancel_vcpu_dirty_limit"),
+    _hmp("help calc_dirty_rate"),
+    _hmp("help info vcpu_dirty_limit"),
+    _hmp("help info dirty_rate extra"),
+    _hmp("help  info   status"),
+    _hmp("help info cpus"),
+    _hmp("help info version"),
+    _hmp("help info kvm"),
+    _hmp("help info foo"),
+    _hmp("help info info"),
+    _hmp("help foo bar"),
+    _hmp('help "foo bar"'),
+    _hmp('help "sto\\"p"'),
+    _hmp('help "foo'),
+    _hmp('help "a\\x"'),
+    _hmp("help " + " ".join(["x"] * 17)),
+]
+
+_INFO = [
+    _hmp("info version"),
+    _hmp("info kvm"),
+    _hmp("info status"),
+    _hmp("info cpus"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("info dirty_rate"),
+]
+
+_DIRTY_LIMIT = [
+    _hmp("cancel_vcpu_dirty_limit"),
+    _hmp("cancel_vcpu_dirty_limit 99", respond=_error("incorrect cpu index specified")),
+    _hmp("cancel_vcpu_dirty_limit -2", respond=_error("incorrect cpu index specified")),
+    _hmp("set_vcpu_dirty_limit 100 -1"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit -5"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit 08", respond=_error("incorrect cpu index specified")),
+    _hmp("set_vcpu_dirty_limit 0x10 0"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("set_vcpu_dirty_limit 'a' - 2 * 3"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("set_vcpu_dirty_limit ~0 & 0xff | 0x100 ^ 1"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("set_vcpu_dirty_limit -7 / 2 + -7 % 2 + 100"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("set_vcpu_dirty_limit 9223372036854775808"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit 18446744073709551615"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit '''"),
+    _hmp("set_vcpu_dirty_limit ( 2 ) "),
+    _hmp("set_vcpu_dirty_limit \t3\t"),
+    _hmp("set_vcpu_dirty_limit 010 + 0X1f"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("set_vcpu_dirty_limit 100 1", respond=_error("incorrect cpu index specified")),
+    _hmp("set_vcpu_dirty_limit 5 (-2)", respond=_error("incorrect cpu index specified")),
+    _hmp("set_vcpu_dirty_limit 5 -2"),
+    _qmp("query-vcpu-dirty-limit"),
+    _hmp("set_vcpu_dirty_limit 0"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit 7"),
+    _hmp("cancel_vcpu_dirty_limit -1"),
+    _hmp("info vcpu_dirty_limit"),
+]
+
+_DIRTY_RATE_NONE = [
+    _hmp(
+        "calc_dirty_rate 61",
+        respond=_error("calc-time is out of range[1, 60]."),
+    ),
+    _hmp(
+        "calc_dirty_rate 1 5",
+        respond=_error("sample-pages is out of range[128, 16384]."),
+    ),
+    _hmp(
+        "calc_dirty_rate -r 1 256",
+        respond=_error("either sample-pages or dirty-ring can be specified."),
+    ),
+    _hmp(
+        "calc_dirty_rate -b 1",
+        respond=_error("mode dirty-bitmap is not enabled, use other method instead."),
+    ),
+    _hmp("calc_dirty_rate 1 (-1)"),
+    {"sleep": 0.3},
+    _hmp("info dirty_rate"),
+    _qmp("query-dirty-rate", stable=False),
+    _hmp("calc_dirty_rate 1 128"),
+    {"sleep": 0.3},
+    _hmp("info dirty_rate"),
+]
+
+_RUN_STATE = [
+    _hmp("s"),
+    _hmp("info status"),
+    _hmp("stop"),
+    _hmp("c"),
+    _hmp("info status"),
+    _hmp("stop"),
+    _hmp("cont"),
+    _hmp("cont"),
+    _hmp("info status"),
+]
+
+_PC = [
+    _hmp("info cpus"),
+    _hmp("info cpus", cpu_index=1),
+    _hmp("info cpus", cpu_index=0),
+    {
+        "qmp": {
+            "execute": "human-monitor-command",
+            "arguments": {"command-line": "info cpus", "cpu-index": 2},
+        },
+        "stable": True,
+    },
+    _hmp("info status"),
+    _hmp("calc_dirty_rate -r 1"),
+    _hmp("info dirty_rate"),
+    {"sleep": 1.5},
+    _hmp("info dirty_rate"),
+    _hmp("calc_dirty_rate 1 256"),
+    _hmp("info dirty_rate"),
+    _hmp("calc_dirty_rate 1", respond=_error("the dirty rate is already being measured.")),
+    {"sleep": 1.5},
+    _hmp("info dirty_rate"),
+    _hmp(
+        "calc_dirty_rate -b 1",
+        respond=_error("mode dirty-bitmap is not enabled, use other method instead."),
+    ),
+    _hmp("set_vcpu_dirty_limit 200 1"),
+    _hmp("info vcpu_dirty_limit"),
+    {"sleep": 1.3},
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("set_vcpu_dirty_limit 300"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("cancel_vcpu_dirty_limit 0"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("cancel_vcpu_dirty_limit 5", respond=_error("incorrect cpu index specified")),
+    _hmp("set_vcpu_dirty_limit 100 2", respond=_error("incorrect cpu index specified")),
+    _hmp("cancel_vcpu_dirty_limit"),
+    _hmp("info vcpu_dirty_limit"),
+    _hmp("stop"),
+    _hmp("info status"),
+    _hmp("info cpus", cpu_index=1),
+    _hmp("cont"),
+    _hmp("q"),
+]
+
+SESSIONS: list[dict[str, Any]] = [
+    {
+        "name": "machine-none",
+        "args": NONE_ARGS,
+        "boot_wait": 0.0,
+        "steps": [
+            *_PARSING,
+            *_HELP,
+            *_INFO,
+            *_DIRTY_LIMIT,
+            *_DIRTY_RATE_NONE,
+            *_RUN_STATE,
+            _hmp("quit"),
+        ],
+    },
+    {"name": "pc-smp2", "args": PC_ARGS, "boot_wait": PC_BOOT_WAIT, "steps": _PC},
+]
