@@ -48,3 +48,29 @@ class RealClock:
                 time.sleep(left)
             elif wakeup.wait(left):
                 return True
+
+
+class VirtualClock:
+    """Time that only moves when someone sleeps: for deterministic, fast runs driven
+    from a single thread (the throttle loop stepped by hand, see
+    :meth:`qmpdl.dirtylimit.service.DirtyLimit.run_period`).  Sleeping jumps straight
+    to the deadline."""
+
+    def __init__(self, start: float = 1000.0, epoch: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._epoch = epoch - start
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._epoch + self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+    def sleep_until(self, deadline: float, wakeup: threading.Event | None = None) -> bool:
+        if wakeup is not None and wakeup.is_set():
+            return True
+        self._now = max(self._now, deadline)
+        return False

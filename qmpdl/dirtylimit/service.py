@@ -62,6 +62,7 @@ class DirtyLimit:
         tracer: Tracer = NULL_TRACER,
         period_ms: Callable[[], int] = lambda: DIRTYLIMIT_CALC_TIME_MS,
         allowed: Callable[[], bool] = lambda: True,
+        threaded: bool = True,
     ) -> None:
         self.backend = backend
         self.dirty_log = dirty_log
@@ -74,6 +75,8 @@ class DirtyLimit:
         self._trace = tracer
         self._period_ms = period_ms
         self._allowed = allowed
+        #: False: no throttle thread; the owner calls :meth:`run_period` (virtual time)
+        self._threaded = threaded
         #: dirtylimit_mutex
         self._lock = threading.Lock()
         #: the quota table; None = not in service
@@ -138,8 +141,13 @@ class DirtyLimit:
         self._quit = False
         self._rates = [0] * self.max_cpus
         self._running = True
-        self._thread = threading.Thread(target=self._stat_thread, name="dirtyrate-stat", daemon=True)
-        self._thread.start()
+        if self._threaded:
+            self._thread = threading.Thread(
+                target=self._stat_thread, name="dirtyrate-stat", daemon=True
+            )
+            self._thread.start()
+        else:
+            self.dirty_log.start(DirtyLogUser.LIMIT)
 
     def _cleanup(self) -> None:
         """Take the limit out of service: stop and join the thread (lock held on entry;
@@ -152,6 +160,8 @@ class DirtyLimit:
                 thread.join()
         finally:
             self._lock.acquire()
+        if not self._threaded:
+            self.dirty_log.stop(DirtyLogUser.LIMIT)
         self._thread = None
         self._rates = None
         self._quit = True
@@ -162,28 +172,34 @@ class DirtyLimit:
     def _stat_thread(self) -> None:
         self.dirty_log.start(DirtyLogUser.LIMIT)
         try:
-            while self._running:
-                try:
-                    result = vcpu_calculate_dirtyrate(
-                        clock=self.clock,
-                        dirty_log=self.dirty_log,
-                        period_ms=self._period_ms(),
-                        user=DirtyLogUser.LIMIT,
-                        one_shot=False,
-                        profile=self.profile,
-                        abort=self._shutdown,
-                    )
-                except MeasurementAborted:
-                    break
-                rates = self._rates
-                if rates is not None:
-                    for i, rate in enumerate(result.rates[: self.max_cpus]):
-                        self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
-                        rates[i] = rate
-                if self.in_service():
-                    self._process()
+            while self._running and self.run_period():
+                pass
         finally:
             self.dirty_log.stop(DirtyLogUser.LIMIT)
+
+    def run_period(self) -> bool:
+        """One iteration of the throttle loop: measure every vCPU over one period,
+        publish the rates, adjust the penalties.  False when the machine shuts down."""
+        try:
+            result = vcpu_calculate_dirtyrate(
+                clock=self.clock,
+                dirty_log=self.dirty_log,
+                period_ms=self._period_ms(),
+                user=DirtyLogUser.LIMIT,
+                one_shot=False,
+                profile=self.profile,
+                abort=self._shutdown,
+            )
+        except MeasurementAborted:
+            return False
+        rates = self._rates
+        if rates is not None:
+            for i, rate in enumerate(result.rates[: self.max_cpus]):
+                self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
+                rates[i] = rate
+        if self.in_service():
+            self._process()
+        return True
 
     def _process(self) -> None:
         """CALCULATE + SET PENALTY for every present, enabled vCPU."""
