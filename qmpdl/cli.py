@@ -20,6 +20,7 @@ from qmpdl.config import AccelConfig, ChardevSocket, MachineConfig, MonitorConfi
 from qmpdl.profile import get_profile, profile_names
 from qmpdl.qemuopts import OptionError, parse_bool, parse_opts, parse_uint
 from qmpdl.sizes import parse_size
+from qmpdl.topology import SmpTopology, TopologyError, smp_topology
 from qmpdl.workload import WorkloadError, WorkloadOption, parse_workload
 
 PROG = "qmpdl"
@@ -37,7 +38,9 @@ class UsageError(Exception):
         self.message = message
 
     def __str__(self) -> str:
-        return f"{PROG}: {self.option}: {self.message}" if self.option else f"{PROG}: {self.message}"
+        return (
+            f"{PROG}: {self.option}: {self.message}" if self.option else f"{PROG}: {self.message}"
+        )
 
 
 @dataclass
@@ -94,7 +97,10 @@ def _chardev(value: str) -> ChardevSocket:
     where = f"-chardev {value}"
     backend = opts.pop("backend", None)
     if backend != "socket":
-        raise UsageError(where, f"'{backend}' is not a valid char driver" if backend else "chardev: \"backend\" missing")
+        raise UsageError(
+            where,
+            f"'{backend}' is not a valid char driver" if backend else 'chardev: "backend" missing',
+        )
     chardev_id = opts.pop("id", None)
     if not chardev_id:
         raise UsageError(where, "Parameter 'id' is missing")
@@ -141,31 +147,30 @@ def _handle_qmp(b: _Builder, value: str, pretty: bool) -> None:
     b.monitors.append(MonitorConfig(chardev=chardev_id, pretty=pretty))
 
 
-def _smp(value: str) -> tuple[int, int]:
+def _smp(value: str) -> SmpTopology:
     where = f"-smp {value}"
     opts = parse_opts(value, implied="cpus")
-    try:
-        numbers = {k: parse_uint(k, v, 32) for k, v in opts.items()}
-    except OptionError as e:
-        raise UsageError(where, str(e)) from None
-    for key in numbers:
-        if key not in ("cpus", "maxcpus", "sockets", "dies", "clusters", "cores", "threads"):
+    numbers: dict[str, int] = {}
+    for key, text in opts.items():
+        if key not in ("cpus", "maxcpus", "sockets", "dies", "cores", "threads"):
             raise UsageError(where, f"Invalid parameter '{key}'")
-    topology = 1
-    for key in ("sockets", "dies", "clusters", "cores", "threads"):
-        topology *= numbers.get(key, 1) or 1
-    cpus = numbers.get("cpus") or (topology if len(numbers) > ("maxcpus" in numbers) else 1)
-    maxcpus = numbers.get("maxcpus") or max(cpus, topology)
-    if maxcpus < cpus:
-        raise UsageError(
-            None,
-            f"Invalid CPU topology: maxcpus must be equal to or greater than smp: "
-            f"sockets ({numbers.get('sockets', 1)}) * dies (1) * cores ({numbers.get('cores', maxcpus)}) "
-            f"* threads (1) == maxcpus ({maxcpus}) < smp_cpus ({cpus})",
+        try:
+            numbers[key] = int(text, 10)
+        except ValueError:
+            raise UsageError(None, f"Parameter 'smp.{key}' expects integer") from None
+        if numbers[key] < 0:
+            raise UsageError(None, f"Parameter 'smp.{key}' expects integer")
+    try:
+        return smp_topology(
+            cpus=numbers.get("cpus", 0),
+            max_cpus=numbers.get("maxcpus", 0),
+            sockets=numbers.get("sockets", 0),
+            dies=numbers.get("dies", 0),
+            cores=numbers.get("cores", 0),
+            threads=numbers.get("threads", 0),
         )
-    if maxcpus > 1024:
-        raise UsageError(None, f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine 'pc-i440fx-7.2' is 1024")
-    return cpus, maxcpus
+    except TopologyError as e:
+        raise UsageError(None, str(e)) from None
 
 
 def _accel(value: str) -> AccelConfig:
@@ -230,7 +235,10 @@ def _workload(b: _Builder, value: str) -> None:
 def _chardev_opt(b: _Builder, value: str) -> None:
     chardev = _chardev(value)
     if any(c.id == chardev.id for c in b.chardevs):
-        raise UsageError(f"-chardev {value}", f"attempt to add duplicate property '{chardev.id}' to object (type 'container')")
+        raise UsageError(
+            f"-chardev {value}",
+            f"attempt to add duplicate property '{chardev.id}' to object (type 'container')",
+        )
     b.chardevs.append(chardev)
 
 
@@ -243,32 +251,94 @@ def _trace(b: _Builder, value: str) -> None:
 
 
 OPTIONS: list[_Option] = [
-    _Option("qmp", "dev", "QMP monitor on a socket: unix:PATH[,server=on][,wait=off] or tcp:HOST:PORT[,...]",
-            lambda b, v: _handle_qmp(b, v, False)),
-    _Option("qmp-pretty", "dev", "like -qmp, with pretty-printed JSON", lambda b, v: _handle_qmp(b, v, True)),
-    _Option("chardev", "socket,id=ID,...", "a socket chardev: path=PATH | host=H,port=P [,server=on][,wait=off]",
-            _chardev_opt),
-    _Option("mon", "[chardev=]ID,mode=control[,pretty=on]", "a QMP monitor on chardev ID", _handle_mon),
+    _Option(
+        "qmp",
+        "dev",
+        "QMP monitor on a socket: unix:PATH[,server=on][,wait=off] or tcp:HOST:PORT[,...]",
+        lambda b, v: _handle_qmp(b, v, False),
+    ),
+    _Option(
+        "qmp-pretty",
+        "dev",
+        "like -qmp, with pretty-printed JSON",
+        lambda b, v: _handle_qmp(b, v, True),
+    ),
+    _Option(
+        "chardev",
+        "socket,id=ID,...",
+        "a socket chardev: path=PATH | host=H,port=P [,server=on][,wait=off]",
+        _chardev_opt,
+    ),
+    _Option(
+        "mon", "[chardev=]ID,mode=control[,pretty=on]", "a QMP monitor on chardev ID", _handle_mon
+    ),
     _Option("smp", "[cpus=]N[,maxcpus=M]", "present and possible vCPUs", _set("smp")),
     _Option("m", "[size=]SIZE", "guest RAM (default 128M; plain numbers are MiB)", _set("memory")),
-    _Option("accel", "sim|kvm[,dirty-ring-size=N]", "accelerator and dirty ring entries per vCPU", _set("accel")),
-    _Option("S", None, "start with the vCPUs paused (run state prelaunch)",
-            lambda b, v: setattr(b, "start_paused", True)),
+    _Option(
+        "accel",
+        "sim|kvm[,dirty-ring-size=N]",
+        "accelerator and dirty ring entries per vCPU",
+        _set("accel"),
+    ),
+    _Option(
+        "S",
+        None,
+        "start with the vCPUs paused (run state prelaunch)",
+        lambda b, v: setattr(b, "start_paused", True),
+    ),
     _Option("name", "NAME", "the VM's name", _set("name")),
-    _Option("workload", "CPUS:KIND[,key=value...]",
-            "what vCPUs run: CPUS all|N|N-M; KIND write[,rate=MiB/s][,wss=SIZE] | read[,rate=] | idle",
-            _workload),
-    _Option("qemu-version", "VERSION", "the QEMU version to answer as (" + ", ".join(profile_names()) + ")",
-            _set("qemu_version")),
-    _Option("trace", "[enable=]PATTERN[,file=FILE]", "enable trace events (QEMU names, e.g. dirtylimit_*)", _trace),
+    _Option(
+        "workload",
+        "CPUS:KIND[,key=value...]",
+        "what vCPUs run: CPUS all|N|N-M; KIND write[,rate=MiB/s][,wss=SIZE] | read[,rate=] | idle",
+        _workload,
+    ),
+    _Option(
+        "qemu-version",
+        "VERSION",
+        "the QEMU version to answer as (" + ", ".join(profile_names()) + ")",
+        _set("qemu_version"),
+    ),
+    _Option(
+        "trace",
+        "[enable=]PATTERN[,file=FILE]",
+        "enable trace events (QEMU names, e.g. dirtylimit_*)",
+        _trace,
+    ),
     _Option("D", "FILE", "write trace output to FILE", _set("trace_file")),
 ]
 
 #: Options of QEMU command lines that qmpdl accepts and ignores (QEMUMachine, libvirt, scripts).
-IGNORED_WITH_ARG = ["display", "vga", "serial", "machine", "M", "cpu", "msg", "monitor", "parallel",
-                    "drive", "boot", "L", "pidfile", "sandbox", "global", "device", "netdev", "net"]
-IGNORED_FLAGS = ["nographic", "nodefaults", "no-user-config", "no-shutdown", "no-reboot", "enable-kvm",
-                 "daemonize", "snapshot"]
+IGNORED_WITH_ARG = [
+    "display",
+    "vga",
+    "serial",
+    "machine",
+    "M",
+    "cpu",
+    "msg",
+    "monitor",
+    "parallel",
+    "drive",
+    "boot",
+    "L",
+    "pidfile",
+    "sandbox",
+    "global",
+    "device",
+    "netdev",
+    "net",
+]
+IGNORED_FLAGS = [
+    "nographic",
+    "nodefaults",
+    "no-user-config",
+    "no-shutdown",
+    "no-reboot",
+    "enable-kvm",
+    "daemonize",
+    "snapshot",
+]
 
 
 def usage() -> str:
@@ -340,21 +410,23 @@ def _build(b: _Builder) -> MachineConfig:
             get_profile(b.qemu_version)
         except ValueError as e:
             raise UsageError(f"--qemu-version {b.qemu_version}", str(e)) from None
-    cpus, maxcpus = _smp(b.smp) if b.smp is not None else (1, 1)
+    topology = _smp(b.smp) if b.smp is not None else smp_topology()
     ram = 128 << 20
     if b.memory is not None:
         opts = parse_opts(b.memory, implied="size")
         try:
             ram = parse_size(opts.get("size", ""), default_suffix="M")
         except ValueError:
-            raise UsageError(f"-m {b.memory}", f"Parameter 'size' expects a non-negative number below 2^64") from None
+            raise UsageError(
+                f"-m {b.memory}", "Parameter 'size' expects a non-negative number below 2^64"
+            ) from None
         if ram < 1 << 20:
             raise UsageError(f"-m {b.memory}", "ram size too small")
     accel = _accel(b.accel) if b.accel is not None else AccelConfig()
     ids = {c.id for c in b.chardevs}
     for monitor, where in zip(b.monitors, b.mon_options, strict=True):
         if monitor.chardev not in ids:
-            raise UsageError(where, f"chardev \"{monitor.chardev}\" not found")
+            raise UsageError(where, f'chardev "{monitor.chardev}" not found')
     used = [m.chardev for m in b.monitors]
     for chardev_id in used:
         if used.count(chardev_id) > 1:
@@ -362,8 +434,12 @@ def _build(b: _Builder) -> MachineConfig:
     config = MachineConfig(
         qemu_version=b.qemu_version,
         name=b.name,
-        cpus=cpus,
-        max_cpus=maxcpus,
+        cpus=topology.cpus,
+        max_cpus=topology.max_cpus,
+        sockets=topology.sockets,
+        dies=topology.dies,
+        cores=topology.cores,
+        threads=topology.threads,
         ram_size=ram,
         accel=accel,
         workloads=b.workloads,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qmpdl.topology import SmpTopology
 from qmpdl.workload import WorkloadOption
 
 
@@ -55,6 +56,10 @@ class MachineConfig(BaseModel):
     name: str | None = None
     cpus: int = Field(default=1, ge=1)
     max_cpus: int = Field(default=1, ge=1)
+    sockets: int = 1
+    dies: int = 1
+    cores: int = 1
+    threads: int = 1
     ram_size: int = 128 << 20
     accel: AccelConfig = AccelConfig()
     workloads: list[WorkloadOption] = []
@@ -63,10 +68,17 @@ class MachineConfig(BaseModel):
     chardevs: list[ChardevSocket] = []
     monitors: list[MonitorConfig] = []
 
+    @property
+    def topology(self) -> SmpTopology:
+        return SmpTopology(
+            self.cpus, self.max_cpus, self.sockets, self.dies, self.cores, self.threads
+        )
+
     def chardev(self, chardev_id: str) -> ChardevSocket:
         for c in self.chardevs:
             if c.id == chardev_id:
                 return c
         raise KeyError(chardev_id)
+
     trace_patterns: list[str] = []
     trace_file: str | None = None

@@ -144,4 +144,4 @@ def test_replays_every_adjustment_of_the_real_qemu_trace(run: str) -> None:
             checked_sleeps += 1
     assert not expected_pct
     assert checked_sleeps > 10
-    assert checked_steps >= (1 if 'q300' not in run and 'q400' not in run else 0)
+    assert checked_steps >= (1 if "q300" not in run and "q400" not in run else 0)

@@ -116,6 +116,8 @@ class SimBackend(VcpuBackend):
                 done_pages = m.written[i] if kind == "write" else m.read[i]
                 wss = m.regions[i].pages
                 out.append(
-                    VcpuProgress(i, kind, float(done_pages / wss) if wss else 0.0, float(done_pages * 4096))
+                    VcpuProgress(
+                        i, kind, float(done_pages / wss) if wss else 0.0, float(done_pages * 4096)
+                    )
                 )
             return out

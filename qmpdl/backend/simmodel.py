@@ -246,7 +246,9 @@ class SimModel:
             rem = t - last_full
             sleeping = rem < p - _EPS
             ring1 = np.where(sleeping, 0.0, np.maximum(rem - p, 0.0) * r)
-            self.written[yes] += (full - np.minimum(self.since[yes], full)) + (fulls - 1) * full + ring1
+            self.written[yes] += (
+                (full - np.minimum(self.since[yes], full)) + (fulls - 1) * full + ring1
+            )
             self.dirty[yes] += (fulls * self.soft_full).astype(np.int64)
             self.since[yes] = ring1
             self.ring_full_exits[yes] += fulls.astype(np.int64)

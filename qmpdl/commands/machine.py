@@ -47,13 +47,14 @@ def _qom_device(cpu_index: int) -> int:
 def query_cpus_fast(ctx: CommandContext, args: QueryCpusFastArgs) -> list[CpuInfoFast]:
     machine = ctx.machine
     with_type = machine.profile.has("cpuinfo-qom-type")
+    topology = machine.config.topology
     return [
         CpuInfoFast(
             cpu_index=i,
             qom_type="qemu64-x86_64-cpu" if with_type else None,
             qom_path=f"/machine/unattached/device[{_qom_device(i)}]",
             thread_id=thread_id,
-            props=CpuInstanceProperties(core_id=i, thread_id=0, socket_id=0),
+            props=CpuInstanceProperties(**topology.props(i)),
             target=SysEmuTarget.X86_64,
         )
         for i, thread_id in enumerate(machine.backend.thread_ids())

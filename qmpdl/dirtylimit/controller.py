@@ -15,6 +15,7 @@ never reset).  :class:`ControllerState` carries it explicitly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 #: No adjustment while ``|quota - current| <= 25`` MiB/s.
@@ -123,6 +124,6 @@ def adjust(
 
 def _double_to_u64(value: float) -> int:
     """C's conversion of a double to uint64 on x86-64 (truncation; inf/NaN give 2**63)."""
-    if value != value or value in (float("inf"), float("-inf")) or value >= 2.0**64:
+    if math.isnan(value) or math.isinf(value) or value >= 2.0**64:
         return 1 << 63
     return int(value) & _U64

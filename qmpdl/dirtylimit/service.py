@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from qmpdl.backend.base import VcpuBackend
 from qmpdl.clock import Clock
 from qmpdl.dirtylimit.controller import ControllerState, adjust
-from qmpdl.dirtyrate.measure import MeasurementAborted, vcpu_calculate_dirtyrate
+from qmpdl.dirtyrate.measure import MeasurementAbortedError, vcpu_calculate_dirtyrate
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import DirtyLimitInfo
@@ -31,9 +31,7 @@ from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 #: The throttle thread's measurement period outside a dirty-limit migration.
 DIRTYLIMIT_CALC_TIME_MS = 1000
 
-NO_RING = (
-    "dirty page limit feature requires KVM with accelerator property 'dirty-ring-size' set'"
-)
+NO_RING = "dirty page limit feature requires KVM with accelerator property 'dirty-ring-size' set'"
 BAD_INDEX = "incorrect cpu index specified"
 
 
@@ -137,7 +135,9 @@ class DirtyLimit:
         """Put the limit in service (called with the lock held)."""
         self._states = [VcpuDirtyLimitState(i) for i in range(self.max_cpus)]
         self._limited_nvcpu = 0
-        self._trace("dirtylimit_state_initialize", f"dirtylimit state initialize: max cpus {self.max_cpus}")
+        self._trace(
+            "dirtylimit_state_initialize", f"dirtylimit state initialize: max cpus {self.max_cpus}"
+        )
         self._quit = False
         self._rates = [0] * self.max_cpus
         self._running = True
@@ -190,7 +190,7 @@ class DirtyLimit:
                 profile=self.profile,
                 abort=self._shutdown,
             )
-        except MeasurementAborted:
+        except MeasurementAbortedError:
             return False
         rates = self._rates
         if rates is not None:
@@ -302,5 +302,7 @@ class DirtyLimit:
         total = sum(rates)
         if not total or not rates:
             return 0
-        full_us, self.controller = self.controller.ring_full_time_us(self.ring_size, total // len(rates))
+        full_us, self.controller = self.controller.ring_full_time_us(
+            self.ring_size, total // len(rates)
+        )
         return full_us

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.clock import Clock
 from qmpdl.dirtyrate.measure import (
-    MeasurementAborted,
+    MeasurementAbortedError,
     now_ms,
     rate_mib_per_s,
     vcpu_calculate_dirtyrate,
@@ -200,7 +200,7 @@ class DirtyRateCalc:
                 self._dirty_bitmap(calc_time_ms)
             else:
                 self._page_sampling(calc_time_ms, sample_pages)
-        except MeasurementAborted:
+        except MeasurementAbortedError:
             return
         with self._lock:
             if self.status == DirtyRateStatus.MEASURING:
@@ -219,7 +219,7 @@ class DirtyRateCalc:
                 profile=self.profile,
                 abort=self._shutdown,
             )
-        except MeasurementAborted:
+        except MeasurementAbortedError:
             self.dirty_log.stop(DirtyLogUser.DIRTY_RATE)
             raise
         self._stat.calc_time = self._to_stored(result.duration_ms)

@@ -26,7 +26,7 @@ from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 _U64 = (1 << 64) - 1
 
 
-class MeasurementAborted(Exception):
+class MeasurementAbortedError(Exception):
     """The machine is shutting down: the window was cut short and means nothing."""
 
 
@@ -53,15 +53,16 @@ def now_ms(clock: Clock) -> int:
     return int(clock.monotonic() * 1000)
 
 
-def wait_window(clock: Clock, period_ms: int, start_ms: int, profile: Profile,
-                abort: threading.Event | None) -> int:
+def wait_window(
+    clock: Clock, period_ms: int, start_ms: int, profile: Profile, abort: threading.Event | None
+) -> int:
     """Sleep until ``start_ms + period_ms``; return the window length QEMU would use."""
     elapsed = now_ms(clock) - start_ms
     if elapsed >= period_ms:
         duration = elapsed
     else:
         if clock.sleep_until((start_ms + period_ms) / 1000, abort):
-            raise MeasurementAborted
+            raise MeasurementAbortedError
         duration = period_ms
     if profile.has("dirtyrate-measured-duration"):
         duration = now_ms(clock) - start_ms
@@ -90,5 +91,6 @@ def vcpu_calculate_dirtyrate(
         dirty_log.stop(user)
     end = backend.dirty_pages()
     return VcpuRates(
-        duration, [rate_mib_per_s(e - s, duration, profile) for s, e in zip(start, end, strict=True)]
+        duration,
+        [rate_mib_per_s(e - s, duration, profile) for s, e in zip(start, end, strict=True)],
     )

@@ -60,7 +60,9 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
 def build_machine(config: MachineConfig, clock: Clock | None = None) -> Machine:
     profile = get_profile(config.qemu_version)
     clock = clock or RealClock()
-    tracer = Tracer(config.trace_patterns, open(config.trace_file, "a") if config.trace_file else None)
+    tracer = Tracer(
+        config.trace_patterns, open(config.trace_file, "a") if config.trace_file else None
+    )
     return Machine(config, profile, build_backend(config, profile, clock), clock, tracer=tracer)
 
 

@@ -9,6 +9,7 @@ requests bypass it (:meth:`Dispatcher.run_oob`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -55,10 +56,8 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def _next(self) -> tuple[MonitorConnection, InBandRequest] | None:
         for i, connection in enumerate(self._connections):

@@ -38,7 +38,7 @@ class QmpdlProcess:
         if monitor:
             self.argv += ["-qmp", f"unix:{socket_path},server=on,wait=off"]
         self.argv += list(args or [])
-        self.stderr_file = tempfile.TemporaryFile()
+        self.stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,

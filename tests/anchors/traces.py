@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ANCHORS = Path(os.environ.get("QMPDL_ANCHORS", Path(__file__).parents[2] / ".." / "shared" / "anchors"))
+ANCHORS = Path(
+    os.environ.get("QMPDL_ANCHORS", Path(__file__).parents[2] / ".." / "shared" / "anchors")
+)
 TRACES = ANCHORS / "qemu-7.2" / "traces"
 
 _LINE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+) (.*)$")
@@ -35,7 +37,9 @@ def traces_dir() -> Path:
 def trace_names() -> list[str]:
     if not TRACES.is_dir():
         return []
-    return sorted(p.name.removesuffix(".qemu-trace.log.gz") for p in TRACES.glob("*.qemu-trace.log.gz"))
+    return sorted(
+        p.name.removesuffix(".qemu-trace.log.gz") for p in TRACES.glob("*.qemu-trace.log.gz")
+    )
 
 
 def read_trace(run: str) -> Iterator[TraceEvent]:
