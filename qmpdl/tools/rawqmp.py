@@ -17,9 +17,19 @@ class RawQMP:
 
     def __init__(self, address: str | tuple[str, int], timeout: float = 10.0) -> None:
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(address)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(address)
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                # The socket file can exist a moment before its server listens.
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.timeout = timeout
         self._buf = b""
 

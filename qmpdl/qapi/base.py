@@ -1,0 +1,19 @@
+"""The base class of every generated QAPI model (:mod:`qmpdl.qapi.types`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class QapiModel(BaseModel):
+    """A QAPI struct, union, command argument set or event payload.
+
+    Models are immutable.  Fields use Python names (``cpu_index``) and accept the
+    QAPI names (``cpu-index``) as aliases, so both ``DirtyLimitInfo(cpu_index=0,
+    ...)`` and ``DirtyLimitInfo.model_validate({"cpu-index": 0, ...})`` work.
+    Unknown fields are rejected.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid"
+    )

@@ -1,0 +1,53 @@
+"""Turning validated argument values into the generated models.
+
+The input visitor returns plain values keyed by QAPI names; this builds the
+models of :mod:`qmpdl.qapi.types` bottom-up, so that union values become the
+subclass of their tag value (``CpuInfoFastVariantS390x``...).
+"""
+
+from __future__ import annotations
+
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.qapi import types as generated
+from qmpdl.qapi.base import QapiModel
+from qmpdl.qapi.schema import ArrayType, ObjectType, QapiType
+
+
+def model_class(typ: ObjectType, value: JsonObject) -> type[QapiModel]:
+    """The class a value of the named object type ``typ`` becomes."""
+    if typ.variants is not None:
+        tag = value.get(typ.variants.tag.name)
+        variant = generated.VARIANTS.get(typ.name, {}).get(str(tag))
+        if variant is not None:
+            return variant
+    return generated.STRUCTS[typ.name]
+
+
+def bind_members(typ: ObjectType, value: JsonObject) -> dict[str, object]:
+    """Field values (by QAPI name) of an object value, members bound recursively."""
+    fields: dict[str, object] = {}
+    members = list(typ.members)
+    if typ.variants is not None:
+        branch = typ.variants.branch(str(value.get(typ.variants.tag.name)))
+        if branch is not None:
+            members.extend(branch.members)
+    for member in members:
+        if member.name in value:
+            fields[member.name] = bind_value(member.type, value[member.name])
+    return fields
+
+
+def bind_value(typ: QapiType, value: JsonValue) -> object:
+    """A visited value as the Python value of a model field."""
+    if isinstance(typ, ArrayType):
+        assert isinstance(value, list)
+        return [bind_value(typ.element, item) for item in value]
+    if isinstance(typ, ObjectType):
+        assert isinstance(value, dict)
+        return model_class(typ, value).model_validate(bind_members(typ, value))
+    return value
+
+
+def bind_object(cls: type[QapiModel], typ: ObjectType | None, value: JsonObject) -> QapiModel:
+    """The model ``cls`` holding the visited members of ``typ``."""
+    return cls.model_validate(bind_members(typ, value) if typ is not None else {})

@@ -1,0 +1,126 @@
+"""Turning a handler's result into the JSON value QEMU's output visitor builds.
+
+* objects become dicts whose keys are inserted in schema member order (base
+  members, then the members of the union branch the tag selects); the encoder
+  later applies the QDict hash order;
+* an optional member is left out when absent: ``None``, except for the types
+  that can hold null (``any``, ``null``), where a field counts as present when
+  it was set explicitly;
+* members the current QEMU version does not have are ignored, so handlers can
+  fill in every version's members;
+* enums become their string, integers stay integers (checked against the C
+  type's range), ``number`` becomes a float.
+
+A result that does not fit the schema is a bug in qmpdl, reported as
+:class:`OutputError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import Enum
+
+from pydantic import BaseModel
+
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.qapi.naming import field_name
+from qmpdl.qapi.schema import (
+    INT_RANGES,
+    ArrayType,
+    BuiltinType,
+    EnumType,
+    ObjectMember,
+    ObjectType,
+    QapiType,
+)
+
+_ABSENT = object()
+
+
+class OutputError(TypeError):
+    """A value does not match the schema type it is returned as."""
+
+
+def _nullable(typ: QapiType) -> bool:
+    return isinstance(typ, BuiltinType) and typ.name in ("any", "null")
+
+
+def _member_value(obj: object, member: ObjectMember) -> object:
+    """The value ``obj`` holds for ``member``, or _ABSENT."""
+    if isinstance(obj, BaseModel):
+        attr = field_name(member.name)
+        if attr not in type(obj).model_fields:
+            return _ABSENT
+        value = getattr(obj, attr)
+        if value is None and not (_nullable(member.type) and attr in obj.model_fields_set):
+            return _ABSENT
+        return value
+    assert isinstance(obj, Mapping)
+    value = obj.get(member.name, _ABSENT)
+    if value is None and not _nullable(member.type):
+        return _ABSENT
+    return value
+
+
+def _object(typ: ObjectType, obj: object, path: str) -> JsonObject:
+    if not isinstance(obj, BaseModel | Mapping):
+        raise OutputError(f"{path}: expected {typ.name}, got {type(obj).__name__}")
+    out: JsonObject = {}
+    for member in typ.members:
+        value = _member_value(obj, member)
+        if value is _ABSENT:
+            if not member.optional:
+                raise OutputError(f"{path}: {typ.name} lacks member {member.name!r}")
+            continue
+        out[member.name] = to_json(member.type, value, f"{path}.{member.name}")
+    if typ.variants is not None:
+        branch = typ.variants.branch(str(out[typ.variants.tag.name]))
+        assert branch is not None
+        out.update(_object(branch, obj, path))
+    return out
+
+
+def _builtin(typ: BuiltinType, value: object, path: str) -> JsonValue:
+    kind = typ.name
+    if kind in INT_RANGES:
+        low, high, _ = INT_RANGES[kind]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise OutputError(f"{path}: {value!r} is not a valid {kind}")
+        return int(value)
+    if kind == "str" and isinstance(value, str):
+        return str(value)
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind == "null" and value is None:
+        return None
+    if kind == "any":
+        return _any(value, path)
+    raise OutputError(f"{path}: {value!r} is not a valid {kind}")
+
+
+def _any(value: object, path: str) -> JsonValue:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _any(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [_any(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise OutputError(f"{path}: {value!r} is not a JSON value")
+
+
+def to_json(typ: QapiType, value: object, path: str = "return") -> JsonValue:
+    """``value`` as the JSON value of schema type ``typ``."""
+    if isinstance(typ, BuiltinType):
+        return _builtin(typ, value, path)
+    if isinstance(typ, EnumType):
+        text = value.value if isinstance(value, Enum) else value
+        if not isinstance(text, str) or text not in typ.values:
+            raise OutputError(f"{path}: {value!r} is not a {typ.name} value")
+        return text
+    if isinstance(typ, ArrayType):
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            raise OutputError(f"{path}: expected a list, got {type(value).__name__}")
+        return [to_json(typ.element, item, f"{path}[{i}]") for i, item in enumerate(value)]
+    return _object(typ, value, path)

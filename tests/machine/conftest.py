@@ -1,0 +1,50 @@
+"""An in-process machine with its command executor (no sockets)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from qmpdl.cli import parse_args
+from qmpdl.commands.executor import CommandExecutor
+from qmpdl.errors import QMPError
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.qapi import QapiSchema
+from qmpdl.server.app import build_machine
+from qmpdl.vm.machine import Machine
+
+
+class Harness:
+    def __init__(self, argv: list[str]) -> None:
+        self.machine: Machine = build_machine(parse_args(argv))
+        self.machine.start()
+        self.executor = CommandExecutor(self.machine, QapiSchema.load(self.machine.profile))
+
+    def qmp(self, command: str, arguments: JsonObject | None = None) -> JsonValue:
+        return self.executor.call_sync(command, arguments or {})
+
+    def error(self, command: str, arguments: JsonObject | None = None) -> str:
+        with pytest.raises(QMPError) as info:
+            self.qmp(command, arguments)
+        return info.value.desc
+
+    def close(self) -> None:
+        self.machine.teardown()
+
+
+MakeHarness = Callable[..., Harness]
+
+
+@pytest.fixture
+def make_machine() -> Iterator[MakeHarness]:
+    made: list[Harness] = []
+
+    def make(*argv: str) -> Harness:
+        h = Harness(list(argv))
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
