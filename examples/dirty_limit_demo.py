@@ -92,9 +92,9 @@ async def demo(path: str, quota: int | None, periods: int, quit_after: bool) -> 
     await qmp.connect(path)
     try:
         assert qmp.greeting is not None
-        version = qmp.greeting.QMP.version["qemu"]
+        version: Any = qmp.greeting.QMP.version["qemu"]
         print(f"connected: QEMU {version['major']}.{version['minor']}.{version['micro']}")
-        cpus: Any = await qmp.execute("query-cpus-fast")
+        cpus: Any = await qmp.execute("query-cpus-fast")  # JSON, as QEMU sent it
         print(f"{len(cpus)} vCPUs; MiB/s per vCPU below\n")
         print(row("vCPU", list(range(len(cpus)))))
         before = await measure(qmp)
@@ -103,7 +103,8 @@ async def demo(path: str, quota: int | None, periods: int, quit_after: bool) -> 
         print(f"\nset-vcpu-dirty-limit dirty-rate={quota}")
         await qmp.execute("set-vcpu-dirty-limit", {"dirty-rate": quota})
         # current-rate reads 0 until the throttle thread's first period ends.
-        last: list[Any] = list(await qmp.execute("query-vcpu-dirty-limit"))  # type: ignore[arg-type]
+        first: Any = await qmp.execute("query-vcpu-dirty-limit")
+        last: list[Any] = list(first)
         settled = 0
         for period in range(1, periods + 1):
             last = await next_period(qmp, last)

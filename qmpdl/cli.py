@@ -286,7 +286,7 @@ OPTIONS: list[_Option] = [
         "start with the vCPUs paused (run state prelaunch)",
         lambda b, v: setattr(b, "start_paused", True),
     ),
-    _Option("name", "NAME", "the VM's name", _set("name")),
+    _Option("name", "NAME[,debug-threads=on]", "the VM's name", _set("name")),
     _Option(
         "workload",
         "CPUS:KIND[,key=value...]",

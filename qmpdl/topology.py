@@ -38,6 +38,7 @@ class SmpTopology:
 
 
 def smp_topology(
+    *,
     cpus: int = 0,
     max_cpus: int = 0,
     sockets: int = 0,

@@ -116,7 +116,8 @@ def adjust(
     ring_entries: int,
     state: ControllerState,
 ) -> Adjustment:
-    """The per-vCPU step of the throttle thread: nothing inside the band, else :func:`set_throttle`."""
+    """One vCPU's step of the throttle thread: nothing inside the band, else
+    :func:`set_throttle`."""
     if done(quota, current):
         return Adjustment(throttle_us_per_full, state)
     return set_throttle(throttle_us_per_full, quota, current, ring_entries, state)

@@ -60,9 +60,9 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
 def build_machine(config: MachineConfig, clock: Clock | None = None) -> Machine:
     profile = get_profile(config.qemu_version)
     clock = clock or RealClock()
-    tracer = Tracer(
-        config.trace_patterns, open(config.trace_file, "a") if config.trace_file else None
-    )
+    # The trace file stays open for the life of the process, like QEMU's -D file.
+    out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
+    tracer = Tracer(config.trace_patterns, out)
     return Machine(config, profile, build_backend(config, profile, clock), clock, tracer=tracer)
 
 
@@ -146,12 +146,14 @@ class MonitorEndpoint:
                         os.unlink(c.path)
                     self.server = await loop.create_unix_server(self._factory, c.path)
                 else:
+                    assert c.port is not None
                     self.server = await loop.create_server(
                         self._factory, c.host, c.port, reuse_address=True
                     )
             elif c.path is not None:
                 await loop.create_unix_connection(self._factory, c.path)
             else:
+                assert c.host is not None and c.port is not None
                 await loop.create_connection(self._factory, c.host, c.port)
         except OSError as e:
             target = c.path if c.path is not None else f"{c.host}:{c.port}"

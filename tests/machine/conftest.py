@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,10 @@ class Harness:
         self.machine.start()
         self.executor = CommandExecutor(self.machine, QapiSchema.load(self.machine.profile))
 
-    def qmp(self, command: str, arguments: JsonObject | None = None) -> JsonValue:
-        return self.executor.call_sync(command, arguments or {})
+    def qmp(self, command: str, arguments: JsonObject | None = None) -> Any:
+        """The command's ``return`` value (JSON; ``Any`` so tests can index it freely)."""
+        result: JsonValue = self.executor.call_sync(command, arguments or {})
+        return result
 
     def error(self, command: str, arguments: JsonObject | None = None) -> str:
         with pytest.raises(QMPError) as info:

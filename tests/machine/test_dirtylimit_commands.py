@@ -49,7 +49,7 @@ def test_set_all_covers_absent_vcpus_and_later_writes_win(make_machine: MakeHarn
     h.qmp("set-vcpu-dirty-limit", {"dirty-rate": 200})
     h.qmp("set-vcpu-dirty-limit", {"dirty-rate": 50, "cpu-index": 1})
     rows = h.qmp("query-vcpu-dirty-limit")
-    assert [(r["cpu-index"], r["limit-rate"]) for r in rows] == [  # type: ignore[index,union-attr]
+    assert [(r["cpu-index"], r["limit-rate"]) for r in rows] == [
         (0, 200),
         (1, 50),
         (2, 200),
@@ -57,7 +57,7 @@ def test_set_all_covers_absent_vcpus_and_later_writes_win(make_machine: MakeHarn
     ]
     h.qmp("set-vcpu-dirty-limit", {"dirty-rate": 70})
     rows = h.qmp("query-vcpu-dirty-limit")
-    assert {r["limit-rate"] for r in rows} == {70}  # type: ignore[index,union-attr]
+    assert {r["limit-rate"] for r in rows} == {70}
 
 
 def test_negative_rate_is_cast_to_uint64(make_machine: MakeHarness) -> None:
@@ -120,7 +120,7 @@ def test_query_rates_are_published_once_per_period(make_machine: MakeHarness) ->
     ]
     deadline = time.monotonic() + 3
     while True:
-        (row,) = h.qmp("query-vcpu-dirty-limit")  # type: ignore[misc]
+        (row,) = h.qmp("query-vcpu-dirty-limit")
         if row["current-rate"]:
             break
         assert time.monotonic() < deadline

@@ -4,20 +4,21 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.jsontypes import JsonObject
 from qmpdl.qjson import encode_message
 from tests.machine.conftest import Harness, MakeHarness
 
 RING = "sim,dirty-ring-size=4096"
 
 
-def wait_measured(h: Harness, timeout: float = 5, **args: JsonValue) -> JsonObject:
+def wait_measured(h: Harness, args: JsonObject | None = None, timeout: float = 5) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        info = h.qmp("query-dirty-rate", dict(args))
+        info = h.qmp("query-dirty-rate", args)
         assert isinstance(info, dict)
         if info["status"] == "measured":
             return info
@@ -102,7 +103,7 @@ def test_calc_checks_with_a_ring(
 ) -> None:
     h = make_machine("-accel", RING, "--qemu-version", version)
     assert h.error("calc-dirty-rate", args) == text
-    assert h.qmp("query-dirty-rate")["status"] == "unstarted"  # type: ignore[index,call-overload]
+    assert h.qmp("query-dirty-rate")["status"] == "unstarted"
 
 
 @pytest.mark.parametrize("version", ["7.2", "10.1"])
@@ -139,13 +140,13 @@ def test_dirty_ring_measurement_states_and_fields_72(make_machine: MakeHarness) 
     )
     info = wait_measured(h)
     boot_seconds = int(time.monotonic())
-    assert abs(info["start-time"] - boot_seconds) <= 3  # type: ignore[operator]
+    assert abs(info["start-time"] - boot_seconds) <= 3
     rates = info["vcpu-dirty-rate"]
     assert isinstance(rates, list)
-    assert [r["id"] for r in rates] == [0, 1]  # type: ignore[index,call-overload]
-    assert rates[1]["dirty-rate"] == 0  # type: ignore[index,call-overload]
-    assert 290 <= rates[0]["dirty-rate"] <= 300  # type: ignore[index,call-overload,operator]
-    assert info["dirty-rate"] == rates[0]["dirty-rate"]  # type: ignore[index,call-overload]
+    assert [r["id"] for r in rates] == [0, 1]
+    assert rates[1]["dirty-rate"] == 0
+    assert 290 <= rates[0]["dirty-rate"] <= 300
+    assert info["dirty-rate"] == rates[0]["dirty-rate"]
     assert info["sample-pages"] == 0
     assert info["calc-time"] == 1
     assert list(encode_message({"return": info}).split(b'"', 3)[1:3]) == [b"return", b": {"]
@@ -155,17 +156,17 @@ def test_page_sampling_and_time_units_newest(make_machine: MakeHarness) -> None:
     h = make_machine("-accel", RING, "-m", "256", "--workload", "all:write,rate=400,wss=128M")
     started = time.time()
     h.qmp("calc-dirty-rate", {"calc-time": 200, "calc-time-unit": "millisecond"})
-    info = wait_measured(h, **{"calc-time-unit": "millisecond"})
+    info = wait_measured(h, {"calc-time-unit": "millisecond"})
     assert info["mode"] == "page-sampling"
     assert info["sample-pages"] == 512
     assert info["calc-time-unit"] == "millisecond"
-    assert 200 <= info["calc-time"] <= 260  # type: ignore[operator]
-    assert abs(info["start-time"] - started) <= 2  # type: ignore[operator]
+    assert 200 <= info["calc-time"] <= 260
+    assert abs(info["start-time"] - started) <= 2
     # In 200 ms the writer dirties 80 MiB of its 128 MiB: about 80/256 of the samples.
-    assert 150 <= info["dirty-rate"] <= 650  # type: ignore[operator]
+    assert 150 <= info["dirty-rate"] <= 650
     assert "vcpu-dirty-rate" not in info
     # Reported in seconds, the same measurement truncates to 0.
-    assert h.qmp("query-dirty-rate")["calc-time"] == 0  # type: ignore[index,call-overload]
+    assert h.qmp("query-dirty-rate")["calc-time"] == 0
 
 
 def test_dirty_bitmap_without_a_ring(make_machine: MakeHarness) -> None:
