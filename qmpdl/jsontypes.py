@@ -8,7 +8,5 @@ from typing import TypeAlias
 #: QDict insertion order, which decides the wire order together with the key hashes),
 #: ``list`` a QList, ``int`` a QNum holding int64/uint64, ``float`` a QNum double,
 #: ``None`` QNull.
-JsonValue: TypeAlias = (
-    "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
-)
+JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
 JsonObject: TypeAlias = "dict[str, JsonValue]"
