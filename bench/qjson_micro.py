@@ -1,7 +1,9 @@
-"""Speed: a typical command parses, and a typical reply encodes, in a few microseconds.
+"""Micro-benchmark of the JSON layer: parse a typical command, encode a typical reply.
 
-QEMU itself manages about 4000 requests/s; the budget here is far below that.  Timings
-take the best of several batches, so a busy machine does not make the test flaky.
+    python3 bench/qjson_micro.py
+
+Prints the best per-call time over several batches (best-of is robust on a noisy,
+shared machine).  Not a test: performance is measured here, not asserted in tests/.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ COMMANDS = [
 REPLIES: list[JsonValue] = [
     {"return": {}, "id": "libvirt-42"},
     {"return": [{"cpu-index": 0, "limit-rate": 200, "current-rate": 10}], "id": "__qmp#00012"},
-    {"error": {"class": "GenericError", "desc": "Parameter 'cpu-index' expects uint64"}, "id": 7},
+    {"error": {"class": "GenericError", "desc": "Parameter 'dirty-rate' expects uint64"}, "id": 7},
     {"return": {"status": "running", "singlestep": False, "running": True}},
 ]
 
@@ -36,38 +38,30 @@ def best_per_call(fn: Callable[[], object], calls: int = 1000, batches: int = 7)
     return best
 
 
-def test_parse_typical_command_fed_whole() -> None:
+def main() -> None:
     streamer = JsonStreamer()
 
     def parse_all() -> None:
         for command in COMMANDS:
             streamer.feed(command)
-            assert type(streamer.next_message()) is dict
-            assert streamer.next_message() is None
+            streamer.next_message()
+            streamer.next_message()
 
-    per_command = best_per_call(parse_all) / len(COMMANDS)
-    assert per_command < 10e-6, f"{per_command * 1e6:.1f} us per command"
-
-
-def test_parse_pipelined_commands() -> None:
-    streamer = JsonStreamer()
     batch = b"".join(COMMANDS) * 50
 
     def parse_batch() -> None:
         streamer.feed(batch)
-        count = 0
         while streamer.next_message() is not None:
-            count += 1
-        assert count == 200
+            pass
 
-    per_command = best_per_call(parse_batch, calls=10) / 200
-    assert per_command < 10e-6, f"{per_command * 1e6:.1f} us per command"
-
-
-def test_encode_typical_reply() -> None:
     def encode_all() -> None:
         for reply in REPLIES:
             encode_message(reply)
 
-    per_reply = best_per_call(encode_all) / len(REPLIES)
-    assert per_reply < 10e-6, f"{per_reply * 1e6:.1f} us per reply"
+    print(f"parse, fed whole:   {best_per_call(parse_all) / len(COMMANDS) * 1e6:6.2f} us/command")
+    print(f"parse, pipelined:   {best_per_call(parse_batch, calls=10) / 200 * 1e6:6.2f} us/command")
+    print(f"encode:             {best_per_call(encode_all) / len(REPLIES) * 1e6:6.2f} us/reply")
+
+
+if __name__ == "__main__":
+    main()
