@@ -103,6 +103,9 @@ class _ShellOverQmpdl(HMPShell):
     def _cmd_passthrough(self, cmdline: str, cpu_index: int = 0) -> JsonObject:
         return {"return": execute(cmdline, profile=get_profile("10.1"), qmp=FakeQmp())}
 
+    def __del__(self) -> None:  # there is no QMP connection to close
+        pass
+
 
 def test_qmp_shell_completion_reads_our_listings() -> None:
     shell = _ShellOverQmpdl()
