@@ -27,4 +27,3 @@ def test_ruff_check() -> None:
         pytest.fail("ruff is not installed (pip install -e '.[test]')")
     result = _run("ruff", "check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
-

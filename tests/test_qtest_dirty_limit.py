@@ -32,8 +32,18 @@ async def measure_vcpu0(qmp: QMPClient) -> int:
 
 
 async def test_vcpu_dirty_limit_scenario() -> None:
-    with QmpdlProcess(["-accel", "sim,dirty-ring-size=4096", "-m", "150M", "-smp", "1",
-                       "-name", "dirtylimit-test,debug-threads=on"]) as proc:
+    with QmpdlProcess(
+        [
+            "-accel",
+            "sim,dirty-ring-size=4096",
+            "-m",
+            "150M",
+            "-smp",
+            "1",
+            "-name",
+            "dirtylimit-test,debug-threads=on",
+        ]
+    ) as proc:
         qmp = QMPClient("qtest")
         await qmp.connect(proc.socket_path)
         try:

@@ -126,8 +126,16 @@ def test_calc_time_unit_does_not_exist_in_72(make_machine: MakeHarness) -> None:
 
 def test_dirty_ring_measurement_states_and_fields_72(make_machine: MakeHarness) -> None:
     h = make_machine(
-        "-smp", "2", "-accel", RING, "--qemu-version", "7.2",
-        "--workload", "0:write,rate=300", "--workload", "1:idle",
+        "-smp",
+        "2",
+        "-accel",
+        RING,
+        "--qemu-version",
+        "7.2",
+        "--workload",
+        "0:write,rate=300",
+        "--workload",
+        "1:idle",
     )
     assert h.qmp("calc-dirty-rate", {"calc-time": 1, "mode": "dirty-ring"}) == {}
     info = h.qmp("query-dirty-rate")
@@ -171,8 +179,10 @@ def test_page_sampling_and_time_units_newest(make_machine: MakeHarness) -> None:
 
 def test_dirty_bitmap_without_a_ring(make_machine: MakeHarness) -> None:
     h = make_machine("-accel", "sim", "--workload", "all:write,rate=300,wss=16M")
-    h.qmp("calc-dirty-rate", {"calc-time": 100, "calc-time-unit": "millisecond",
-                              "mode": "dirty-bitmap"})
+    h.qmp(
+        "calc-dirty-rate",
+        {"calc-time": 100, "calc-time-unit": "millisecond", "mode": "dirty-bitmap"},
+    )
     info = wait_measured(h)
     # A 16 MiB working set rewritten for 100 ms: each page counts once per window.
     assert info["dirty-rate"] == 160
