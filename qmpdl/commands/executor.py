@@ -31,6 +31,10 @@ class CommandExecutor:
         if missing:
             raise RuntimeError(f"schema commands without a handler: {', '.join(missing)}")
         allow_oob = {name: self._allow_oob(name) for name in self._commands}
+        # Out-of-band commands run on the event loop as soon as they are parsed.
+        blocking_oob = [n for n, spec in self._commands.items() if spec.blocking and allow_oob[n]]
+        if blocking_oob:
+            raise RuntimeError(f"allow-oob commands must not block: {', '.join(blocking_oob)}")
         self._command_mode = CommandSet(allow_oob)
         self._negotiation_mode = CommandSet({"qmp_capabilities": allow_oob["qmp_capabilities"]})
 

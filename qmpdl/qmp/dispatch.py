@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qjson import ParseError, qdict_order
+from qmpdl.qjson import JsonNull, ParseError, qdict_order
 
 NEGOTIATION_DESC = "Expecting capabilities negotiation with 'qmp_capabilities'"
 
 #: Called with (command name, arguments); returns the ``return`` value or raises QMPError.
 CommandRunner = Callable[[str, JsonObject], Awaitable[JsonValue]]
+#: The same, for commands that run to completion in the caller (out-of-band ones).
+SyncCommandRunner = Callable[[str, JsonObject], JsonValue]
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,40 @@ class CommandSet:
         return self.commands.get(name)
 
 
+def _checked(request: JsonObject, commands: CommandSet, oob_enabled: bool) -> CheckedRequest:
+    """The request's structure, its command and its OOB permission (raises QMPError)."""
+    checked = check_request(request, oob_enabled)
+    allow_oob = commands.find(checked.command)
+    if allow_oob is None:
+        raise QMPError(f"The command {checked.command} has not been found", "CommandNotFound")
+    if checked.oob and not allow_oob:
+        raise QMPError(f"The command {checked.command} does not support OOB")
+    return checked
+
+
+def _failed(error: QMPError, negotiating: bool) -> JsonObject:
+    if negotiating and error.error_class == "CommandNotFound":
+        error = QMPError(NEGOTIATION_DESC, "CommandNotFound")
+    return error_response(error)
+
+
+def _not_a_request(request: JsonValue | JsonNull | ParseError) -> JsonObject | None:
+    """The response to input that is not a request object at all (never has an id)."""
+    if isinstance(request, ParseError):
+        return error_response(QMPError(request.desc))
+    if not isinstance(request, dict):
+        return error_response(QMPError("QMP input must be a JSON object"))
+    return None
+
+
+def _with_id(request: JsonObject, response: JsonObject) -> JsonObject:
+    if "id" in request:
+        response["id"] = request["id"]
+    return response
+
+
 async def dispatch(
-    request: JsonValue | ParseError,
+    request: JsonValue | JsonNull | ParseError,
     *,
     commands: CommandSet,
     negotiating: bool,
@@ -80,23 +114,35 @@ async def dispatch(
     run: CommandRunner,
 ) -> JsonObject:
     """The complete response to one request (never raises QMPError)."""
-    if isinstance(request, ParseError):
-        return error_response(QMPError(request.desc))
-    if not isinstance(request, dict):
-        return error_response(QMPError("QMP input must be a JSON object"))
-    has_id = "id" in request
+    early = _not_a_request(request)
+    if early is not None:
+        return early
+    assert isinstance(request, dict)
     try:
-        checked = check_request(request, oob_enabled)
-        allow_oob = commands.find(checked.command)
-        if allow_oob is None:
-            raise QMPError(f"The command {checked.command} has not been found", "CommandNotFound")
-        if checked.oob and not allow_oob:
-            raise QMPError(f"The command {checked.command} does not support OOB")
+        checked = _checked(request, commands, oob_enabled)
         response: JsonObject = {"return": await run(checked.command, checked.arguments)}
     except QMPError as error:
-        if negotiating and error.error_class == "CommandNotFound":
-            error = QMPError(NEGOTIATION_DESC, "CommandNotFound")
-        response = error_response(error)
-    if has_id:
-        response["id"] = request["id"]
-    return response
+        response = _failed(error, negotiating)
+    return _with_id(request, response)
+
+
+def dispatch_now(
+    request: JsonValue | JsonNull | ParseError,
+    *,
+    commands: CommandSet,
+    negotiating: bool,
+    oob_enabled: bool,
+    run: SyncCommandRunner,
+) -> JsonObject:
+    """:func:`dispatch` for out-of-band requests: QEMU answers those in its I/O thread
+    the moment they are parsed, so the command runs here and now."""
+    early = _not_a_request(request)
+    if early is not None:
+        return early
+    assert isinstance(request, dict)
+    try:
+        checked = _checked(request, commands, oob_enabled)
+        response: JsonObject = {"return": run(checked.command, checked.arguments)}
+    except QMPError as error:
+        response = _failed(error, negotiating)
+    return _with_id(request, response)

@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qjson import JsonStreamer, ParseError, encode_message
+from qmpdl.qjson import JsonNull, JsonStreamer, ParseError, encode_message
 
 #: QEMU's QMP_REQ_QUEUE_LEN_MAX.
 QUEUE_LEN_MAX = 8
@@ -46,7 +46,8 @@ class Mode(enum.Enum):
 class InBandRequest:
     """A queued request: a parsed value, or the parse error to answer in its place."""
 
-    value: JsonValue = None
+    #: (a top-level ``null`` is the streamer's :class:`JsonNull`)
+    value: JsonValue | JsonNull = None
     error: ParseError | None = None
     #: whether OOB was enabled when the dispatcher took it (decides when to resume)
     oob_enabled_at_pop: bool = field(default=False, compare=False)
@@ -59,7 +60,7 @@ class OutOfBandRequest:
     value: JsonObject
 
 
-def is_oob_request(value: JsonValue) -> bool:
+def is_oob_request(value: object) -> bool:
     """QEMU's test for a request that bypasses the queue."""
     return isinstance(value, dict) and "exec-oob" in value and "execute" not in value
 

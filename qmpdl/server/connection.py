@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qmpdl.jsontypes import JsonObject
-from qmpdl.qmp.session import MonitorSession, OutOfBandRequest
+from qmpdl.qmp.session import MonitorSession
 
 if TYPE_CHECKING:
     from qmpdl.server.dispatcher import Dispatcher
@@ -46,7 +46,6 @@ class MonitorConnection(asyncio.Protocol):
         self._reading_paused = False
         self._unsubscribe: Callable[[], None] | None = None
         self.closed = asyncio.Event()
-        self._pending_oob: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ asyncio
 
@@ -93,15 +92,10 @@ class MonitorConnection(asyncio.Protocol):
         """Parse what the session will read now; run OOB requests; wake the dispatcher."""
         oob = self.session.pump()
         for request in oob:
-            self._run_oob(request)
+            self.dispatcher.run_oob(self, request)
         if self.session.has_in_band:
             self.dispatcher.wake()
         self._update_reading()
-
-    def _run_oob(self, request: OutOfBandRequest) -> None:
-        task = self.loop.create_task(self.dispatcher.run_oob(self, request))
-        self._pending_oob.append(task)
-        task.add_done_callback(self._pending_oob.remove)
 
     def _update_reading(self) -> None:
         if self.transport is None or self.transport.is_closing():

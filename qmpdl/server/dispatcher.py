@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qmp.dispatch import dispatch
+from qmpdl.qmp.dispatch import dispatch, dispatch_now
 from qmpdl.qmp.session import InBandRequest, OutOfBandRequest
 from qmpdl.vm.machine import Machine
 
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from qmpdl.server.connection import MonitorConnection
 
 log = logging.getLogger(__name__)
+
+#: How long stopping waits for the command in flight (none blocks for more than ~1 s).
+STOP_TIMEOUT = 10.0
 
 
 class Dispatcher:
@@ -38,6 +41,7 @@ class Dispatcher:
         self._connections: list[MonitorConnection] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def add(self, connection: MonitorConnection) -> None:
         if connection not in self._connections:
@@ -54,7 +58,17 @@ class Dispatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="qmp-dispatcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Take no more requests.  A command already running finishes first and its
+        reply still goes out, as in QEMU, whose main loop only sees the shutdown
+        request once the command returned (a client waiting for it gets its answer)."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT)
+        except TimeoutError:
+            log.error("the command in flight did not finish within %s s", STOP_TIMEOUT)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -70,7 +84,7 @@ class Dispatcher:
         return None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             item = self._next()
             if item is None:
                 self._wakeup.clear()
@@ -105,7 +119,25 @@ class Dispatcher:
             run=run,
         )
 
-    async def run_oob(self, connection: MonitorConnection, request: OutOfBandRequest) -> None:
-        """Answer an ``exec-oob`` request immediately (it may overtake queued ones)."""
-        response = await self._dispatch(connection, request.value)
+    def run_oob(self, connection: MonitorConnection, request: OutOfBandRequest) -> None:
+        """Answer an ``exec-oob`` request right away, before anything parsed after it
+        (QEMU runs it in the I/O thread as soon as it is parsed; it may overtake queued
+        in-band requests, and without OOB its error comes out in input order)."""
+        session = connection.session
+
+        def run(command: str, arguments: JsonObject) -> JsonValue:
+            # Out-of-band commands never block (checked at start-up): run them here.
+            return self.executor.call_sync(command, arguments, session)
+
+        try:
+            response = dispatch_now(
+                request.value,
+                commands=self.executor.command_set(negotiating=not session.negotiated),
+                negotiating=not session.negotiated,
+                oob_enabled=session.oob_enabled,
+                run=run,
+            )
+        except Exception:  # a bug in a handler must not take the monitor down
+            log.exception("out-of-band command failed unexpectedly")
+            response = {"error": {"class": "GenericError", "desc": "internal error"}}
         connection.send(response)
