@@ -3,6 +3,7 @@
 ``args_type`` is a comma-separated list of ``key:type`` items.  The types qmpdl serves:
 
 ``l``      an integer expression (see :mod:`qmpdl.hmp.expr`), int64
+``i``      the same, refused when its upper 32 bits are not zero
 ``s``      one word (see :func:`qmpdl.hmp.words.read_word`)
 ``S``      the rest of the line, verbatim
 ``-X``     a flag ``-X``; absent flags are simply not set
@@ -82,11 +83,15 @@ def parse_arguments(
             pos = _flag(cmd, spec, line, pos, args)
         elif spec.optional and at_end:
             continue
-        elif spec.kind == "l":
+        elif spec.kind in ("l", "i"):
             try:
                 args[spec.key], pos = evaluate(line, pos, registers)
             except ExprError as err:
                 raise ArgumentError(err.message + "\n") from None
+            if spec.kind == "i" and (args[spec.key] >> 32) & 0xFFFFFFFF:  # type: ignore[operator]
+                raise ArgumentError(
+                    f"'{cmd.name}' has failed: integer is for 32-bit values\n"
+                )
         elif spec.kind == "s":
             word = read_word(line, pos)
             if word is None:

@@ -99,6 +99,22 @@ def hmp_cont(mon: Monitor, args: Args) -> None:
         mon.print_error(result)
 
 
+def hmp_cpu(mon: Monitor, args: Args) -> None:
+    """``cpu N``: make vCPU N the monitor's current CPU (it must exist).  Over
+    ``human-monitor-command`` the monitor lives for one line, so only the check shows."""
+    index = args["index"]
+    assert isinstance(index, int)
+    reply = _query(mon, "query-cpus-fast")
+    if reply is None:
+        return
+    # QEMU looks the vCPU up with the value truncated to a C int.
+    index = (index & 0xFFFFFFFF) - ((index & 0x80000000) << 1)
+    if not any(_int(cpu, "cpu-index") == index for cpu in _objects(reply, "query-cpus-fast")):
+        mon.print("invalid CPU index\n")
+        return
+    mon.cpu_index = index
+
+
 def hmp_quit(mon: Monitor, args: Args) -> None:
     """``quit``: end the emulator; nothing is printed."""
     _call(mon, "quit")

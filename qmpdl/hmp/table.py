@@ -35,6 +35,7 @@ HMP_COMMANDS = _sorted(
     HmpCommand("quit|q", "", "", "quit the emulator", h.hmp_quit),
     HmpCommand("stop|s", "", "", "stop emulation", h.hmp_stop),
     HmpCommand("cont|c", "", "", "resume emulation", h.hmp_cont),
+    HmpCommand("cpu", "index:i", "index", "set the default CPU", h.hmp_cpu),
     HmpCommand(
         "info",
         "item:s?",

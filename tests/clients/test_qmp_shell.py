@@ -174,11 +174,6 @@ def test_shell_output_as_with_qemu(outputs: Outputs, mode: str) -> None:
 
 
 @pytest.mark.qemu
-@pytest.mark.xfail(
-    strict=True,
-    reason="qmpdl/hmp has no 'cpu' command: QEMU answers 'cpu N' with nothing, "
-    "qmpdl with \"unknown command: 'cpu'\" (qmp-shell -H passes the line through)",
-)
 def test_hmp_shell_cpu_command(
     qmpdl_proc: QmpdlProcess, qemu_proc: QemuProcess, tmp_path: Path
 ) -> None:

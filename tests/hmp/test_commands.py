@@ -394,3 +394,32 @@ def test_cpu_index_error_text() -> None:
         "Parameter 'cpu-index' expects a CPU number",
         "GenericError",
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        # Recorded from QEMU 7.2 with -smp 2 through human-monitor-command.
+        ("cpu 0", ""),
+        ("cpu 1", ""),
+        ("cpu 0x1", ""),
+        ("cpu 5", "invalid CPU index\r\n"),
+        (
+            "cpu -1",
+            "'cpu' has failed: integer is for 32-bit values\r\n"
+            'Try "help cpu" for more information\r\n',
+        ),
+        ("cpu", 'unexpected end of expression\r\nTry "help cpu" for more information\r\n'),
+        ("cpu abc", "invalid char 'a' in expression\r\nTry \"help cpu\" for more information\r\n"),
+        (
+            "cpu 1 2",
+            "cpu: extraneous characters at the end of line\r\n"
+            'Try "help cpu" for more information\r\n',
+        ),
+        ("help cpu", "cpu index -- set the default CPU\r\n"),
+    ],
+)
+def test_cpu_selects_an_existing_vcpu(line: str, text: str) -> None:
+    cpus: JsonValue = [{"cpu-index": 0}, {"cpu-index": 1}]
+    out, _ = run(line, replies={"query-cpus-fast": cpus})
+    assert out == text

@@ -19,6 +19,7 @@ HELP = (
     " cancel\r\n"
     "\t\t\t\t\t limit on a specified virtual cpu\r\n"
     "cont|c  -- resume emulation\r\n"
+    "cpu index -- set the default CPU\r\n"
     "help|? [cmd] -- show the help\r\n"
     "info [subcommand] -- show various information about the system state\r\n"
     "quit|q  -- quit the emulator\r\n"
@@ -115,6 +116,7 @@ def test_qmp_shell_completion_reads_our_listings() -> None:
         "calc_dirty_rate", "help calc_dirty_rate",
         "cancel_vcpu_dirty_limit", "help cancel_vcpu_dirty_limit",
         "cont", "help cont",
+        "cpu", "help cpu",
         "help", "help help",
         "quit", "help quit",
         "set_vcpu_dirty_limit", "help set_vcpu_dirty_limit",
