@@ -47,15 +47,26 @@ class CommandExecutor:
         return self._negotiation_mode if negotiating else self._command_mode
 
     def call_sync(
-        self, name: str, arguments: JsonObject, session: MonitorSession | None = None
+        self,
+        name: str,
+        arguments: JsonObject,
+        session: MonitorSession | None = None,
+        *,
+        out_of_band: bool = False,
     ) -> JsonValue:
-        """Validate ``arguments``, run the handler here, shape its return value."""
+        """Validate ``arguments``, run the handler here, shape its return value.
+
+        In-band handlers run with the BQL held, as in QEMU's main loop; out-of-band
+        ones (QEMU's I/O thread) without it."""
         spec = self._commands.get(name)
         if spec is None:
             raise QMPError(f"The command {name} has not been found", "CommandNotFound")
         args = self.schema.parse_arguments(name, arguments)
         ctx = CommandContext(self.machine, self.schema, session, self)
-        return self.schema.return_value(name, spec.handler(ctx, args))
+        if out_of_band:
+            return self.schema.return_value(name, spec.handler(ctx, args))
+        with self.machine.bql:
+            return self.schema.return_value(name, spec.handler(ctx, args))
 
     async def call(self, name: str, arguments: JsonObject, session: MonitorSession) -> JsonValue:
         """Run a command for a monitor; blocking handlers run in a worker thread."""

@@ -26,6 +26,7 @@ from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import DirtyLimitInfo
 from qmpdl.trace import NULL_TRACER, Tracer
+from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
 #: The throttle thread's measurement period outside a dirty-limit migration.
@@ -57,6 +58,7 @@ class DirtyLimit:
         profile: Profile,
         max_cpus: int,
         shutdown: threading.Event,
+        bql: BigLock | None = None,
         tracer: Tracer = NULL_TRACER,
         period_ms: Callable[[], int] = lambda: DIRTYLIMIT_CALC_TIME_MS,
         allowed: Callable[[], bool] = lambda: True,
@@ -70,6 +72,7 @@ class DirtyLimit:
         self.nr_vcpus = backend.nr_vcpus
         self.ring_size = backend.ring_size
         self._shutdown = shutdown
+        self._bql = bql or BigLock()
         self._trace = tracer
         self._period_ms = period_ms
         self._allowed = allowed
@@ -157,7 +160,8 @@ class DirtyLimit:
         self._lock.release()
         try:
             if thread is not None:
-                thread.join()
+                with self._bql.dropped():
+                    thread.join()
         finally:
             self._lock.acquire()
         if not self._threaded:
@@ -170,12 +174,16 @@ class DirtyLimit:
         self._trace("dirtylimit_state_finalize", "")
 
     def _stat_thread(self) -> None:
-        self.dirty_log.start(DirtyLogUser.LIMIT)
+        # Dirty logging is switched under the BQL: while the handler that started this
+        # thread still runs, the thread waits here.
+        with self._bql:
+            self.dirty_log.start(DirtyLogUser.LIMIT)
         try:
             while self._running and self.run_period():
                 pass
         finally:
-            self.dirty_log.stop(DirtyLogUser.LIMIT)
+            with self._bql:
+                self.dirty_log.stop(DirtyLogUser.LIMIT)
 
     def run_period(self) -> bool:
         """One iteration of the throttle loop: measure every vCPU over one period,

@@ -34,6 +34,7 @@ from qmpdl.qapi.types import (
     TimeUnit,
 )
 from qmpdl.qapi.types import DirtyRateMeasureMode as MeasureMode
+from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
 MIN_SAMPLE_PAGES = 128
@@ -70,6 +71,7 @@ class DirtyRateCalc:
         clock: Clock,
         profile: Profile,
         shutdown: threading.Event,
+        bql: BigLock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.dirty_log = dirty_log
@@ -77,6 +79,7 @@ class DirtyRateCalc:
         self.clock = clock
         self.profile = profile
         self._shutdown = shutdown
+        self._bql = bql or BigLock()
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self.status = DirtyRateStatus.UNSTARTED
@@ -207,7 +210,8 @@ class DirtyRateCalc:
                 self.status = DirtyRateStatus.MEASURED
 
     def _dirty_ring(self, calc_time_ms: int) -> None:
-        self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
+        with self._bql:
+            self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
         self._stat.start_time = self._start_time_s()
         try:
             result = vcpu_calculate_dirtyrate(
@@ -227,9 +231,10 @@ class DirtyRateCalc:
         self._stat.dirty_rate = sum(result.rates)
 
     def _dirty_bitmap(self, calc_time_ms: int) -> None:
-        self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
-        # The first sync may report every page dirty: discard it.
-        self.dirty_log.sync()
+        with self._bql:
+            self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
+            # The first sync may report every page dirty: discard it.
+            self.dirty_log.sync()
         start_pages = self.dirty_log.total_dirty_pages
         start_ms = now_ms(self.clock)
         self._stat.start_time = self._start_time_s()

@@ -127,7 +127,7 @@ class Dispatcher:
 
         def run(command: str, arguments: JsonObject) -> JsonValue:
             # Out-of-band commands never block (checked at start-up): run them here.
-            return self.executor.call_sync(command, arguments, session)
+            return self.executor.call_sync(command, arguments, session, out_of_band=True)
 
         try:
             response = dispatch_now(

@@ -17,6 +17,7 @@ from qmpdl.dirtylimit.service import DirtyLimit
 from qmpdl.dirtyrate.calc import DirtyRateCalc
 from qmpdl.profile import Profile
 from qmpdl.trace import NULL_TRACER, Tracer
+from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog
 from qmpdl.vm.events import EventBus
 
@@ -50,6 +51,8 @@ class Machine:
         self.events = EventBus(clock)
         #: set when the machine shuts down: background threads stop waiting
         self.shutdown_event = threading.Event()
+        #: QEMU's BQL: held by in-band command handlers (see qmpdl.vm.bql)
+        self.bql = BigLock()
         self._state_lock = threading.Lock()
         self.runstate = RunState.PRELAUNCH if config.start_paused else RunState.RUNNING
         self.dirty_log = DirtyLog(backend)
@@ -60,10 +63,15 @@ class Machine:
             profile=profile,
             max_cpus=config.max_cpus,
             shutdown=self.shutdown_event,
+            bql=self.bql,
             tracer=tracer,
         )
         self.dirtyrate = DirtyRateCalc(
-            dirty_log=self.dirty_log, clock=clock, profile=profile, shutdown=self.shutdown_event
+            dirty_log=self.dirty_log,
+            clock=clock,
+            profile=profile,
+            shutdown=self.shutdown_event,
+            bql=self.bql,
         )
         #: socket chardevs, in creation order
         self.chardev_ids = [c.id for c in config.chardevs]
@@ -84,8 +92,10 @@ class Machine:
         with self._state_lock:
             if self.runstate != RunState.RUNNING:
                 return
-            self.backend.pause()
             self.runstate = RunState.PAUSED
+            # QEMU waits for the vCPUs to stop with the BQL dropped.
+            with self.bql.dropped():
+                self.backend.pause()
         self.events.emit("STOP")
 
     def cont(self) -> None:
