@@ -188,3 +188,58 @@ def test_dirty_bitmap_without_a_ring(make_machine: MakeHarness) -> None:
     assert info["dirty-rate"] == 160
     assert info["sample-pages"] == 0
     assert "vcpu-dirty-rate" not in info
+
+
+@pytest.mark.parametrize(
+    ("version", "range_text", "ring_sample_text"),
+    [
+        (
+            "7.2",
+            "calc-time is out of range[1, 60].",
+            "either sample-pages or dirty-ring can be specified.",
+        ),
+        (
+            "8.1",
+            "calc-time is out of range[1, 60].",
+            "sample-pages is used only in page-sampling mode",
+        ),
+        (
+            "8.2",
+            "Calculation time is out of range [50ms, 60000ms].",
+            "sample-pages is used only in page-sampling mode",
+        ),
+        (
+            "9.0",
+            "Calculation time is out of range [50ms, 60000ms].",
+            "sample-pages is used only in page-sampling mode",
+        ),
+        (
+            "10.1",
+            "Calculation time is out of range [50ms, 60000ms].",
+            "sample-pages is used only in page-sampling mode",
+        ),
+    ],
+)
+def test_texts_of_every_profile(
+    make_machine: MakeHarness, version: str, range_text: str, ring_sample_text: str
+) -> None:
+    h = make_machine("-accel", RING, "--qemu-version", version)
+    assert h.error("calc-dirty-rate", {"calc-time": 61}) == range_text
+    assert (
+        h.error("calc-dirty-rate", {"calc-time": 1, "sample-pages": 256, "mode": "dirty-ring"})
+        == ring_sample_text
+    )
+
+
+def test_a_stopped_guest_dirties_nothing(make_machine: MakeHarness) -> None:
+    h = make_machine("-accel", RING, "--qemu-version", "10.1")
+    h.qmp("stop")
+    h.qmp(
+        "calc-dirty-rate", {"calc-time": 100, "calc-time-unit": "millisecond", "mode": "dirty-ring"}
+    )
+    assert wait_measured(h)["vcpu-dirty-rate"] == [{"dirty-rate": 0, "id": 0}]
+    h.qmp("cont")
+    h.qmp(
+        "calc-dirty-rate", {"calc-time": 100, "calc-time-unit": "millisecond", "mode": "dirty-ring"}
+    )
+    assert wait_measured(h)["dirty-rate"] >= 400
