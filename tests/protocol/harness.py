@@ -11,21 +11,19 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import NamedTuple
 
 import pytest
 
 from qmpdl.tools.launch import QmpdlProcess
+from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import QemuProcess, qemu_binary
 from qmpdl.tools.rawqmp import RawQMP
 from tests.conftest import need_qemu
@@ -218,53 +216,8 @@ def settle_qemu(address: Address) -> None:
             pass
 
 
-class Spawned:
-    """Any command (qmpdl with its own monitor options, or QEMU) run in a scratch
-    directory, stderr captured, killed on exit if it is still running."""
-
-    def __init__(self, argv: Sequence[str], *, cwd: Path | None = None) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="qmpdl-test-")
-        self.dir = Path(self._tmp.name) if cwd is None else cwd
-        self.stderr_path = Path(self._tmp.name) / "stderr"
-        self.argv = list(argv)
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                self.argv,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait(self, timeout: float = 10.0) -> int:
-        return self.proc.wait(timeout)
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-
-    def __enter__(self) -> Spawned:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-        finally:
-            self._tmp.cleanup()
+#: Any command (qmpdl with its own monitor options, or QEMU) in a scratch directory.
+Spawned = ManagedProcess
 
 
 def qmpdl_argv(*args: str, machine: Sequence[str] = QMPDL_ARGS) -> list[str]:
@@ -290,8 +243,8 @@ def spawn(
 ) -> Spawned:
     """qmpdl (``kind`` "qmpdl") or the oracle ("qemu") with these monitor options only."""
     if kind == "qmpdl":
-        return Spawned(qmpdl_argv(*monitor_args, machine=qmpdl_machine), cwd=cwd)
-    return Spawned(qemu_argv(*monitor_args, machine=qemu_machine), cwd=cwd)
+        return Spawned(qmpdl_argv(*monitor_args, machine=qmpdl_machine), workdir=cwd)
+    return Spawned(qemu_argv(*monitor_args, machine=qemu_machine), workdir=cwd)
 
 
 def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
