@@ -59,6 +59,7 @@ class _Builder:
     workloads: list[WorkloadOption] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
     trace_file: str | None = None
+    serial: str | None = None
     compat_monitors: int = 0
 
 
@@ -193,12 +194,14 @@ def _accel(value: str) -> AccelConfig:
         raise UsageError(
             where,
             f"KVM dirty ring size {ring} too big (maximum is {RING_MAX_ENTRIES}).  "
-            "Please use a smaller value.",
+            f"Please use a smaller value.\n{PROG}: {where}: failed to initialize kvm: "
+            "Invalid argument",
         )
     if ring and ring < RING_MIN_ENTRIES:
         raise UsageError(
             where,
-            "Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is 1024.",
+            "Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is "
+            f"1024.\n{PROG}: {where}: failed to initialize kvm: Invalid argument",
         )
     return AccelConfig(kind=kind, dirty_ring_size=ring)
 
@@ -240,6 +243,15 @@ def _chardev_opt(b: _Builder, value: str) -> None:
             f"attempt to add duplicate property '{chardev.id}' to object (type 'container')",
         )
     b.chardevs.append(chardev)
+
+
+def _serial(b: _Builder, value: str) -> None:
+    if value in ("none", "null"):
+        b.serial = None
+    elif value.startswith("file:") and len(value) > 5:
+        b.serial = value[5:]
+    else:
+        raise UsageError(f"-serial {value}", "only file:PATH and none are supported")
 
 
 def _trace(b: _Builder, value: str) -> None:
@@ -306,13 +318,18 @@ OPTIONS: list[_Option] = [
         _trace,
     ),
     _Option("D", "FILE", "write trace output to FILE", _set("trace_file")),
+    _Option(
+        "serial",
+        "file:PATH|none",
+        "with -accel kvm: the guests' pass characters ('#' per pass) go to PATH",
+        _serial,
+    ),
 ]
 
 #: Options of QEMU command lines that qmpdl accepts and ignores (QEMUMachine, libvirt, scripts).
 IGNORED_WITH_ARG = [
     "display",
     "vga",
-    "serial",
     "machine",
     "M",
     "cpu",
@@ -448,6 +465,7 @@ def _build(b: _Builder) -> MachineConfig:
         monitors=b.monitors,
         trace_patterns=b.trace,
         trace_file=b.trace_file,
+        serial_file=b.serial,
     )
     return config
 

@@ -82,3 +82,5 @@ class MachineConfig(BaseModel):
 
     trace_patterns: list[str] = []
     trace_file: str | None = None
+    #: ``-serial file:PATH``: the guests' pass characters (kvm backend)
+    serial_file: str | None = None

@@ -3,8 +3,10 @@
 ``CPUS`` is ``all``, an index (``2``) or a range (``0-3``); ``KIND`` is
 
 * ``write``: writes one byte per 4 KiB page, page after page, over a working set
-  (``wss=``, a size like ``64M``), at ``rate=`` MiB/s while running.  Only the first
-  write to a page after its last harvest dirties it, as with KVM's dirty ring;
+  (``wss=``, a size like ``64M``), at ``rate=`` MiB/s while running (with ``-accel kvm``
+  the guest's pace comes from ``delay=``, a loop count per page, or is derived from the
+  rate).  Only the first write to a page after its last harvest dirties it, as with
+  KVM's dirty ring;
 * ``read``: reads its working set at ``rate=`` MiB/s; never dirties anything;
 * ``idle``: halts.
 
@@ -38,6 +40,9 @@ class Workload(BaseModel):
     rate: float = Field(default=DEFAULT_WRITE_RATE_MIB, ge=0)
     #: working set in bytes; ``None``: 99 MiB, or an equal share of RAM if that is less
     wss: int | None = Field(default=None, gt=0)
+    #: kvm only: the guest's pacing loop count per page (``None``: derived from ``rate``;
+    #: 0 is the unpadded loop that overflows this host's dirty rings)
+    delay: int | None = Field(default=None, ge=0)
 
 
 class WorkloadOption(BaseModel):
@@ -92,6 +97,10 @@ def parse_workload(text: str) -> WorkloadOption:
                 raise WorkloadError(f"'{value}': rate must be a number (MiB/s)") from None
             if not values["rate"] >= 0:  # type: ignore[operator]
                 raise WorkloadError(f"'{value}': rate must not be negative")
+        elif key == "delay":
+            if not value.isdigit():
+                raise WorkloadError(f"'{value}': delay must be a whole number")
+            values["delay"] = int(value)
         elif key == "wss":
             try:
                 values["wss"] = parse_size(value)
@@ -100,7 +109,7 @@ def parse_workload(text: str) -> WorkloadOption:
             if values["wss"] == 0:
                 raise WorkloadError("wss must be at least one page")
         else:
-            raise WorkloadError(f"'{key}': unknown key (rate, wss)")
+            raise WorkloadError(f"'{key}': unknown key (rate, wss, delay)")
     return WorkloadOption(first=first, last=last, workload=Workload.model_validate(values))
 
 

@@ -92,12 +92,14 @@ def test_monitor_forms() -> None:
         (
             ["-accel", "sim,dirty-ring-size=131072"],
             "qmpdl: -accel sim,dirty-ring-size=131072: KVM dirty ring size 131072 too big "
-            "(maximum is 65536).  Please use a smaller value.",
+            "(maximum is 65536).  Please use a smaller value.\nqmpdl: -accel "
+            "sim,dirty-ring-size=131072: failed to initialize kvm: Invalid argument",
         ),
         (
             ["-accel", "sim,dirty-ring-size=128"],
             "qmpdl: -accel sim,dirty-ring-size=128: Enabling of KVM dirty ring failed: Invalid "
-            "argument. Suggested minimum value is 1024.",
+            "argument. Suggested minimum value is 1024.\nqmpdl: -accel sim,dirty-ring-size=128: "
+            "failed to initialize kvm: Invalid argument",
         ),
         (
             ["-accel", "sim,dirty-ring-size=-1"],

@@ -1,6 +1,7 @@
 """QEMU's own acceptance scenario for the vCPU dirty limit (tests/qtest migration-test's
 ``test_vcpu_dirty_limit``), written anew and run against qmpdl over a real socket with
-qemu.qmp's QMPClient.  Same VM shape as the qtest: 1 vCPU, 150 MiB, 4096-entry ring."""
+qemu.qmp's QMPClient, on simulated and on real (KVM) vCPUs.  Same VM shape as the
+qtest: 1 vCPU, 150 MiB, 4096-entry ring."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import contextlib
 import time
 from typing import Any
 
+import pytest
 from qemu.qmp import QMPClient
 
 from qmpdl.tools.launch import QmpdlProcess
+from tests.conftest import need_kvm
 
 TOLERANCE = 25  # the qtest's DIRTYLIMIT_TOLERANCE_RANGE
 
@@ -31,11 +34,14 @@ async def measure_vcpu0(qmp: QMPClient) -> int:
     return int(rates[0]["dirty-rate"])
 
 
-async def test_vcpu_dirty_limit_scenario() -> None:
+@pytest.mark.parametrize("accel", ["sim", "kvm"])
+async def test_vcpu_dirty_limit_scenario(accel: str) -> None:
+    if accel == "kvm":
+        need_kvm()
     with QmpdlProcess(
         [
             "-accel",
-            "sim,dirty-ring-size=4096",
+            f"{accel},dirty-ring-size=4096",
             "-m",
             "150M",
             "-smp",
@@ -64,8 +70,11 @@ async def test_vcpu_dirty_limit_scenario() -> None:
             # quota = rate / 2 is a relative error of exactly 50 %: not above QEMU's 50 %
             # threshold, so the controller takes fixed F/10 steps and needs several
             # periods, each lowering the rate by a few tens of MB/s.
-            assert len(rates) >= 3
-            assert rates == sorted(rates, reverse=True)
+            # (On real vCPUs the rate measured first differs from the throttle thread's
+            # first reading, so the step may be proportional and converge at once.)
+            if accel == "sim":
+                assert len(rates) >= 3
+                assert rates == sorted(rates, reverse=True)
             assert await qmp.execute("cancel-vcpu-dirty-limit") == {}
             started = time.monotonic()
             for _ in range(19):
@@ -74,7 +83,7 @@ async def test_vcpu_dirty_limit_scenario() -> None:
             else:
                 raise AssertionError("the rate never rose above quota + 25 after cancel")
             # Without the limit the vCPU runs free at once: the first round sees it.
-            assert time.monotonic() - started < 2.5
+            assert time.monotonic() - started < 3.5
             await qmp.execute("quit")
         finally:
             with contextlib.suppress(EOFError):

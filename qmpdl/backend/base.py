@@ -18,7 +18,8 @@ Vocabulary (QEMU's):
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 PAGE_SIZE = 4096
@@ -60,6 +61,8 @@ class VcpuBackend(abc.ABC):
     ring_size: int
     #: present vCPUs (``-smp N``), indexed 0..nr_vcpus-1
     nr_vcpus: int
+    #: called (from any thread) when a vCPU cannot go on; the machine replaces it
+    on_internal_error: Callable[[str], None] = staticmethod(logging.getLogger("qmpdl").error)
 
     @abc.abstractmethod
     def start(self) -> None:

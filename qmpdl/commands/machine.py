@@ -11,7 +11,6 @@ from qmpdl.qapi.types import (
     QueryCpusFastArgs,
     QueryKvmArgs,
     QueryStatusArgs,
-    RunState,
     StatusInfo,
     StopArgs,
     SysEmuTarget,
@@ -23,7 +22,7 @@ def query_status(ctx: CommandContext, args: QueryStatusArgs) -> StatusInfo:
     machine = ctx.machine
     singlestep = None if machine.profile.has("statusinfo-singlestep-removed") else False
     return StatusInfo(
-        running=machine.running, singlestep=singlestep, status=RunState(machine.runstate.value)
+        running=machine.running, singlestep=singlestep, status=machine.runstate
     )
 
 

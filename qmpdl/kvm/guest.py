@@ -277,6 +277,9 @@ class WorkloadLike(Protocol):
     @property
     def wss(self) -> int | None: ...  # bytes; None: 99 MiB or an equal share of RAM
 
+    @property
+    def delay(self) -> int | None: ...  # pacing loop count; None: from the rate
+
 
 #: Working set of a workload that does not say (the anchors' guest: 99 MiB).
 DEFAULT_WSS: Final = 99 * MiB
@@ -292,11 +295,14 @@ def delay_for_rate(mib_s: float) -> int:
     return min(max(delay, MIN_SAFE_DELAY), MAX_DELAY)
 
 
-def load_programs(vm: KvmVm, workloads: Sequence[WorkloadLike]) -> list[GuestParams]:
+def load_programs(
+    vm: KvmVm, workloads: Sequence[WorkloadLike], *, port: int = 0
+) -> list[GuestParams]:
     """Load workload ``i`` on vCPU ``i``: disjoint working sets from :data:`WS_BASE` on
     (``wss`` rounded up to whole pages; unset: 99 MiB or an equal share of the RAM
-    above :data:`WS_BASE`, whichever is less), delay from the rate.  Returns what each
-    vCPU got.  Raises :class:`ValueError` when the working sets do not fit."""
+    above :data:`WS_BASE`, whichever is less), the workload's delay or one from its
+    rate, and ``port`` for the pass characters (0: none).  Returns what each vCPU got.
+    Raises :class:`ValueError` when the working sets do not fit."""
     if len(workloads) != len(vm.vcpus):
         raise ValueError(f"{len(workloads)} workloads for {len(vm.vcpus)} vCPUs")
     space = min(vm.ram_size, 1 << 32) - WS_BASE
@@ -310,7 +316,8 @@ def load_programs(vm: KvmVm, workloads: Sequence[WorkloadLike]) -> list[GuestPar
         else:
             size = workload.wss if workload.wss is not None else min(DEFAULT_WSS, share)
             size = -(-size // PAGE_SIZE) * PAGE_SIZE
-            params = GuestParams(program, base, size, delay_for_rate(workload.rate))
+            delay = workload.delay if workload.delay is not None else delay_for_rate(workload.rate)
+            params = GuestParams(program, base, size, delay, port=port)
             base += size
         load(vm, index, params)
         loaded.append(params)

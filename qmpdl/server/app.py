@@ -28,7 +28,7 @@ from qmpdl.server.connection import MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
 from qmpdl.trace import Tracer
 from qmpdl.vm.machine import Machine
-from qmpdl.workload import WorkloadError, resolve_workloads
+from qmpdl.workload import Workload, WorkloadError, resolve_workloads
 
 PROG = "qmpdl"
 
@@ -42,19 +42,66 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
         workloads = resolve_workloads(config.workloads, config.cpus)
     except WorkloadError as e:
         raise ConfigError(f"--workload: {e}") from None
-    if config.accel.kind != "sim":
-        raise ConfigError(f"-accel {config.accel.kind}: the kvm backend is not available yet")
+    kick_interrupts_sleep = not profile.has("dirtylimit-sleep-uninterruptible")
+    if config.accel.kind == "kvm":
+        return build_kvm_backend(config, workloads, clock, kick_interrupts_sleep)
     try:
         return SimBackend(
             workloads,
             config.ram_size,
             config.accel.dirty_ring_size,
             clock,
-            kick_interrupts_sleep=not profile.has("dirtylimit-sleep-uninterruptible"),
+            kick_interrupts_sleep=kick_interrupts_sleep,
             start_paused=config.start_paused,
         )
     except ValueError as e:
         raise ConfigError(f"--workload: {e}") from None
+
+
+def build_kvm_backend(
+    config: MachineConfig, workloads: list[Workload], clock: Clock, kick_interrupts_sleep: bool
+) -> VcpuBackend:
+    """Real vCPUs; the accelerator's checks and texts are QEMU's."""
+    from qmpdl.backend.kvm import KvmBackend
+    from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_available
+
+    where = f"-accel kvm,dirty-ring-size={config.accel.dirty_ring_size}"
+    if not kvm_available():
+        raise ConfigError(
+            "Could not access KVM kernel module: No such file or directory\n"
+            f"{PROG}: -accel kvm: failed to initialize kvm: No such file or directory"
+        )
+    ring = config.accel.dirty_ring_size
+    if ring:
+        maximum = dirty_ring_max_entries()
+        if not maximum:
+            print(
+                f"{PROG}: warning: KVM dirty ring not available, using bitmap method",
+                file=sys.stderr,
+            )
+            ring = 0
+        elif ring > maximum:
+            raise ConfigError(
+                f"{where}: KVM dirty ring size {ring} too big (maximum is {maximum}).  "
+                f"Please use a smaller value.\n{PROG}: {where}: failed to initialize kvm: "
+                "Invalid argument"
+            )
+    # Open for the life of the process, like QEMU's -serial file.
+    serial = open(config.serial_file, "ab") if config.serial_file else None  # noqa: SIM115
+    try:
+        return KvmBackend(
+            workloads,
+            config.ram_size,
+            ring,
+            clock,
+            kick_interrupts_sleep=kick_interrupts_sleep,
+            start_paused=config.start_paused,
+            serial=serial,
+        )
+    except ValueError as e:
+        raise ConfigError(f"--workload: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"-accel kvm: failed to initialize kvm: {e.strerror or e}") from None
 
 
 def build_machine(config: MachineConfig, clock: Clock | None = None) -> Machine:

@@ -7,7 +7,7 @@ thread, a dirty-rate measurement) use the finer locks of the parts they touch.
 
 from __future__ import annotations
 
-import enum
+import logging
 import threading
 
 from qmpdl.backend.base import VcpuBackend
@@ -15,20 +15,18 @@ from qmpdl.clock import Clock
 from qmpdl.config import MachineConfig
 from qmpdl.dirtylimit.service import DirtyLimit
 from qmpdl.dirtyrate.calc import DirtyRateCalc
+from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
+from qmpdl.qapi.types import RunState
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog
 from qmpdl.vm.events import EventBus
 
+log = logging.getLogger("qmpdl")
 
-class RunState(enum.StrEnum):
-    """QEMU's RunState values qmpdl can be in."""
-
-    PRELAUNCH = "prelaunch"
-    RUNNING = "running"
-    PAUSED = "paused"
-    SHUTDOWN = "shutdown"
+#: Run states ``cont`` refuses to leave (QEMU: the VM must be reset first).
+_NEEDS_RESET = (RunState.INTERNAL_ERROR, RunState.SHUTDOWN, RunState.GUEST_PANICKED)
 
 
 class Machine:
@@ -46,6 +44,7 @@ class Machine:
         self.config = config
         self.profile = profile
         self.backend = backend
+        backend.on_internal_error = self.internal_error
         self.clock = clock
         self.tracer = tracer
         self.events = EventBus(clock)
@@ -103,9 +102,25 @@ class Machine:
         with self._state_lock:
             if self.runstate == RunState.RUNNING:
                 return
+            if self.runstate in _NEEDS_RESET:
+                raise QMPError("Resetting the Virtual Machine is required")
             self.backend.resume()
             self.runstate = RunState.RUNNING
         self.events.emit("RESUME")
+
+    def internal_error(self, message: str) -> None:
+        """A vCPU cannot go on (unexpected exit, a ring KVM reports full but empty):
+        say why on stderr and stop the VM in ``internal-error``, as QEMU does."""
+        log.error("%s", message)
+        with self._state_lock:
+            if self.runstate in (RunState.INTERNAL_ERROR, RunState.SHUTDOWN):
+                return
+            was_running = self.runstate == RunState.RUNNING
+            self.runstate = RunState.INTERNAL_ERROR
+        with self.bql.dropped():
+            self.backend.pause()
+        if was_running:
+            self.events.emit("STOP")
 
     def request_shutdown(self, reason: str) -> None:
         """``quit`` or a signal: emit SHUTDOWN once; the server then exits."""

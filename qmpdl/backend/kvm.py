@@ -1,0 +1,373 @@
+"""The ``kvm`` accelerator: real vCPUs in /dev/kvm running qmpdl's guest programs.
+
+One OS thread per vCPU runs ``KVM_RUN`` (``fcntl.ioctl`` releases the GIL).  What each
+thread does at an exit, as QEMU's vCPU threads do:
+
+* ``KVM_EXIT_DIRTY_RING_FULL``: harvest this vCPU's ring while the dirty limit is in
+  service (every ring otherwise), always followed by ``KVM_RESET_DIRTY_RINGS``; then, if
+  a penalty applies to it, sleep ``throttle_us_per_full``.  A ring KVM reports full
+  with nothing in it (this host's KVM can overflow its rings) is never spun on: after a
+  few empty harvests the VM stops with ``internal-error``;
+* ``KVM_EXIT_HLT`` (the idle program): wait until kicked;
+* ``EINTR`` (a kick): acknowledge it and go on;
+* anything else (shutdown, failed entry, internal error, I/O): a log line, then the VM
+  stops in ``internal-error`` with a STOP event, as QEMU does.
+
+A *kick* (QEMU's): set ``immediate_exit`` and send SIGUSR1 to the vCPU thread, then wait
+until the thread acknowledges that it left the guest.  A vCPU asleep in its penalty
+acknowledges at once when the profile's sleep is interruptible (QEMU before 8.2 used
+``usleep``, which the signal cuts short), else when its sleep ends.  Flushing the rings
+(every measurement window) and pausing (``stop``) are kicks.  A reaper thread harvests
+every ring once a second unless the dirty limit is in service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
+from qmpdl.clock import Clock
+from qmpdl.kvm import guest
+from qmpdl.kvm.uapi import (
+    KVM_EXIT_DIRTY_RING_FULL,
+    KVM_EXIT_HLT,
+    KVM_EXIT_INTR,
+    KVM_EXIT_IO,
+    KVM_EXIT_IO_OUT,
+    exit_reason_name,
+)
+from qmpdl.kvm.vm import KvmVcpu, KvmVm
+from qmpdl.workload import Workload
+
+log = logging.getLogger(__name__)
+
+#: QEMU's SIG_IPI.
+KICK_SIGNAL = signal.SIGUSR1
+#: Ring resyncs in a row that still find nothing before a vCPU is given up.
+RESYNC_LIMIT = 3
+#: Seconds between the reaper's harvests.
+REAPER_PERIOD = 1.0
+
+
+@dataclass
+class _VcpuState:
+    """What the backend and one vCPU thread share (under ``KvmBackend._cond``)."""
+
+    vcpu: KvmVcpu
+    workload: Workload
+    #: kicks requested / acknowledged
+    kicks: int = 0
+    acked: int = 0
+    #: set by every kick: ends a halt (the idle program)
+    wake: threading.Event = field(default_factory=threading.Event)
+    #: set by kicks that cut a penalty sleep short (7.2), and at shutdown
+    cut_sleep: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    native_id: int = 0
+    parked: bool = False
+    failed_resyncs: int = 0
+
+
+class KvmBackend(VcpuBackend):
+    """Real vCPUs with KVM's dirty ring."""
+
+    def __init__(
+        self,
+        workloads: Sequence[Workload],
+        ram_size: int,
+        ring_size: int,
+        clock: Clock,
+        *,
+        kick_interrupts_sleep: bool,
+        start_paused: bool = False,
+        serial: BinaryIO | None = None,
+    ) -> None:
+        self.clock = clock
+        self.ring_size = ring_size
+        self.nr_vcpus = len(workloads)
+        self.ram_size = ram_size
+        self.kick_interrupts_sleep = kick_interrupts_sleep
+        self.vm = KvmVm(ram_size, self.nr_vcpus, ring_size)
+        #: where the guests' pass characters go (QEMU's ``-serial``), if anywhere
+        self.serial = serial
+        self._serial_lock = threading.Lock()
+        self.layout = guest.load_programs(
+            self.vm, list(workloads), port=guest.COM1 if serial is not None else 0
+        )
+        self._cond = threading.Condition()
+        self._vcpus = [_VcpuState(v, w) for v, w in zip(self.vm.vcpus, workloads, strict=True)]
+        self._paused = True
+        self._start_paused = start_paused
+        self._shutdown = threading.Event()
+        self._in_service = False
+        self._penalties = [0] * self.nr_vcpus
+        #: serialises harvests (QEMU reaps under the BQL / slots lock)
+        self._reap_lock = threading.Lock()
+        self._dirty = [0] * self.nr_vcpus
+        self._logging = False
+        self._reaper: threading.Thread | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        # The kick signal only has to interrupt KVM_RUN (EINTR); its handler does nothing.
+        signal.signal(KICK_SIGNAL, lambda signum, frame: None)
+        signal.siginterrupt(KICK_SIGNAL, True)
+        for state in self._vcpus:
+            state.thread = threading.Thread(
+                target=self._vcpu_thread,
+                args=(state,),
+                name=f"CPU {state.vcpu.index}/KVM",
+                daemon=True,
+            )
+            state.thread.start()
+        if self.ring_size:
+            self._reaper = threading.Thread(
+                target=self._reaper_thread, name="kvm-reaper", daemon=True
+            )
+            self._reaper.start()
+        with self._cond:
+            while not all(s.native_id for s in self._vcpus):
+                self._cond.wait()
+        if not self._start_paused:
+            self.resume()
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown.set()
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+        for state in self._vcpus:
+            self._kick(state)
+        for state in self._vcpus:
+            if state.thread is not None:
+                state.thread.join()
+        if self._reaper is not None:
+            self._reaper.join()
+        self.vm.close()
+
+    # ------------------------------------------------------------------ kicks
+
+    def _kick(self, state: _VcpuState) -> int:
+        """Ask one vCPU to leave the guest; returns the kick number to wait for."""
+        with self._cond:
+            state.kicks += 1
+            number = state.kicks
+        state.vcpu.immediate_exit = True
+        state.wake.set()
+        if self.kick_interrupts_sleep or self._shutdown.is_set():
+            state.cut_sleep.set()
+        if state.native_id and state.thread is not None and state.thread.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pthread_kill(state.thread.ident or 0, KICK_SIGNAL)
+        return number
+
+    def _kick_all(self) -> None:
+        """Kick every vCPU and wait until each has left the guest (or is parked)."""
+        numbers = [self._kick(state) for state in self._vcpus]
+        with self._cond:
+            while not all(
+                s.acked >= n or s.parked or s.thread is None or not s.thread.is_alive()
+                for s, n in zip(self._vcpus, numbers, strict=True)
+            ):
+                self._cond.wait(0.5)
+
+    def _ack(self, state: _VcpuState) -> None:
+        with self._cond:
+            if state.acked != state.kicks:
+                state.acked = state.kicks
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the vCPU thread
+
+    def _vcpu_thread(self, state: _VcpuState) -> None:
+        with self._cond:
+            state.native_id = threading.get_native_id()
+            self._cond.notify_all()
+        vcpu = state.vcpu
+        while not self._shutdown.is_set():
+            with self._cond:
+                if self._paused:
+                    state.parked = True
+                    state.acked = state.kicks
+                    self._cond.notify_all()
+                    while self._paused and not self._shutdown.is_set():
+                        self._cond.wait()
+                    state.parked = False
+                    continue
+                pending = state.acked != state.kicks
+            vcpu.immediate_exit = False
+            with self._cond:
+                pending = pending or state.acked != state.kicks
+            if pending:
+                self._ack(state)
+                continue
+            try:
+                reason = vcpu.run()
+            except InterruptedError:
+                reason = KVM_EXIT_INTR
+            self._ack(state)
+            if reason == KVM_EXIT_DIRTY_RING_FULL:
+                self._ring_full(state)
+            elif reason == KVM_EXIT_HLT:
+                state.wake.wait()
+                state.wake.clear()
+            elif reason == KVM_EXIT_IO and self._serial_out(vcpu):
+                pass
+            elif reason != KVM_EXIT_INTR:
+                self._unexpected_exit(state, reason)
+
+    def _ring_full(self, state: _VcpuState) -> None:
+        own = self._in_service
+        harvested = self._harvest([state] if own else self._vcpus)
+        if harvested[state.vcpu.index] == 0 and state.vcpu.ring_stuck:
+            # KVM says full, the ring holds nothing where we read: it overflowed (this
+            # host's KVM under tight write loops).  Never spin: find the entries.
+            if self._resync(state):
+                return
+            state.failed_resyncs += 1
+            if state.failed_resyncs >= RESYNC_LIMIT:
+                self._fail(
+                    f"vCPU {state.vcpu.index}: KVM reports its dirty ring full but it is "
+                    "empty even after a resync (ring overflow, a host KVM bug); "
+                    "stopping the VM"
+                )
+            return
+        state.failed_resyncs = 0
+        penalty = self._penalties[state.vcpu.index] if self._in_service else 0
+        if penalty > 0:
+            state.cut_sleep.clear()
+            if self._shutdown.is_set():
+                return
+            # A kick ends the sleep early only where usleep did (before 8.2).
+            state.cut_sleep.wait(penalty / 1e6)
+
+    def _serial_out(self, vcpu: KvmVcpu) -> bool:
+        """A pass character written to COM1; False for any other port access."""
+        io = vcpu.kvm_run.exit.io
+        if self.serial is None or io.port != guest.COM1 or io.direction != KVM_EXIT_IO_OUT:
+            return False
+        with self._serial_lock:
+            self.serial.write(vcpu.io_data())
+            self.serial.flush()
+        return True
+
+    def _resync(self, state: _VcpuState) -> bool:
+        """Skip the recycled part of an overflowed ring (own thread only)."""
+        with self._reap_lock:
+            result = state.vcpu.harvest(offsets=False, resync=True)
+            self._dirty[state.vcpu.index] += result.count
+            self.vm.reset_dirty_rings()
+        if result.skipped:
+            log.warning(
+                "vCPU %d: dirty ring overflowed (host KVM bug); skipped %d entries",
+                state.vcpu.index,
+                result.skipped,
+            )
+        return result.count > 0
+
+    def _unexpected_exit(self, state: _VcpuState, reason: int) -> None:
+        self._fail(
+            f"vCPU {state.vcpu.index}: unexpected KVM exit {exit_reason_name(reason)} "
+            f"({reason}); stopping the VM"
+        )
+
+    def _fail(self, message: str) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+        threading.Thread(target=self.on_internal_error, args=(message,), daemon=True).start()
+
+    # ------------------------------------------------------------------ harvesting
+
+    def _harvest(self, states: Sequence[_VcpuState]) -> list[int]:
+        """Harvest the rings of ``states`` into their counters; entries per vCPU."""
+        counts = [0] * self.nr_vcpus
+        with self._reap_lock:
+            for state in states:
+                count = state.vcpu.harvest(offsets=False).count
+                counts[state.vcpu.index] = count
+                self._dirty[state.vcpu.index] += count
+            self.vm.reset_dirty_rings()
+        return counts
+
+    def _reaper_thread(self) -> None:
+        while not self._shutdown.wait(REAPER_PERIOD):
+            if not self._in_service and self._logging:
+                self._harvest(self._vcpus)
+
+    # ------------------------------------------------------------------ VcpuBackend
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+        self._kick_all()
+        with self._cond:
+            while not all(
+                s.parked or s.thread is None or not s.thread.is_alive() for s in self._vcpus
+            ):
+                self._cond.wait(0.5)
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def set_dirty_logging(self, enabled: bool) -> None:
+        if not enabled and self.ring_size:
+            self._harvest(self._vcpus)
+        self._logging = enabled
+        self.vm.set_dirty_logging(enabled)
+
+    def update_throttle(self, in_service: bool, penalties_us: Sequence[int]) -> None:
+        self._penalties = list(penalties_us)
+        self._in_service = in_service
+
+    def dirty_pages(self) -> list[int]:
+        with self._reap_lock:
+            return list(self._dirty)
+
+    def flush_dirty_rings(self) -> None:
+        self._kick_all()
+        if self.ring_size:
+            self._harvest(self._vcpus)
+
+    def sync_dirty_bitmap(self) -> int:
+        return self.vm.get_dirty_log()
+
+    def ram_blocks(self) -> list[RamBlock]:
+        return [RamBlock("pc.ram", self.ram_size)]
+
+    def page_digests(self, block: str, pages: Sequence[int]) -> list[int]:
+        memory = self.vm.memory
+        return [zlib.crc32(memory[p * PAGE_SIZE : (p + 1) * PAGE_SIZE].data) for p in pages]
+
+    def thread_ids(self) -> list[int]:
+        return [s.native_id for s in self._vcpus]
+
+    def progress(self) -> list[VcpuProgress]:
+        out = []
+        for state in self._vcpus:
+            passes = guest.passes(self.vm, state.vcpu.index)
+            wss = self.layout[state.vcpu.index].wss_pages
+            out.append(
+                VcpuProgress(
+                    state.vcpu.index,
+                    state.workload.kind,
+                    float(passes),
+                    float(passes * wss * PAGE_SIZE),
+                )
+            )
+        return out

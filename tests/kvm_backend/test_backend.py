@@ -1,0 +1,166 @@
+"""The kvm backend: real vCPUs throttled through real KVM_EXIT_DIRTY_RING_FULL exits."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from qmpdl.backend.kvm import KvmBackend
+from qmpdl.jsontypes import JsonObject
+from qmpdl.kvm import guest
+from tests.machine.conftest import Harness, MakeHarness
+
+RING = "kvm,dirty-ring-size=4096"
+
+
+def poll(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def backend(h: Harness) -> KvmBackend:
+    b = h.machine.backend
+    assert isinstance(b, KvmBackend)
+    return b
+
+
+def passes_per_second(h: Harness, cpu: int, seconds: float) -> float:
+    b = backend(h)
+    start, t0 = guest.passes(b.vm, cpu), time.monotonic()
+    time.sleep(seconds)
+    return (guest.passes(b.vm, cpu) - start) / (time.monotonic() - t0)
+
+
+def measure(h: Harness, args: JsonObject | None = None) -> list[int]:
+    h.qmp("calc-dirty-rate", {"calc-time": 1, "mode": "dirty-ring", **(args or {})})
+    deadline = time.monotonic() + 10
+    while (info := h.qmp("query-dirty-rate"))["status"] != "measured":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return [v["dirty-rate"] for v in info["vcpu-dirty-rate"]]
+
+
+def current_rates(h: Harness) -> dict[int, int]:
+    return {r["cpu-index"]: r["current-rate"] for r in h.qmp("query-vcpu-dirty-limit")}
+
+
+def test_limit_one_of_two_vcpus(make_machine: MakeHarness) -> None:
+    h = make_machine("-accel", RING, "-smp", "2", "-m", "256M", "--qemu-version", "7.2")
+    h.qmp("set-vcpu-dirty-limit", {"dirty-rate": 100, "cpu-index": 0})
+    rates: list[int] = []
+
+    def settled() -> bool:
+        rates.append(current_rates(h)[0])
+        time.sleep(0.3)
+        return len(rates) > 3 and all(abs(r - 100) <= 25 for r in rates[-3:])
+
+    poll(settled, "vCPU 0 within 100 +- 25 MB/s", timeout=20)
+    b = backend(h)
+    assert h.machine.dirtylimit.throttle_us_per_full[0] > 0
+    assert h.machine.dirtylimit.throttle_us_per_full[1] == 0
+    assert b._penalties[1] == 0
+    # vCPU 1 is not limited: it dirties at its unthrottled pace (it shares 2 host cores).
+    assert measure(h)[1] > 150
+    assert list(current_rates(h)) == [0]
+
+
+def test_a_reader_keeps_its_speed_while_the_writer_is_limited(make_machine: MakeHarness) -> None:
+    h = make_machine("-accel", RING, "-smp", "2", "-m", "256M", "--workload", "1:read,wss=64M")
+    before = passes_per_second(h, 1, 2.0)
+    assert before > 1
+    h.qmp("set-vcpu-dirty-limit", {"dirty-rate": 50})  # every vCPU, the reader included
+    poll(lambda: h.machine.dirtylimit.throttle_us_per_full[0] > 0, "the writer's penalty")
+    during = passes_per_second(h, 1, 2.0)
+    # A reader never fills its ring, so it never sleeps (with the writer slowed it even
+    # gets more of the 2 host cores).
+    assert during >= 0.9 * before, (before, during)
+    assert h.machine.dirtylimit.throttle_us_per_full[1] == 0
+    assert current_rates(h)[1] == 0
+
+
+def test_stop_and_cont(make_machine: MakeHarness) -> None:
+    h = make_machine("-accel", RING, "-m", "256M")
+    events: list[JsonObject] = []
+    h.machine.events.subscribe(events.append)
+    b = backend(h)
+    poll(lambda: guest.passes(b.vm, 0) > 0, "a first pass")
+    h.qmp("stop")
+    stopped = guest.passes(b.vm, 0)
+    time.sleep(0.5)
+    assert guest.passes(b.vm, 0) == stopped
+    assert measure(h) == [0]
+    assert h.qmp("query-status")["status"] == "paused"
+    h.qmp("cont")
+    poll(lambda: guest.passes(b.vm, 0) > stopped, "progress after cont")
+    assert [e["event"] for e in events] == ["STOP", "RESUME"]
+
+
+def test_internal_error_stops_the_vm(make_machine: MakeHarness) -> None:
+    h = make_machine("-accel", RING, "-m", "64M")
+    events: list[JsonObject] = []
+    h.machine.events.subscribe(events.append)
+    b = backend(h)
+    poll(lambda: guest.passes(b.vm, 0) > 0, "a first pass")
+    # Replace the guest programs with ud2: no IDT, so the vCPU triple-faults.
+    code = guest.CODE_BASE
+    b.vm.memory[code : code + 0xC0] = [0x0F, 0x0B] * 0x60
+    poll(lambda: h.qmp("query-status")["status"] == "internal-error", "internal-error")
+    assert h.qmp("query-status") == {"status": "internal-error", "running": False}
+    poll(lambda: [e["event"] for e in events] == ["STOP"], "the STOP event")
+    assert h.error("cont") == "Resetting the Virtual Machine is required"
+
+
+def test_an_overflowing_ring_never_spins(make_machine: MakeHarness) -> None:
+    """delay=0 is the unpadded loop that overflows this host's rings (anchors README)."""
+    h = make_machine("-accel", RING, "-m", "64M", "--workload", "0:write,delay=0")
+    rates = measure(h)
+    b = backend(h)
+    start = guest.passes(b.vm, 0)
+    poll(lambda: guest.passes(b.vm, 0) > start + 2, "progress")
+    assert rates[0] > 0
+    assert h.qmp("query-status")["status"] == "running"
+
+
+def test_shutdown_under_load_leaks_nothing(make_machine: MakeHarness) -> None:
+    fds_before = set(os.listdir("/proc/self/fd"))
+    h = make_machine("-accel", RING, "-smp", "2", "-m", "128M")
+    h.qmp("set-vcpu-dirty-limit", {"dirty-rate": 80})
+    poll(lambda: h.machine.dirtylimit.throttle_us_per_full[0] > 0, "throttling")
+    h.close()
+    names = {t.name for t in threading.enumerate()}
+    assert not {n for n in names if n.endswith("/KVM") or n in ("kvm-reaper", "dirtyrate-stat")}
+    assert set(os.listdir("/proc/self/fd")) <= fds_before
+
+
+def test_serial_gets_a_character_per_pass(make_machine: MakeHarness, tmp_path: Path) -> None:
+    serial = tmp_path / "serial"
+    h = make_machine("-accel", RING, "-m", "64M", "-serial", f"file:{serial}")
+    b = backend(h)
+    poll(lambda: guest.passes(b.vm, 0) >= 3, "three passes")
+    text = serial.read_bytes()
+    assert set(text) == {ord("#")}
+    assert abs(len(text) - guest.passes(b.vm, 0)) <= 1
+
+
+def test_accel_kvm_ring_checks_as_qemu() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "qmpdl", "-accel", "kvm,dirty-ring-size=131072"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "qmpdl: -accel kvm,dirty-ring-size=131072: KVM dirty ring size 131072 too big "
+        "(maximum is 65536).  Please use a smaller value.\n"
+        "qmpdl: -accel kvm,dirty-ring-size=131072: failed to initialize kvm: Invalid argument\n"
+    )
