@@ -164,3 +164,35 @@ def test_accel_kvm_ring_checks_as_qemu() -> None:
         "(maximum is 65536).  Please use a smaller value.\n"
         "qmpdl: -accel kvm,dirty-ring-size=131072: failed to initialize kvm: Invalid argument\n"
     )
+
+
+def test_without_a_ring_the_bitmap_measures(make_machine: MakeHarness) -> None:
+    h = make_machine("-accel", "kvm", "-m", "64M", "--workload", "0:write,wss=16M")
+    assert h.error("set-vcpu-dirty-limit", {"dirty-rate": 10}).startswith(
+        "dirty page limit feature requires KVM"
+    )
+    assert h.error("calc-dirty-rate", {"calc-time": 1, "mode": "dirty-ring"}) == (
+        "mode dirty-ring is not enabled, use other method instead."
+    )
+    h.qmp("calc-dirty-rate", {"calc-time": 1, "mode": "dirty-bitmap"})
+    poll(lambda: h.qmp("query-dirty-rate")["status"] == "measured", "the measurement")
+    # 16 MiB rewritten many times a second: the bitmap counts each page once.
+    assert 14 <= h.qmp("query-dirty-rate")["dirty-rate"] <= 16
+
+
+def test_the_process_exits_cleanly_under_load() -> None:
+    from qmpdl.tools.launch import QmpdlProcess
+    from qmpdl.tools.rawqmp import RawQMP
+
+    with QmpdlProcess(["-accel", RING, "-smp", "2", "-m", "128M"]) as proc:
+        with RawQMP(proc.socket_path) as qmp:
+            qmp.negotiate()
+            qmp.command(b'{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 60}}')
+            deadline = time.monotonic() + 10
+            while b'"current-rate": 0' in qmp.command(b'{"execute": "query-vcpu-dirty-limit"}'):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert proc.terminate() == 0
+            assert b'"reason": "host-signal"' in qmp.read_line()
+        assert not os.path.exists(proc.socket_path)
+        assert "Traceback" not in proc.stderr()
