@@ -178,10 +178,10 @@ def _accel(value: str) -> AccelConfig:
     where = f"-accel {value}"
     opts = parse_opts(value, implied="accel")
     kind = opts.pop("accel", None)
-    if kind not in ("sim", "kvm"):
-        raise UsageError(where, f"invalid accelerator {kind} (qmpdl has sim and kvm)")
+    if kind not in ("sim", "kvm", "tcg"):
+        raise UsageError(where, f"invalid accelerator {kind} (qmpdl has sim, kvm and tcg)")
     ring = 0
-    if "dirty-ring-size" in opts:
+    if "dirty-ring-size" in opts and kind != "tcg":
         try:
             ring = parse_uint("dirty-ring-size", opts.pop("dirty-ring-size"), 32)
         except OptionError as e:
@@ -288,8 +288,8 @@ OPTIONS: list[_Option] = [
     _Option("m", "[size=]SIZE", "guest RAM (default 128M; plain numbers are MiB)", _set("memory")),
     _Option(
         "accel",
-        "sim|kvm[,dirty-ring-size=N]",
-        "accelerator and dirty ring entries per vCPU",
+        "sim|kvm[,dirty-ring-size=N] | tcg",
+        "accelerator and dirty ring entries per vCPU (tcg: simulated vCPUs without KVM)",
         _set("accel"),
     ),
     _Option(

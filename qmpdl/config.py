@@ -42,7 +42,9 @@ class MonitorConfig(BaseModel):
 class AccelConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["sim", "kvm"] = "sim"
+    #: ``sim``: simulated vCPUs presenting themselves as KVM; ``kvm``: real ones;
+    #: ``tcg``: simulated vCPUs presenting themselves as TCG (no KVM, no dirty ring)
+    kind: Literal["sim", "kvm", "tcg"] = "sim"
     #: entries per vCPU dirty ring; 0 = no ring (dirty bitmap)
     dirty_ring_size: int = 0
 

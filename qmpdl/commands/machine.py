@@ -21,9 +21,7 @@ from qmpdl.qapi.types import (
 def query_status(ctx: CommandContext, args: QueryStatusArgs) -> StatusInfo:
     machine = ctx.machine
     singlestep = None if machine.profile.has("statusinfo-singlestep-removed") else False
-    return StatusInfo(
-        running=machine.running, singlestep=singlestep, status=machine.runstate
-    )
+    return StatusInfo(running=machine.running, singlestep=singlestep, status=machine.runstate)
 
 
 @qmp_command("stop", blocking=True)
@@ -62,5 +60,5 @@ def query_cpus_fast(ctx: CommandContext, args: QueryCpusFastArgs) -> list[CpuInf
 
 @qmp_command("query-kvm")
 def query_kvm(ctx: CommandContext, args: QueryKvmArgs) -> KvmInfo:
-    # Both accelerators present themselves as KVM: the sim backend emulates it.
-    return KvmInfo(enabled=True, present=True)
+    # sim and kvm present themselves as KVM (the sim backend emulates it); tcg does not.
+    return KvmInfo(enabled=ctx.machine.config.accel.kind != "tcg", present=True)
