@@ -52,11 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--record", type=Path, help="write QEMU's transcripts to this file")
     opts = parser.parse_args(argv)
     scripts = [s for path in opts.scripts for s in load_scripts(path)]
+    if opts.target:
+        scripts = [s.model_copy(update={"target": opts.target}) for s in scripts]
     failed = 0
     recorded: dict[str, list[str]] = {}
     for script in scripts:
-        if opts.target:
-            script = script.model_copy(update={"target": opts.target})
         qemu = normalized(play("qemu", script), opts.raw)
         qmpdl = normalized(play("qmpdl", script), opts.raw)
         recorded[script.name] = qemu
