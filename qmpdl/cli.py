@@ -60,6 +60,7 @@ class _Builder:
     trace: list[str] = field(default_factory=list)
     trace_file: str | None = None
     serial: str | None = None
+    incoming: str | None = None
     compat_monitors: int = 0
 
 
@@ -312,6 +313,12 @@ OPTIONS: list[_Option] = [
         _set("qemu_version"),
     ),
     _Option(
+        "incoming",
+        "tcp:HOST:PORT|unix:PATH|defer",
+        "wait for an incoming migration (defer: until migrate-incoming)",
+        _set("incoming"),
+    ),
+    _Option(
         "trace",
         "[enable=]PATTERN[,file=FILE]",
         "enable trace events (QEMU names, e.g. dirtylimit_*)",
@@ -466,6 +473,7 @@ def _build(b: _Builder) -> MachineConfig:
         trace_patterns=b.trace,
         trace_file=b.trace_file,
         serial_file=b.serial,
+        incoming=b.incoming,
     )
     return config
 

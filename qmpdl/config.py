@@ -84,5 +84,7 @@ class MachineConfig(BaseModel):
 
     trace_patterns: list[str] = []
     trace_file: str | None = None
+    #: ``-incoming URI`` (``defer``: wait for migrate-incoming)
+    incoming: str | None = None
     #: ``-serial file:PATH``: the guests' pass characters (kvm backend)
     serial_file: str | None = None

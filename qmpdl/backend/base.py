@@ -21,6 +21,10 @@ import abc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 PAGE_SIZE = 4096
 
@@ -61,6 +65,8 @@ class VcpuBackend(abc.ABC):
     ring_size: int
     #: present vCPUs (``-smp N``), indexed 0..nr_vcpus-1
     nr_vcpus: int
+    #: guest RAM in bytes
+    ram_size: int
     #: called (from any thread) when a vCPU cannot go on; the machine replaces it
     on_internal_error: Callable[[str], None] = staticmethod(logging.getLogger("qmpdl").error)
 
@@ -123,3 +129,43 @@ class VcpuBackend(abc.ABC):
     @abc.abstractmethod
     def progress(self) -> list[VcpuProgress]:
         """Guest-observable work of each vCPU."""
+
+    # ------------------------------------------------------------------ migration
+
+    @property
+    @abc.abstractmethod
+    def ram_pages(self) -> int:
+        """Guest RAM in pages."""
+
+    @abc.abstractmethod
+    def migration_sync(self) -> npt.NDArray[np.bool_]:
+        """Migration's bitmap sync: one flag per RAM page, set for the pages written
+        since the previous call (every page on the first call after tracking started,
+        QEMU's bulk stage).  Needs dirty logging on (the MIGRATION user)."""
+
+    @abc.abstractmethod
+    def migration_stop(self) -> None:
+        """Forget the migration's dirty tracking (the next sync starts over)."""
+
+    @abc.abstractmethod
+    def read_pages(self, pages: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.bool_], bytes]:
+        """The content of ``pages``: which are all zeros, and the others' bytes in order."""
+
+    @abc.abstractmethod
+    def write_pages(
+        self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], data: bytes
+    ) -> None:
+        """Destination: store received pages (``data`` holds the non-zero ones)."""
+
+    @abc.abstractmethod
+    def export_state(self) -> dict[str, Any]:
+        """vCPU and guest state sent at switchover (after the VM stopped)."""
+
+    @abc.abstractmethod
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Destination: take over the state; raises ValueError if the received memory
+        does not match it."""
+
+    @abc.abstractmethod
+    def set_cpu_throttle(self, percent: int) -> None:
+        """Auto-converge: make every vCPU sleep ``percent`` % of the time (0: off)."""

@@ -30,7 +30,10 @@ import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
 
 from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
 from qmpdl.clock import Clock
@@ -54,6 +57,8 @@ KICK_SIGNAL = signal.SIGUSR1
 RESYNC_LIMIT = 3
 #: Seconds between the reaper's harvests.
 REAPER_PERIOD = 1.0
+#: QEMU's CPU_THROTTLE_TIMESLICE_NS (auto-converge), in seconds.
+CPU_THROTTLE_TIMESLICE = 0.010
 
 
 @dataclass
@@ -73,6 +78,8 @@ class _VcpuState:
     native_id: int = 0
     parked: bool = False
     failed_resyncs: int = 0
+    #: auto-converge: seconds to sleep once the pending kick is served
+    throttle_sleep: float = 0.0
 
 
 class KvmBackend(VcpuBackend):
@@ -114,6 +121,11 @@ class KvmBackend(VcpuBackend):
         self._logging = False
         self._reaper: threading.Thread | None = None
         self._closed = False
+        #: migration: pages dirtied since the last sync (None: not tracking)
+        self._mig_bitmap: npt.NDArray[np.bool_] | None = None
+        self._cpu_throttle = 0
+        self._throttle_wakeup = threading.Event()
+        self._throttle_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,6 +167,9 @@ class KvmBackend(VcpuBackend):
                 state.thread.join()
         if self._reaper is not None:
             self._reaper.join()
+        self._throttle_wakeup.set()
+        if self._throttle_thread is not None:
+            self._throttle_thread.join()
         self.vm.close()
 
     # ------------------------------------------------------------------ kicks
@@ -212,12 +227,14 @@ class KvmBackend(VcpuBackend):
                 pending = pending or state.acked != state.kicks
             if pending:
                 self._ack(state)
+                self._throttle_pause(state)
                 continue
             try:
                 reason = vcpu.run()
             except InterruptedError:
                 reason = KVM_EXIT_INTR
             self._ack(state)
+            self._throttle_pause(state)
             if reason == KVM_EXIT_DIRTY_RING_FULL:
                 self._ring_full(state)
             elif reason == KVM_EXIT_HLT:
@@ -227,6 +244,12 @@ class KvmBackend(VcpuBackend):
                 pass
             elif reason != KVM_EXIT_INTR:
                 self._unexpected_exit(state, reason)
+
+    def _throttle_pause(self, state: _VcpuState) -> None:
+        """Auto-converge's sleep, requested by the throttle thread with a kick."""
+        sleep, state.throttle_sleep = state.throttle_sleep, 0.0
+        if sleep > 0 and not self._shutdown.is_set():
+            self._shutdown.wait(sleep)
 
     def _ring_full(self, state: _VcpuState) -> None:
         own = self._in_service
@@ -295,10 +318,14 @@ class KvmBackend(VcpuBackend):
         """Harvest the rings of ``states`` into their counters; entries per vCPU."""
         counts = [0] * self.nr_vcpus
         with self._reap_lock:
+            bitmap = self._mig_bitmap
             for state in states:
-                count = state.vcpu.harvest(offsets=False).count
-                counts[state.vcpu.index] = count
-                self._dirty[state.vcpu.index] += count
+                result = state.vcpu.harvest(offsets=bitmap is not None)
+                counts[state.vcpu.index] = result.count
+                self._dirty[state.vcpu.index] += result.count
+                if bitmap is not None and result.count:
+                    offsets = result.offsets[result.offsets < len(bitmap)]
+                    bitmap[offsets.astype(np.int64)] = True
             self.vm.reset_dirty_rings()
         return counts
 
@@ -371,3 +398,86 @@ class KvmBackend(VcpuBackend):
                 )
             )
         return out
+
+    # ------------------------------------------------------------------ migration
+
+    @property
+    def ram_pages(self) -> int:
+        return self.ram_size // PAGE_SIZE
+
+    def _rows(self) -> npt.NDArray[np.uint8]:
+        return self.vm.memory[: self.ram_pages * PAGE_SIZE].reshape(-1, PAGE_SIZE)
+
+    def migration_sync(self) -> npt.NDArray[np.bool_]:
+        """With the ring: kick every vCPU, harvest every ring, and return the pages the
+        harvests saw since the last sync.  Without: KVM's dirty bitmap."""
+        if self._mig_bitmap is None:
+            with self._reap_lock:
+                self._mig_bitmap = np.zeros(self.ram_pages, dtype=np.bool_)
+            if not self.ring_size:
+                self.vm.get_dirty_bitmap()
+            return np.ones(self.ram_pages, dtype=np.bool_)
+        if self.ring_size:
+            self.flush_dirty_rings()
+            with self._reap_lock:
+                dirty = self._mig_bitmap.copy()
+                self._mig_bitmap[:] = False
+            return dirty
+        words = self.vm.get_dirty_bitmap()
+        bits = np.unpackbits(words.view(np.uint8), bitorder="little").astype(np.bool_)
+        return bits[: self.ram_pages]
+
+    def migration_stop(self) -> None:
+        with self._reap_lock:
+            self._mig_bitmap = None
+
+    def read_pages(self, pages: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.bool_], bytes]:
+        rows = self._rows()[pages]
+        zero: npt.NDArray[np.bool_] = np.logical_not(rows.any(axis=1))
+        return zero, rows[~zero].tobytes()
+
+    def write_pages(
+        self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], data: bytes
+    ) -> None:
+        rows = self._rows()
+        rows[pages[zero]] = 0
+        rows[pages[~zero]] = np.frombuffer(data, dtype=np.uint8).reshape(-1, PAGE_SIZE)
+
+    def export_state(self) -> dict[str, Any]:
+        # The programs keep all their state in guest memory (their parameter blocks):
+        # the destination starts them again at their loop and they count on.
+        return {"kvm": {"programs": [p.program.name for p in self.layout]}}
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        mine = [p.program.name for p in self.layout]
+        theirs = (
+            state.get("kvm", {}).get("programs") if isinstance(state.get("kvm"), dict) else None
+        )
+        if theirs != mine:
+            raise ValueError(f"the guest programs {theirs} do not match this machine's {mine}")
+
+    def set_cpu_throttle(self, percent: int) -> None:
+        self._cpu_throttle = percent
+        if percent and self._throttle_thread is None:
+            self._throttle_thread = threading.Thread(
+                target=self._throttle_thread_main, name="cpu-throttle", daemon=True
+            )
+            self._throttle_thread.start()
+        self._throttle_wakeup.set()
+
+    def _throttle_thread_main(self) -> None:
+        """QEMU's cpu-throttle timer: every timeslice / (1 - pct) each vCPU is asked to
+        sleep pct / (1 - pct) timeslices."""
+        while not self._shutdown.is_set():
+            percent = self._cpu_throttle
+            if not percent:
+                self._throttle_wakeup.wait()
+                self._throttle_wakeup.clear()
+                continue
+            share = percent / 100
+            if self._throttle_wakeup.wait(CPU_THROTTLE_TIMESLICE / (1 - share)):
+                self._throttle_wakeup.clear()
+                continue
+            for state in self._vcpus:
+                state.throttle_sleep = share / (1 - share) * CPU_THROTTLE_TIMESLICE
+                self._kick(state)

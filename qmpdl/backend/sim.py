@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
-from qmpdl.backend.base import RamBlock, VcpuBackend, VcpuProgress
+import numpy as np
+import numpy.typing as npt
+
+from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
 from qmpdl.backend.simmodel import SimModel
 from qmpdl.clock import Clock
 from qmpdl.workload import Workload
@@ -46,6 +50,8 @@ class SimBackend(VcpuBackend):
         )
         self._start_paused = start_paused
         self._thread_id = threading.get_native_id()
+        #: destination: the first byte of every page received
+        self._received: npt.NDArray[np.uint8] | None = None
 
     def start(self) -> None:
         with self._lock:
@@ -121,3 +127,58 @@ class SimBackend(VcpuBackend):
                     )
                 )
             return out
+
+    # ------------------------------------------------------------------ migration
+
+    @property
+    def ram_pages(self) -> int:
+        return self.model.ram_pages
+
+    def migration_sync(self) -> npt.NDArray[np.bool_]:
+        with self._lock:
+            return self.model.migration_sync(self.clock.monotonic())
+
+    def migration_stop(self) -> None:
+        with self._lock:
+            self.model.migration_stop()
+
+    def read_pages(self, pages: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.bool_], bytes]:
+        """Synthetic content with honest sizes: a written page is its counter byte
+        followed by zeros; the rest of RAM is zero pages."""
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            values = self.model.page_values(pages)
+        zero = values == 0
+        data = np.zeros((int((~zero).sum()), PAGE_SIZE), dtype=np.uint8)
+        data[:, 0] = values[~zero]
+        return zero, data.tobytes()
+
+    def write_pages(
+        self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], data: bytes
+    ) -> None:
+        if self._received is None:
+            self._received = np.zeros(self.model.ram_pages, dtype=np.uint8)
+        block = np.frombuffer(data, dtype=np.uint8).reshape(-1, PAGE_SIZE)
+        self._received[pages[zero]] = 0
+        self._received[pages[~zero]] = block[:, 0]
+
+    def export_state(self) -> dict[str, Any]:
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return {"sim": self.model.export_progress()}
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        progress = state.get("sim")
+        if not isinstance(progress, dict) or len(progress.get("written", [])) != self.nr_vcpus:
+            raise ValueError("the guest state does not fit this machine")
+        with self._lock:
+            self.model.import_progress(self.clock.monotonic(), progress)
+            expected = self.model.page_values(np.arange(self.model.ram_pages, dtype=np.int64))
+        received = self._received if self._received is not None else np.zeros_like(expected)
+        wrong = int((expected != received).sum())
+        if wrong:
+            raise ValueError(f"{wrong} pages of guest memory do not match the guest state")
+
+    def set_cpu_throttle(self, percent: int) -> None:
+        with self._lock:
+            self.model.set_cpu_throttle(self.clock.monotonic(), percent)

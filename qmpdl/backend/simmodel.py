@@ -85,10 +85,19 @@ class SimModel:
         writer = np.array([w.kind == "write" for w in workloads], dtype=np.bool_)
         reader = np.array([w.kind == "read" for w in workloads], dtype=np.bool_)
         self.wss: FloatArray = wss
+        self._base_write_rate: FloatArray = np.where(writer, rate, 0.0)
+        self._base_read_rate: FloatArray = np.where(reader, rate, 0.0)
         #: pages/s written while running (0 for readers and idle vCPUs)
-        self.write_rate: FloatArray = np.where(writer, rate, 0.0)
+        self.write_rate: FloatArray = self._base_write_rate.copy()
         #: pages/s read while running
-        self.read_rate: FloatArray = np.where(reader, rate, 0.0)
+        self.read_rate: FloatArray = self._base_read_rate.copy()
+        #: auto-converge: the share of time (percent) every vCPU is made to sleep
+        self.cpu_throttle = 0
+        #: migration: ``written`` at the last dirty-page sync (None: not tracking)
+        self._mig_mark: FloatArray | None = None
+        self._region_first = np.array([r.first_page for r in self.regions], dtype=np.int64)
+        self._region_pages = np.array([r.pages for r in self.regions], dtype=np.int64)
+        self._is_writer = writer
         #: writers able to fill their ring on their own
         self.fills: BoolArray = writer & (rate > 0) & (wss >= self.soft_full) & (ring_size > 0)
         #: pages written since this vCPU's ring was last harvested (ring holds min(., wss))
@@ -295,23 +304,68 @@ class SimModel:
 
     # ------------------------------------------------------------------ content
 
+    def page_values(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The first byte of each page, the one the guest increments (a writer's page is
+        that byte and zeros; every other page is all zeros)."""
+        values = np.zeros(len(pages), dtype=np.uint8)
+        cpu = np.searchsorted(self._region_first, pages, side="right") - 1
+        valid = cpu >= 0
+        cpu = np.where(valid, cpu, 0)
+        offset = pages - self._region_first[cpu]
+        size = self._region_pages[cpu]
+        inside = valid & (offset >= 0) & (offset < size) & self._is_writer[cpu]
+        total = np.floor(self.written[cpu]).astype(np.int64)
+        writes = np.where(total > offset, (total - 1 - offset) // np.maximum(size, 1) + 1, 0)
+        values[inside] = (writes[inside] % 256).astype(np.uint8)
+        return values
+
     def page_digests(self, pages: Sequence[int]) -> list[int]:
-        """Digest of each guest page's content: its number and how often its byte was
-        incremented (mod 256, as the guest's byte wraps)."""
-        out = []
-        for page in pages:
-            writes = 0
-            for cpu, region in enumerate(self.regions):
-                if self.kinds[cpu] != "write":
-                    continue
-                offset = page - region.first_page
-                if 0 <= offset < region.pages:
-                    total = int(self.written[cpu])
-                    if total > offset:
-                        writes = (total - 1 - offset) // region.pages + 1
-                    break
-            out.append(hash((page, writes % 256)) & 0xFFFFFFFF)
-        return out
+        """Digest of each guest page's content (page sampling compares two reads)."""
+        values = self.page_values(np.asarray(pages, dtype=np.int64))
+        return [hash((int(p), int(v))) & 0xFFFFFFFF for p, v in zip(pages, values, strict=True)]
+
+    # ------------------------------------------------------------------ migration
+
+    def migration_sync(self, t: float) -> npt.NDArray[np.bool_]:
+        """Pages written since the previous call (all of RAM on the first call)."""
+        self.advance(t)
+        dirty = np.zeros(self.ram_pages, dtype=np.bool_)
+        if self._mig_mark is None:
+            dirty[:] = True
+        else:
+            for cpu in np.flatnonzero(self._is_writer):
+                first, size = int(self._region_first[cpu]), int(self._region_pages[cpu])
+                start, end = int(self._mig_mark[cpu]), int(self.written[cpu])
+                if end - start >= size:
+                    dirty[first : first + size] = True
+                elif end > start:
+                    a, b = start % size, end % size
+                    if a < b:
+                        dirty[first + a : first + b] = True
+                    else:
+                        dirty[first + a : first + size] = True
+                        dirty[first : first + b] = True
+        self._mig_mark = np.floor(self.written)
+        return dirty
+
+    def migration_stop(self) -> None:
+        self._mig_mark = None
+
+    def set_cpu_throttle(self, t: float, percent: int) -> None:
+        """Auto-converge: every vCPU runs only (100 - percent) % of the time."""
+        self.advance(t)
+        self.cpu_throttle = percent
+        share = (100 - percent) / 100
+        self.write_rate = self._base_write_rate * share
+        self.read_rate = self._base_read_rate * share
+
+    def export_progress(self) -> dict[str, list[float]]:
+        return {"written": [float(x) for x in self.written], "read": [float(x) for x in self.read]}
+
+    def import_progress(self, t: float, progress: dict[str, list[float]]) -> None:
+        self.advance(t)
+        self.written = np.asarray(progress["written"], dtype=np.float64)
+        self.read = np.asarray(progress["read"], dtype=np.float64)
 
 
 def _layout(workloads: Sequence[Workload], ram_pages: int) -> list[Region]:

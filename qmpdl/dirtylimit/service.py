@@ -92,6 +92,13 @@ class DirtyLimit:
         self._thread: threading.Thread | None = None
         self._quit = False
 
+    def set_migration_hooks(
+        self, *, allowed: Callable[[], bool], period_ms: Callable[[], int]
+    ) -> None:
+        """The migration decides when users may change limits and the period length."""
+        self._allowed = allowed
+        self._period_ms = period_ms
+
     # ------------------------------------------------------------------ state
 
     def in_service(self) -> bool:

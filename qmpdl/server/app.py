@@ -21,6 +21,7 @@ from qmpdl.backend.sim import SimBackend
 from qmpdl.clock import Clock, RealClock
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.config import ChardevSocket, MachineConfig, MonitorConfig
+from qmpdl.errors import QMPError
 from qmpdl.profile import Profile, get_profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.session import MonitorSession
@@ -52,7 +53,7 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
             config.accel.dirty_ring_size,
             clock,
             kick_interrupts_sleep=kick_interrupts_sleep,
-            start_paused=config.start_paused,
+            start_paused=config.start_paused or config.incoming is not None,
         )
     except ValueError as e:
         raise ConfigError(f"--workload: {e}") from None
@@ -95,7 +96,7 @@ def build_kvm_backend(
             ring,
             clock,
             kick_interrupts_sleep=kick_interrupts_sleep,
-            start_paused=config.start_paused,
+            start_paused=config.start_paused or config.incoming is not None,
             serial=serial,
         )
     except ValueError as e:
@@ -268,6 +269,23 @@ async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, on_signal, signum)
+    exit_status = 0
+
+    def exit_process(status: int) -> None:
+        """A failed incoming migration ends the process (QEMU exits with status 1)."""
+        nonlocal exit_status
+        exit_status = status
+        loop.call_soon_threadsafe(stopping.set)
+
+    machine.migration.exit = exit_process
+    if config.incoming is not None and config.incoming != "defer":
+        try:
+            machine.migration.start_incoming(config.incoming)
+        except (OSError, QMPError) as e:
+            for endpoint in endpoints:
+                await endpoint.close()
+            text = e.desc if isinstance(e, QMPError) else f"Failed to bind socket: {e.strerror}"
+            raise ConfigError(f"-incoming {config.incoming}: {text}") from None
     try:
         machine.start()
         dispatcher.start()
@@ -281,4 +299,4 @@ async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int
         for endpoint in endpoints:
             await endpoint.close()
         await asyncio.to_thread(machine.teardown)
-    return 0
+    return exit_status

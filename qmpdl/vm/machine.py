@@ -53,7 +53,11 @@ class Machine:
         #: QEMU's BQL: held by in-band command handlers (see qmpdl.vm.bql)
         self.bql = BigLock()
         self._state_lock = threading.Lock()
-        self.runstate = RunState.PRELAUNCH if config.start_paused else RunState.RUNNING
+        if config.incoming is not None:
+            self.runstate = RunState.INMIGRATE
+        else:
+            self.runstate = RunState.PRELAUNCH if config.start_paused else RunState.RUNNING
+        self._before_migration = self.runstate
         self.dirty_log = DirtyLog(backend)
         self.dirtylimit = DirtyLimit(
             backend=backend,
@@ -71,6 +75,14 @@ class Machine:
             profile=profile,
             shutdown=self.shutdown_event,
             bql=self.bql,
+        )
+        from qmpdl.migration.manager import DefaultMigrationSettings, MigrationManager
+
+        config_object = getattr(self, "migration_config", None) or DefaultMigrationSettings()
+        self.migration = MigrationManager(self, config_object)
+        self.dirtylimit.set_migration_hooks(
+            allowed=self.migration.dirty_limit_allowed,
+            period_ms=self.migration.dirty_limit_period_ms,
         )
         #: socket chardevs, in creation order
         self.chardev_ids = [c.id for c in config.chardevs]
@@ -108,6 +120,44 @@ class Machine:
             self.runstate = RunState.RUNNING
         self.events.emit("RESUME")
 
+    def set_runstate(self, state: RunState) -> None:
+        with self._state_lock:
+            self.runstate = state
+
+    def stop_for_migration(self) -> bool:
+        """Switchover: vCPUs stop, runstate ``finish-migrate``; True if they were running."""
+        with self._state_lock:
+            was_running = self.runstate == RunState.RUNNING
+            self._before_migration = self.runstate
+            self.runstate = RunState.FINISH_MIGRATE
+        with self.bql:
+            self.backend.pause()
+        if was_running:
+            self.events.emit("STOP")
+        return was_running
+
+    def restart_after_migration(self, was_running: bool) -> None:
+        """A failed or cancelled migration: the VM runs again if it ran before."""
+        with self._state_lock:
+            if self.runstate != RunState.FINISH_MIGRATE:
+                return
+            if not was_running:
+                self.runstate = self._before_migration
+                return
+            self.runstate = RunState.RUNNING
+        self.backend.resume()
+        self.events.emit("RESUME")
+
+    def start_after_incoming(self) -> None:
+        """The incoming migration loaded: run (or stay paused with -S)."""
+        with self._state_lock:
+            if self.config.start_paused:
+                self.runstate = RunState.PAUSED
+                return
+            self.runstate = RunState.RUNNING
+        self.backend.resume()
+        self.events.emit("RESUME")
+
     def internal_error(self, message: str) -> None:
         """A vCPU cannot go on (unexpected exit, a ring KVM reports full but empty):
         say why on stderr and stop the VM in ``internal-error``, as QEMU does."""
@@ -132,6 +182,7 @@ class Machine:
 
     def teardown(self) -> None:
         """Stop every thread and the vCPUs (after the last reply went out)."""
+        self.migration.shutdown()
         self.shutdown_event.set()
         self.dirtylimit.shutdown()
         self.dirtyrate.join(5)

@@ -1,0 +1,325 @@
+"""The outgoing migration: QEMU's migration thread, precopy only.
+
+setup (connect, header, dirty logging on, the whole RAM dirty: the *bulk* pass) ->
+active (send dirty pages, rate-limited to ``max-bandwidth`` in 100 ms windows; when
+what is left falls below what can go in ``downtime-limit`` at the measured bandwidth,
+sync the dirty log; each sync is a new pass, ``MIGRATION_PASS``) -> completion (stop the
+vCPUs, optionally wait in ``pre-switchover`` for ``migrate-continue``, sync again, send
+the rest and the device state, wait for the destination's acknowledgement) ->
+``completed`` (runstate ``postmigrate``).  Every sync more than a second after the
+previous rate period checks whether the guest dirties memory faster than
+``throttle-trigger-threshold`` % of what is transferred; the second time it does,
+auto-converge throttles the CPUs or the ``dirty-limit`` capability limits every vCPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
+from qmpdl.migration.uri import Channel, MigrationAddress, connect
+from qmpdl.vm.dirtylog import DirtyLogUser
+
+if TYPE_CHECKING:
+    from qmpdl.migration.manager import MigrationManager
+
+log = logging.getLogger("qmpdl")
+
+#: QEMU's BUFFER_DELAY: rate limiting and bandwidth measurement window (ms).
+BUFFER_DELAY_MS = 100
+#: Pages read and sent per record.
+BATCH_PAGES = 256
+
+
+class MigrationCancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """The user cancelled; unwind without marking the migration failed."""
+
+
+@dataclass
+class SourceStats:
+    """What query-migrate reports about the outgoing side (QEMU's mig_stats & co)."""
+
+    start_time: float = 0.0
+    setup_time: int = 0
+    total_time: int = 0
+    downtime: int = 0
+    expected_downtime: int = 0
+    transferred: int = 0
+    precopy_bytes: int = 0
+    downtime_bytes: int = 0
+    normal_pages: int = 0
+    zero_pages: int = 0
+    remaining: int = 0
+    dirty_sync_count: int = 0
+    dirty_pages_rate: int = 0
+    dirty_bytes_last_sync: int = 0
+    mbps: float = 0.0
+    pages_per_second: int = 0
+    passes: list[dict[str, float]] = field(default_factory=list)
+
+
+class OutgoingMigration:
+    """One outgoing migration, run in its own thread ("live_migration")."""
+
+    def __init__(self, manager: MigrationManager, address: MigrationAddress) -> None:
+        self.manager = manager
+        self.machine = manager.machine
+        self.backend = manager.machine.backend
+        self.address = address
+        self.stats = SourceStats(start_time=time.monotonic())
+        self.channel: Channel | None = None
+        self.writer = StreamWriter()
+        self.bitmap: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        self._cursor = 0
+        self._threshold = 0.0
+        self._window_start = 0.0
+        self._window_bytes = 0
+        self._iter_bytes = 0
+        self._iter_pages = 0
+        self._period_start = 0.0
+        self._period_dirty = 0
+        self._period_xfer_start = 0
+        self._dirty_rate_high = 0
+        self._continue = threading.Event()
+        self.was_running = False
+        self.thread = threading.Thread(target=self._run, name="live_migration", daemon=True)
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        """migrate_cancel: unblock whatever the thread waits on."""
+        self._continue.set()
+        if self.channel is not None:
+            self.channel.shutdown()
+
+    def resume_from_pause(self) -> None:
+        """migrate-continue in pre-switchover."""
+        self._continue.set()
+
+    def _check(self) -> None:
+        if self.manager.state == "cancelling":
+            raise MigrationCancelled
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        m = self.manager
+        try:
+            try:
+                self.channel = connect(self.address)
+            except OSError as e:
+                m.fail(str(e), from_state="setup")
+                return
+            self._check()
+            self._send(
+                self.writer.header(
+                    self.backend.ram_size, self.backend.nr_vcpus, m.machine_description()
+                ),
+                precopy=True,
+            )
+            with self.machine.bql:
+                self.machine.dirty_log.start(DirtyLogUser.MIGRATION)
+            self.bitmap = self.backend.migration_sync()
+            self._count_sync(0)
+            self.stats.setup_time = int((time.monotonic() - self.stats.start_time) * 1000)
+            m.set_state("setup", "active")
+            self._period_start = self._window_start = time.monotonic()
+            self._iterate()
+        except MigrationCancelled:
+            pass
+        except OSError as e:
+            m.fail(m.stream_error(e))
+        except Exception as e:  # a bug must not leave the migration hanging
+            log.exception("migration failed unexpectedly")
+            m.fail(f"internal error: {e}")
+        finally:
+            self._finish()
+
+    def _iterate(self) -> None:
+        m = self.manager
+        while m.state == "active":
+            self._check()
+            if not self._rate_exceeded():
+                pending = int(self.bitmap.sum()) * PAGE_SIZE
+                if pending < self._threshold:
+                    self._sync()
+                    pending = int(self.bitmap.sum()) * PAGE_SIZE
+                if not pending or pending < self._threshold:
+                    self._complete()
+                    return
+                self._send_pages(limit=True)
+            self._rate_limit()
+
+    def _complete(self) -> None:
+        m = self.manager
+        self.stats.downtime = 0
+        downtime_start = time.monotonic()
+        self.was_running = m.stop_vm()
+        if m.config.pause_before_switchover:
+            m.set_state("active", "pre-switchover")
+            self._continue.wait()
+            self._check()
+            m.set_state("pre-switchover", "device")
+        self._check()
+        self._sync(final=True)
+        while self.bitmap.any():
+            self._send_pages(limit=False, downtime=True)
+        self._send(self.writer.pass_end(self.stats.dirty_sync_count), downtime=True)
+        self._send(self.writer.state(self.backend.export_state()), downtime=True)
+        self._send(self.writer.end(), downtime=True)
+        self._await_ack()
+        end = time.monotonic()
+        self.stats.downtime = int((end - downtime_start) * 1000)
+        self.stats.total_time = int((end - self.stats.start_time) * 1000)
+        transfer_time = self.stats.total_time - self.stats.setup_time
+        if transfer_time:
+            self.stats.mbps = self.stats.transferred * 8.0 / transfer_time / 1000
+        self.stats.remaining = 0
+        m.set_state(m.state, "completed")
+
+    def _await_ack(self) -> None:
+        assert self.channel is not None
+        reply = self.channel.recv(1)
+        if not reply:
+            raise OSError("Unable to read from socket: Connection reset by peer")
+        if reply != b"\0":
+            raise OSError("Sibling indicated error 1")
+
+    def _finish(self) -> None:
+        m = self.manager
+        self.backend.set_cpu_throttle(0)
+        m.cpu_throttle = 0
+        self.backend.migration_stop()
+        with self.machine.bql:
+            self.machine.dirty_log.stop(DirtyLogUser.MIGRATION)
+        if self.channel is not None:
+            self.channel.close()
+        m.finished(self)
+
+    # ------------------------------------------------------------------ sending
+
+    def _send(self, data: bytes, *, precopy: bool = False, downtime: bool = False) -> None:
+        assert self.channel is not None
+        self.channel.sendall(data)
+        n = len(data)
+        self.stats.transferred += n
+        self._window_bytes += n
+        if downtime:
+            self.stats.downtime_bytes += n
+        else:
+            self.stats.precopy_bytes += n
+
+    def _next_pages(self, count: int) -> npt.NDArray[np.int64]:
+        """The next ``count`` dirty pages at or after the cursor (wrapping)."""
+        found = np.flatnonzero(self.bitmap[self._cursor :])[:count] + self._cursor
+        if len(found) < count:
+            extra = np.flatnonzero(self.bitmap[: self._cursor])[: count - len(found)]
+            found = np.concatenate([found, extra])
+        return found.astype(np.int64)
+
+    def _budget_pages(self) -> int:
+        """Pages that still fit in this rate window (at least one, at most a batch)."""
+        limit = self.manager.config.max_bandwidth / (1000 / BUFFER_DELAY_MS)
+        left = int((limit - self._window_bytes) // (PAGE_SIZE + 8)) + 1
+        return max(1, min(BATCH_PAGES, left))
+
+    def _send_pages(self, *, limit: bool, downtime: bool = False) -> None:
+        """Send dirty pages until the rate limit (or the bitmap) runs out."""
+        while self.bitmap.any():
+            self._check()
+            pages = self._next_pages(self._budget_pages() if limit else BATCH_PAGES)
+            zero, data = self.backend.read_pages(pages)
+            self._send(self.writer.pages(pages, zero, data), downtime=downtime)
+            self.bitmap[pages] = False
+            self._cursor = int(pages[-1]) + 1 if len(pages) else 0
+            self.stats.normal_pages += int((~zero).sum())
+            self.stats.zero_pages += int(zero.sum())
+            self._iter_pages += len(pages)
+            if limit and self._rate_exceeded():
+                return
+        self._cursor = 0
+
+    # ------------------------------------------------------------------ syncs and rates
+
+    def _sync(self, final: bool = False) -> None:
+        """QEMU's migration_bitmap_sync: collect what was dirtied, maybe throttle."""
+        self._send(self.writer.pass_end(self.stats.dirty_sync_count), downtime=final)
+        new = self.backend.migration_sync()
+        added = int((new & ~self.bitmap).sum())
+        self.bitmap |= new
+        self._count_sync(added)
+
+    def _count_sync(self, added: int) -> None:
+        m = self.manager
+        self.stats.dirty_sync_count += 1
+        self._period_dirty += added
+        remaining = int(self.bitmap.sum()) * PAGE_SIZE
+        self.stats.dirty_bytes_last_sync = remaining
+        self.stats.remaining = remaining
+        now = time.monotonic()
+        if (now - self._period_start) * 1000 > 1000:
+            self._trigger_throttle()
+            period_ms = (now - self._period_start) * 1000
+            self.stats.dirty_pages_rate = int(self._period_dirty * 1000 / period_ms)
+            self._period_start = now
+            self._period_dirty = 0
+            self._period_xfer_start = self.stats.transferred
+        self.stats.passes.append({"t": now - self.stats.start_time, "remaining": remaining})
+        m.event_pass(self.stats.dirty_sync_count)
+
+    def _trigger_throttle(self) -> None:
+        """Two rate periods dirtying more than the threshold's share of what was sent:
+        throttle (auto-converge) or limit the dirty rate (dirty-limit)."""
+        m = self.manager
+        threshold = m.config.throttle_trigger_threshold
+        xfer = self.stats.transferred - self._period_xfer_start
+        dirty = self._period_dirty * PAGE_SIZE
+        dirty_threshold = xfer * threshold // 100
+        if dirty > dirty_threshold:
+            self._dirty_rate_high += 1
+            if self._dirty_rate_high >= 2:
+                self._dirty_rate_high = 0
+                if m.config.auto_converge:
+                    m.throttle_guest_down(dirty, dirty_threshold)
+                elif m.config.dirty_limit:
+                    m.dirty_limit_guest()
+
+    def _rate_exceeded(self) -> bool:
+        limit = self.manager.config.max_bandwidth / (1000 / BUFFER_DELAY_MS)
+        return self._window_bytes >= limit
+
+    def _rate_limit(self) -> None:
+        """Update the counters once per window; sleep out an exhausted window."""
+        now = time.monotonic()
+        self._update_counters(now)
+        if self._rate_exceeded():
+            wait = self._window_start + BUFFER_DELAY_MS / 1000 - now
+            if wait > 0:
+                self._continue.wait(wait)
+            self._update_counters(time.monotonic())
+
+    def _update_counters(self, now: float) -> None:
+        elapsed_ms = (now - self._window_start) * 1000
+        if elapsed_ms < BUFFER_DELAY_MS:
+            return
+        transferred = self.stats.transferred - self._iter_bytes
+        bandwidth = transferred / elapsed_ms  # bytes per ms
+        self._threshold = bandwidth * self.manager.config.downtime_limit
+        self.stats.mbps = transferred * 8.0 / (elapsed_ms / 1000) / 1e6
+        self.stats.pages_per_second = int(self._iter_pages / (elapsed_ms / 1000))
+        if self.stats.dirty_pages_rate and transferred > 10000 and bandwidth:
+            self.stats.expected_downtime = int(self.stats.dirty_bytes_last_sync / bandwidth)
+        self._window_start = now
+        self._window_bytes = 0
+        self._iter_bytes = self.stats.transferred
+        self._iter_pages = 0
