@@ -9,6 +9,7 @@ process exits with status 1 after printing why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -44,10 +45,8 @@ class IncomingMigration:
     def close(self) -> None:
         self._stop.set()
         if self.listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self.listener.close()
         if self.channel is not None:
             self.channel.shutdown()
@@ -114,7 +113,5 @@ class IncomingMigration:
         if self.channel is None:
             return
         text = message.encode()
-        try:
+        with contextlib.suppress(OSError):
             self.channel.sendall(b"\1" + len(text).to_bytes(4, "little") + text)
-        except OSError:
-            pass

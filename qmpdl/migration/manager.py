@@ -10,6 +10,7 @@ limits once one is in service; ``migrate_cancel`` lifts the limit, success does 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -276,10 +277,8 @@ class MigrationManager:
         its fields because a cancelled migration shows only its status.  At shutdown,
         with no migration running, it is lifted."""
         if self.config.dirty_limit:
-            try:
+            with contextlib.suppress(QMPError):
                 self.machine.dirtylimit.cancel_vcpu_dirty_limit(None)
-            except QMPError:
-                pass
         with self._lock:
             if not self.running():
                 return
@@ -323,10 +322,8 @@ class MigrationManager:
         if self.machine.dirtylimit.in_service() and self._dirty_limit_quota == quota:
             return
         self._dirty_limit_quota = quota
-        try:
+        with contextlib.suppress(QMPError):
             self.machine.dirtylimit.set_vcpu_dirty_limit(None, quota)
-        except QMPError:
-            pass
         self.machine.tracer(
             "migration_dirty_limit_guest", f"guest dirty page rate limit {quota} MB/s"
         )

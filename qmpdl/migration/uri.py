@@ -3,6 +3,7 @@ opening them, with QEMU's texts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -73,10 +74,8 @@ class Channel:
     def shutdown(self) -> None:
         """Make blocked sends and receives return (migrate_cancel)."""
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         elif self.proc is not None:
             self.proc.kill()
 
@@ -85,10 +84,8 @@ class Channel:
             self.sock.close()
         if self.proc is not None:
             if self.proc.stdin is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self.proc.stdin.close()
-                except OSError:
-                    pass
             self.proc.wait()
 
 
