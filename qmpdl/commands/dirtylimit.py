@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qmpdl.commands.registry import CommandContext, qmp_command
+from qmpdl.hmp.cchar import to_i32
 from qmpdl.qapi.types import (
     CancelVcpuDirtyLimitArgs,
     DirtyLimitInfo,
@@ -13,15 +14,20 @@ from qmpdl.qapi.types import (
 _U64 = (1 << 64) - 1
 
 
+def _c_int(cpu_index: int | None) -> int | None:
+    """QEMU checks and uses ``cpu-index`` as a C ``int``: 2^32 means vCPU 0."""
+    return None if cpu_index is None else to_i32(cpu_index)
+
+
 @qmp_command("set-vcpu-dirty-limit", blocking=True)
 def set_vcpu_dirty_limit(ctx: CommandContext, args: SetVcpuDirtyLimitArgs) -> None:
     # QAPI accepts negative numbers for uint64 and casts them.
-    ctx.machine.dirtylimit.set_vcpu_dirty_limit(args.cpu_index, args.dirty_rate & _U64)
+    ctx.machine.dirtylimit.set_vcpu_dirty_limit(_c_int(args.cpu_index), args.dirty_rate & _U64)
 
 
 @qmp_command("cancel-vcpu-dirty-limit", blocking=True)
 def cancel_vcpu_dirty_limit(ctx: CommandContext, args: CancelVcpuDirtyLimitArgs) -> None:
-    ctx.machine.dirtylimit.cancel_vcpu_dirty_limit(args.cpu_index)
+    ctx.machine.dirtylimit.cancel_vcpu_dirty_limit(_c_int(args.cpu_index))
 
 
 @qmp_command("query-vcpu-dirty-limit")

@@ -21,6 +21,8 @@ REPLACEMENT = "\ufffd"
 
 _U64 = 1 << 64
 _I64_MIN = -(1 << 63)
+_U32 = 1 << 32
+_I32_MIN = -(1 << 31)
 
 
 def is_space(ch: str) -> bool:
@@ -49,6 +51,12 @@ def skip_space(text: str, pos: int) -> int:
 def to_i64(value: int) -> int:
     """``value`` wrapped to a signed 64-bit integer (two's complement)."""
     return (value - _I64_MIN) % _U64 + _I64_MIN
+
+
+def to_i32(value: int) -> int:
+    """``value`` as a C ``int``: what an int64 becomes when QEMU passes it on to an ``int``
+    parameter (the low 32 bits, two's complement), as it does with every ``cpu-index``."""
+    return (value - _I32_MIN) % _U32 + _I32_MIN
 
 
 def to_u64(value: int) -> int:

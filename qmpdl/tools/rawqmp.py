@@ -62,6 +62,9 @@ class RawQMP:
                 chunk = self.sock.recv(1 << 20)
             except TimeoutError:
                 continue
+            except ConnectionResetError as err:
+                # A server that exits with input still unread resets the connection.
+                raise EOFError(f"connection reset; pending {self._buf!r}") from err
             if not chunk:
                 raise EOFError(f"connection closed; pending {self._buf!r}")
             self._buf += chunk

@@ -79,9 +79,15 @@ class SchemaComparison:
         assert isinstance(ours, dict) and isinstance(theirs, dict)
         self.dict(ours, theirs, f"{path}->{ours_name}")
 
+    def wire_keys(self, ours: JsonObject) -> list[str]:
+        """Our keys in the order QEMU's encoder prints them (``ours`` is in insertion
+        order; a comparison of two replies read off the wire keeps them as they are)."""
+        return qdict_order(list(ours))
+
     def dict(self, ours: JsonObject, theirs: JsonObject, path: str) -> None:
-        if qdict_order(list(ours)) != list(theirs):
-            self.problems.append(f"{path}: keys {qdict_order(list(ours))} vs wire {list(theirs)}")
+        keys = self.wire_keys(ours)
+        if keys != list(theirs):
+            self.problems.append(f"{path}: keys {keys} vs wire {list(theirs)}")
             return
         for key, value in ours.items():
             other = theirs[key]

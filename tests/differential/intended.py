@@ -1,0 +1,168 @@
+"""The differences from QEMU 7.2 that qmpdl keeps on purpose: the one list.
+
+Each entry names a case of the corpus, says why qmpdl answers differently, and gives
+qmpdl's expected normalised transcript: literal lines, or for ``help``/``info`` QEMU's
+own transcript with the listings restricted to the commands qmpdl serves (QEMU lists
+about 150 commands, qmpdl only what it serves, in QEMU's order and with QEMU's texts).
+``test_differential.py`` checks that QEMU's golden still differs and that qmpdl gives
+exactly the expected transcript.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.hmp.live import served_entries
+
+#: A transcript as :func:`qmpdl.tools.diff.normalized` gives it.
+Lines = list[str]
+
+_REPLY = re.compile(r"^(step \d+: <<< )(.*)(\r\n)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Intended:
+    """Why a case differs, and what qmpdl answers there."""
+
+    reason: str
+    #: qmpdl's transcript, literally ...
+    lines: tuple[str, ...] = ()
+    #: ... or computed from QEMU's golden transcript of the case
+    derive: Callable[[Lines], Lines] | None = None
+
+    def expected(self, qemu: Lines) -> Lines:
+        return self.derive(qemu) if self.derive is not None else list(self.lines)
+
+
+def served_listing(text: str) -> str:
+    """QEMU's ``help``/``info`` output reduced to the entries of the commands qmpdl
+    serves, in QEMU's order."""
+    text = "\r\n" + text
+    found: list[tuple[int, str]] = []
+    for entry in served_entries():
+        at = text.find("\r\n" + entry)
+        if at >= 0:
+            found.append((at, entry))
+    return "".join(entry for _, entry in sorted(found))
+
+
+def served_listings(qemu: Lines) -> Lines:
+    """QEMU's transcript with every HMP reply reduced by :func:`served_listing`."""
+    out: Lines = []
+    for line in qemu:
+        match = _REPLY.match(line)
+        if match is None:
+            out.append(line)
+            continue
+        reply = json.loads(match.group(2))
+        if not (isinstance(reply, dict) and isinstance(reply.get("return"), str)):
+            out.append(line)
+            continue
+        if json.dumps(reply) != match.group(2):
+            raise ValueError(f"cannot re-encode {line!r} byte for byte")
+        reply["return"] = served_listing(reply["return"])
+        out.append(match.group(1) + json.dumps(reply) + match.group(3))
+    return out
+
+
+_GREETING = (
+    'greeting: {"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
+    '"package": "P"}, "capabilities": ["oob"]}}\r\n'
+)
+_NEGOTIATION = ('step 0: >>> {"execute": "qmp_capabilities"}', 'step 0: <<< {"return": {}}\r\n')
+
+_LISTING = (
+    "qmpdl serves only the dirty-limit/dirty-rate commands and a few basics; QEMU lists "
+    "all of its ~150 HMP commands.  qmpdl's listing must be QEMU's restricted to the "
+    "served commands (same texts, same order)."
+)
+_CRASH = (
+    "QEMU 7.2 without KVM dereferences the NULL kvm_state in calc-dirty-rate's mode "
+    "check and crashes (fixed in 8.1, 'kvm: Fix crash due to access uninitialized "
+    "kvm_state'); qmpdl answers as QEMU 8.1+ does: without a ring, dirty-ring mode is "
+    "refused and dirty-bitmap mode measures (TCG logs dirty pages too)."
+)
+
+INTENDED: dict[str, Intended] = {
+    "hmp.help": Intended(_LISTING, derive=served_listings),
+    "hmp.help-alias": Intended(_LISTING, derive=served_listings),
+    "hmp.info-list": Intended(_LISTING, derive=served_listings),
+    "hmp.help-info": Intended(_LISTING, derive=served_listings),
+    "requests.unserved-command": Intended(
+        "qmpdl serves only its commands (README, 'What is served'): any other QEMU "
+        "command is CommandNotFound.",
+        lines=(
+            _GREETING,
+            *_NEGOTIATION,
+            'step 1: >>> {"execute": "query-uuid", "id": 1}',
+            'step 1: <<< {"id": 1, "error": {"class": "CommandNotFound", '
+            '"desc": "The command query-uuid has not been found"}}\r\n',
+            'step 2: >>> {"execute": "query-uuid", "arguments": {"x": 1}}',
+            'step 2: <<< {"error": {"class": "CommandNotFound", '
+            '"desc": "The command query-uuid has not been found"}}\r\n',
+        ),
+    ),
+    "tcg.dirty-ring-mode": Intended(
+        _CRASH,
+        lines=(
+            _GREETING,
+            *_NEGOTIATION,
+            'step 1: >>> {"execute": "calc-dirty-rate", "arguments": {"calc-time": 1, '
+            '"mode": "dirty-ring"}, "id": "crash"}',
+            'step 1: <<< {"id": "crash", "error": {"class": "GenericError", '
+            '"desc": "mode dirty-ring is not enabled, use other method instead."}}\r\n',
+            'step 2: >>> {"execute": "query-dirty-rate"}',
+            'step 2: <<< {"return": {"status": "unstarted", "sample-pages": 0, '
+            '"mode": "page-sampling", "start-time": N, "calc-time": 0}}\r\n',
+        ),
+    ),
+    "tcg.dirty-bitmap-mode": Intended(
+        _CRASH,
+        lines=(
+            _GREETING,
+            *_NEGOTIATION,
+            'step 1: >>> {"execute": "calc-dirty-rate", "arguments": {"calc-time": 1, '
+            '"mode": "dirty-bitmap"}}',
+            'step 1: <<< {"return": {}}\r\n',
+            'step 2: >>> poll {"execute": "query-dirty-rate"} until /"status": "measured"/',
+            'step 2: <<< {"return": {"status": "measured", "sample-pages": 0, "dirty-rate": N, '
+            '"mode": "dirty-bitmap", "start-time": N, "calc-time": 1}}\r\n',
+            'step 3: >>> {"execute": "human-monitor-command", "arguments": '
+            '{"command-line": "info dirty_rate"}}',
+            'step 3: <<< {"return": "Status: measured\\r\\nStart Time: N (ms)\\r\\n'
+            "Sample Pages: 0 (per GB)\\r\\nPeriod: 1 (sec)\\r\\nMode: dirty-bitmap\\r\\n"
+            'Dirty rate: N (MB/s)\\r\\n"}\r\n',
+        ),
+    ),
+    "tcg.hmp-dirty-ring": Intended(
+        _CRASH,
+        lines=(
+            _GREETING,
+            *_NEGOTIATION,
+            'step 1: >>> {"execute": "human-monitor-command", "arguments": '
+            '{"command-line": "calc_dirty_rate -r 1"}}',
+            'step 1: <<< {"return": "Error: mode dirty-ring is not enabled, use other method '
+            'instead.\\r\\n"}\r\n',
+            'step 2: >>> {"execute": "query-dirty-rate"}',
+            'step 2: <<< {"return": {"status": "unstarted", "sample-pages": 0, '
+            '"mode": "page-sampling", "start-time": N, "calc-time": 0}}\r\n',
+        ),
+    ),
+    "tcg.hmp-dirty-bitmap": Intended(
+        _CRASH,
+        lines=(
+            _GREETING,
+            *_NEGOTIATION,
+            'step 1: >>> {"execute": "human-monitor-command", "arguments": '
+            '{"command-line": "calc_dirty_rate -b 1"}}',
+            'step 1: <<< {"return": "Starting dirty rate measurement with period 1 '
+            "seconds\\r\\n[Please use 'info dirty_rate' to check results]\\r\\n\"}\r\n",
+            'step 2: >>> poll {"execute": "query-dirty-rate"} until /"status": "measured"/',
+            'step 2: <<< {"return": {"status": "measured", "sample-pages": 0, "dirty-rate": N, '
+            '"mode": "dirty-bitmap", "start-time": N, "calc-time": 1}}\r\n',
+        ),
+    ),
+}

@@ -1,0 +1,112 @@
+"""The differential suite in figures: ``python -m tests.differential.summary [--qemu]``.
+
+Plays every corpus script on qmpdl and compares with QEMU's golden transcripts (or, with
+``--qemu``, with live QEMU), then prints the figures the README quotes: cases per group
+and target, how many are byte-identical after normalising, the intended differences with
+their reasons, and the known ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from qmpdl.tools.exchange import Script
+from tests.differential.corpus import load_corpus
+from tests.differential.intended import INTENDED
+from tests.differential.known import KNOWN
+from tests.differential.record import load_golden
+from tests.differential.runner import play_normalized
+
+Transcripts = dict[str, list[str]]
+
+
+@dataclass
+class Figures:
+    """How qmpdl's transcripts compare with QEMU's."""
+
+    total: int = 0
+    identical: list[str] = field(default_factory=list)
+    intended: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    #: differences that are in no list (a failing test)
+    unexplained: list[str] = field(default_factory=list)
+    #: intended or known cases that are identical after all (also a failing test)
+    stale: list[str] = field(default_factory=list)
+
+
+def figures(scripts: Sequence[Script], qmpdl: Transcripts, qemu: Transcripts) -> Figures:
+    out = Figures(total=len(scripts))
+    for script in scripts:
+        name = script.name
+        same = qmpdl[name] == qemu[name]
+        if name in INTENDED:
+            good = not same and qmpdl[name] == INTENDED[name].expected(qemu[name])
+            (out.intended if good else out.unexplained).append(name)
+        elif name in KNOWN:
+            (out.stale if same else out.known).append(name)
+        elif same:
+            out.identical.append(name)
+        else:
+            out.unexplained.append(name)
+    return out
+
+
+def per_group_and_target(scripts: Sequence[Script]) -> list[str]:
+    """A table: one row per group, one column per target."""
+    count = Counter((s.group, s.target) for s in scripts)
+    groups = sorted({s.group for s in scripts})
+    targets = sorted({s.target for s in scripts})
+    width = max(len(g) for g in groups)
+    rows = ["  " + " " * width + "".join(f"{t:>10}" for t in targets) + "     all"]
+    for group in groups:
+        cells = "".join(f"{count[group, t] or '':>10}" for t in targets)
+        rows.append(f"  {group:<{width}}{cells}{sum(count[group, t] for t in targets):>8}")
+    totals = "".join(f"{sum(count[g, t] for g in groups):>10}" for t in targets)
+    rows.append(f"  {'all':<{width}}{totals}{len(scripts):>8}")
+    return rows
+
+
+def report(scripts: Sequence[Script], result: Figures) -> list[str]:
+    fresh = sum(1 for s in scripts if s.fresh)
+    lines = [
+        f"{result.total} cases ({fresh} on a fresh process, {result.total - fresh} sharing one "
+        "per target):",
+        *per_group_and_target(scripts),
+        f"byte-identical to QEMU 7.2 after normalising: {len(result.identical)}",
+        f"intended differences: {len(result.intended)}",
+    ]
+    reasons = Counter(INTENDED[name].reason for name in result.intended)
+    for reason, n in reasons.items():
+        names = ", ".join(name for name in result.intended if INTENDED[name].reason == reason)
+        lines.append(f"  {n} x {reason}\n      ({names})")
+    lines.append(f"known differences (xfail): {len(result.known)}")
+    lines += [f"  {name}: {KNOWN[name]}" for name in result.known]
+    if result.unexplained:
+        lines.append(f"UNEXPLAINED differences: {', '.join(result.unexplained)}")
+    if result.stale:
+        lines.append(f"known differences that no longer differ: {', '.join(result.stale)}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.differential.summary")
+    parser.add_argument("--qemu", action="store_true", help="compare with live QEMU")
+    opts = parser.parse_args(argv)
+    scripts = list(load_corpus())
+    started = time.monotonic()
+    qmpdl = play_normalized("qmpdl", scripts)
+    qemu = play_normalized("qemu", scripts) if opts.qemu else load_golden()
+    elapsed = time.monotonic() - started
+    result = figures(scripts, qmpdl, qemu)
+    print("\n".join(report(scripts, result)))
+    print(f"(played in {elapsed:.1f} s; compared with {'live QEMU' if opts.qemu else 'goldens'})")
+    return 1 if result.unexplained or result.stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
