@@ -18,7 +18,7 @@ from qmpdl import __version__
 from qmpdl.backend.base import RING_MAX_ENTRIES
 from qmpdl.config import AccelConfig, ChardevSocket, MachineConfig, MonitorConfig
 from qmpdl.profile import get_profile, profile_names
-from qmpdl.qemuopts import OptionError, parse_bool, parse_opts, parse_uint
+from qmpdl.qemuopts import OptionError, parse_bool, parse_opts, parse_uint, split_opts
 from qmpdl.sizes import parse_size
 from qmpdl.topology import SmpTopology, TopologyError, smp_topology
 from qmpdl.workload import WorkloadError, WorkloadOption, parse_workload
@@ -62,6 +62,7 @@ class _Builder:
     serial: str | None = None
     incoming: str | None = None
     compat_monitors: int = 0
+    migration_globals: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _socket_from_qmp(option: str, value: str, chardev_id: str) -> ChardevSocket:
@@ -255,6 +256,34 @@ def _serial(b: _Builder, value: str) -> None:
         raise UsageError(f"-serial {value}", "only file:PATH and none are supported")
 
 
+def _global(b: _Builder, value: str) -> None:
+    """``-global DRIVER.PROP=VALUE`` or ``-global driver=D,property=P,value=V`` (QEMU's
+    ``qemu_global_option``); only the ``migration`` driver is kept."""
+    where = f"-global {value}"
+    dot, eq = value.find("."), value.find("=")
+    if 0 < dot < eq and dot <= 63 and eq - dot - 1 <= 63:
+        driver, prop, setting = value[:dot], value[dot + 1 : eq], value[eq + 1 :]
+    else:
+        fields: dict[str, str] = {}
+        for part in split_opts(value):
+            key, has_value, setting = part.partition("=")
+            if not has_value:
+                raise UsageError(
+                    where,
+                    f"warning: short-form boolean option '{key}' deprecated\n"
+                    f"Please use {key}=on instead\n"
+                    f"{PROG}: {where}: Invalid parameter '{key}'",
+                )
+            if key not in ("driver", "property", "value"):
+                raise UsageError(where, f"Invalid parameter '{key}'")
+            fields[key] = setting
+        driver = fields.get("driver", "")
+        prop = fields.get("property", "")
+        setting = fields.get("value", "")
+    if driver == "migration":
+        b.migration_globals.append((prop, setting))
+
+
 def _trace(b: _Builder, value: str) -> None:
     opts = parse_opts(value, implied="enable")
     if "file" in opts:
@@ -319,6 +348,12 @@ OPTIONS: list[_Option] = [
         _set("incoming"),
     ),
     _Option(
+        "global",
+        "DRIVER.PROP=VALUE",
+        "set a property of QEMU's migration object (other drivers are ignored)",
+        _global,
+    ),
+    _Option(
         "trace",
         "[enable=]PATTERN[,file=FILE]",
         "enable trace events (QEMU names, e.g. dirtylimit_*)",
@@ -348,7 +383,6 @@ IGNORED_WITH_ARG = [
     "L",
     "pidfile",
     "sandbox",
-    "global",
     "device",
     "netdev",
     "net",
@@ -447,6 +481,8 @@ def _build(b: _Builder) -> MachineConfig:
         if ram < 1 << 20:
             raise UsageError(f"-m {b.memory}", "ram size too small")
     accel = _accel(b.accel) if b.accel is not None else AccelConfig()
+    if b.migration_globals:
+        _check_migration_globals(b, accel)
     ids = {c.id for c in b.chardevs}
     for monitor, where in zip(b.monitors, b.mon_options, strict=True):
         if monitor.chardev not in ids:
@@ -474,8 +510,26 @@ def _build(b: _Builder) -> MachineConfig:
         trace_file=b.trace_file,
         serial_file=b.serial,
         incoming=b.incoming,
+        migration_globals=b.migration_globals,
     )
     return config
+
+
+def _check_migration_globals(b: _Builder, accel: AccelConfig) -> None:
+    """QEMU applies ``-global migration.*`` when it creates the migration object and
+    checks the result; its errors carry no option location."""
+    from qmpdl.migration.params import GlobalPropertyError, MigrationConfig
+
+    try:
+        config = MigrationConfig(
+            get_profile(b.qemu_version),
+            kvm_dirty_ring=accel.kind != "tcg" and accel.dirty_ring_size > 0,
+            global_properties=b.migration_globals,
+        )
+    except GlobalPropertyError as e:
+        raise UsageError(None, str(e)) from None
+    for warning in config.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,5 +86,7 @@ class MachineConfig(BaseModel):
     trace_file: str | None = None
     #: ``-incoming URI`` (``defer``: wait for migrate-incoming)
     incoming: str | None = None
+    #: ``-global migration.PROP=VALUE`` settings, in command-line order
+    migration_globals: list[tuple[str, str]] = []
     #: ``-serial file:PATH``: the guests' pass characters (kvm backend)
     serial_file: str | None = None

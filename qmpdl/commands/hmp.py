@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from qmpdl.commands.registry import CommandContext, qmp_command
 from qmpdl.hmp import cpu_index_error, execute
+from qmpdl.hmp.cchar import to_i32
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.types import HumanMonitorCommandArgs
 
 
 @qmp_command("human-monitor-command", blocking=True)
 def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) -> str:
-    if args.cpu_index is not None and not 0 <= args.cpu_index < ctx.machine.backend.nr_vcpus:
+    # QEMU's monitor_set_cpu() takes a C int: 2^32 means vCPU 0.
+    cpu_index = None if args.cpu_index is None else to_i32(args.cpu_index)
+    if cpu_index is not None and not 0 <= cpu_index < ctx.machine.backend.nr_vcpus:
         raise cpu_index_error()
 
     def qmp(command: str, arguments: JsonObject) -> JsonValue:
         return ctx.executor.call_sync(command, arguments, None)
 
     return execute(
-        args.command_line, profile=ctx.machine.profile, qmp=qmp, cpu_index=args.cpu_index
+        args.command_line,
+        profile=ctx.machine.profile,
+        qmp=qmp,
+        cpu_index=cpu_index,
+        migration_globals=ctx.machine.migration_config.globals,
     )

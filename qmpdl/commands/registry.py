@@ -53,6 +53,14 @@ def qmp_command(name: str, *, blocking: bool = False) -> Callable[[H], H]:
 
 def load_all() -> dict[str, CommandSpec]:
     """Import every handler module (registration happens at import)."""
-    from qmpdl.commands import control, dirtylimit, dirtyrate, hmp, machine  # noqa: F401
+    from qmpdl.commands import (  # noqa: F401
+        control,
+        dirtylimit,
+        dirtyrate,
+        hmp,
+        machine,
+        migration,
+        migration_config,
+    )
 
     return REGISTRY

@@ -6,6 +6,7 @@
 ``i``      the same, refused when its upper 32 bits are not zero
 ``s``      one word (see :func:`qmpdl.hmp.words.read_word`)
 ``S``      the rest of the line, verbatim
+``b``      ``on`` or ``off`` (exactly: the next run of printable characters)
 ``-X``     a flag ``-X``; absent flags are simply not set
 ``?``      after ``l``, ``s`` or ``S``: optional when the line has nothing left
 
@@ -97,6 +98,14 @@ def parse_arguments(
             if word is None:
                 raise ArgumentError(f"{cmd.name}: string expected\n")
             args[spec.key], pos = word
+        elif spec.kind == "b":
+            word_end = pos
+            while word_end < end and _is_graph(line[word_end]):
+                word_end += 1
+            token = line[pos:word_end]
+            if token not in ("on", "off"):
+                raise ArgumentError("Expected 'on' or 'off'\n")
+            args[spec.key], pos = token == "on", word_end
         elif spec.kind == "S":
             if at_end:
                 raise ArgumentError(f"{cmd.name}: string expected\n")
@@ -108,6 +117,11 @@ def parse_arguments(
     if skip_space(line, pos) < end:
         raise ArgumentError(f"{cmd.name}: extraneous characters at the end of line\n")
     return args
+
+
+def _is_graph(char: str) -> bool:
+    """C's ``isgraph`` for the byte QEMU sees (UTF-8 bytes beyond ASCII are not)."""
+    return "!" <= char <= "~"
 
 
 def _flag(cmd: HmpCommand, spec: ArgSpec, line: str, pos: int, args: Args) -> int:

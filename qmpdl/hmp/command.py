@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from qmpdl.errors import QMPError
@@ -35,6 +35,9 @@ class HmpCommand:
     help: str
     handler: Handler
     sub_table: Sequence[HmpCommand] = ()
+    #: only in QEMU versions with / without this profile feature
+    feature: str | None = None
+    unless: str | None = None
 
     def names(self) -> list[str]:
         """The command's name and its aliases."""
@@ -51,6 +54,8 @@ class Monitor:
     cpu_index: int | None = None
     registers: RegisterLookup | None = None
     output: list[str] = field(default_factory=list)
+    #: the migration object's global settings ``info migrate`` shows (None: defaults)
+    migration_globals: Mapping[str, bool | int] | None = None
 
     def print(self, text: str) -> None:
         """Append ``text`` to the monitor output (``\\n`` becomes ``\\r\\n`` at the end)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from qmpdl.errors import QMPError
 from qmpdl.hmp.args import ArgumentError, parse_arguments
@@ -10,7 +10,7 @@ from qmpdl.hmp.cchar import is_space, skip_space
 from qmpdl.hmp.command import HmpCommand, Monitor, QmpCaller
 from qmpdl.hmp.expr import RegisterLookup
 from qmpdl.hmp.help import find
-from qmpdl.hmp.table import HMP_COMMANDS
+from qmpdl.hmp.table import commands_for
 from qmpdl.hmp.words import command_name
 from qmpdl.profile import Profile
 
@@ -53,16 +53,20 @@ def execute(
     qmp: QmpCaller,
     cpu_index: int | None = None,
     registers: RegisterLookup | None = None,
+    migration_globals: Mapping[str, bool | int] | None = None,
 ) -> str:
     """Run ``command_line`` as QEMU's human monitor would and return its output.
 
     Every QMP command the monitor needs goes through ``qmp``.  ``cpu_index`` is the
     monitor's current CPU (the validated ``cpu-index`` of ``human-monitor-command``;
     ``None`` means the first vCPU).  ``registers`` resolves ``$name`` in expressions;
-    without it every register is unknown.  Line ends in the result are ``\\r\\n``.
+    without it every register is unknown.  ``migration_globals`` are the migration
+    object's settings ``info migrate`` lists.  Line ends in the result are ``\\r\\n``.
     """
-    mon = Monitor(profile, qmp, HMP_COMMANDS, cpu_index, registers)
-    found = _lookup(mon, command_line, 0, HMP_COMMANDS)
+    commands = commands_for(profile)
+    mon = Monitor(profile, qmp, commands, cpu_index, registers)
+    mon.migration_globals = migration_globals
+    found = _lookup(mon, command_line, 0, commands)
     if found is not None:
         cmd, pos = found
         try:

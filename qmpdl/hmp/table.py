@@ -1,14 +1,21 @@
 """The commands qmpdl's monitor serves, as data.
 
 Names, ``args_type``, ``params`` and ``help`` are QEMU's interface facts (checked against
-QEMU 7.2's ``help`` and ``info`` output; unchanged up to 10.1).  QEMU sorts both tables by
-name when it starts, and so do we: that order is what ``help`` and ``info`` print.
+QEMU 7.2's ``help`` and ``info`` output).  An entry with ``feature`` / ``unless`` exists
+only in the versions with / without that profile feature (``info migrate`` gained
+``-a`` in 10.1); :func:`commands_for` gives one version's table.  QEMU sorts both tables
+by name when it starts, and so do we: that order is what ``help`` and ``info`` print.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import cache
+
 from qmpdl.hmp import handlers as h
+from qmpdl.hmp import migration as m
 from qmpdl.hmp.command import HmpCommand
+from qmpdl.profile import Profile
 
 
 def _sorted(*commands: HmpCommand) -> tuple[HmpCommand, ...]:
@@ -27,6 +34,36 @@ INFO_COMMANDS = _sorted(
         "",
         "show dirty page limit information of all vCPU",
         h.hmp_info_vcpu_dirty_limit,
+    ),
+    HmpCommand(
+        "migrate",
+        "",
+        "",
+        "show migration status",
+        m.hmp_info_migrate,
+        unless="hmp-info-migrate-reorganised",
+    ),
+    HmpCommand(
+        "migrate",
+        "all:-a",
+        "[-a]",
+        "show migration status (-a: all, dump all status)",
+        m.hmp_info_migrate,
+        feature="hmp-info-migrate-reorganised",
+    ),
+    HmpCommand(
+        "migrate_capabilities",
+        "",
+        "",
+        "show current migration capabilities",
+        m.hmp_info_migrate_capabilities,
+    ),
+    HmpCommand(
+        "migrate_parameters",
+        "",
+        "",
+        "show current migration parameters",
+        m.hmp_info_migrate_parameters,
     ),
 )
 
@@ -62,6 +99,20 @@ HMP_COMMANDS = _sorted(
         h.hmp_set_vcpu_dirty_limit,
     ),
     HmpCommand(
+        "migrate_set_capability",
+        "capability:s,state:b",
+        "capability state",
+        "Enable/Disable the usage of a capability for migration",
+        m.hmp_migrate_set_capability,
+    ),
+    HmpCommand(
+        "migrate_set_parameter",
+        "parameter:s,value:s",
+        "parameter value",
+        "Set the parameter for migration",
+        m.hmp_migrate_set_parameter,
+    ),
+    HmpCommand(
         "cancel_vcpu_dirty_limit",
         "cpu_index:l?",
         "[cpu_index]",
@@ -70,3 +121,24 @@ HMP_COMMANDS = _sorted(
         h.hmp_cancel_vcpu_dirty_limit,
     ),
 )
+
+
+def _select(table: tuple[HmpCommand, ...], profile: Profile) -> tuple[HmpCommand, ...]:
+    out = []
+    for cmd in table:
+        if cmd.feature is not None and not profile.has(cmd.feature):
+            continue
+        if cmd.unless is not None and profile.has(cmd.unless):
+            continue
+        if cmd.sub_table:
+            out.append(replace(cmd, sub_table=_select(tuple(cmd.sub_table), profile)))
+        else:
+            out.append(cmd)
+    return tuple(out)
+
+
+@cache
+def commands_for(profile: Profile) -> tuple[HmpCommand, ...]:
+    """The command table of ``profile``'s QEMU version (entries of other versions left
+    out, the ``info`` sub-table too)."""
+    return _select(HMP_COMMANDS, profile)

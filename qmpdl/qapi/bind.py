@@ -10,7 +10,7 @@ from __future__ import annotations
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi import types as generated
 from qmpdl.qapi.base import QapiModel
-from qmpdl.qapi.schema import ArrayType, ObjectType, QapiType
+from qmpdl.qapi.schema import AlternateType, ArrayType, ObjectType, QapiType, alternate_json_kind
 
 
 def model_class(typ: ObjectType, value: JsonObject) -> type[QapiModel]:
@@ -39,6 +39,12 @@ def bind_members(typ: ObjectType, value: JsonObject) -> dict[str, object]:
 
 def bind_value(typ: QapiType, value: JsonValue) -> object:
     """A visited value as the Python value of a model field."""
+    if isinstance(typ, AlternateType):
+        # the visitor chose the branch of the value's JSON kind; the same one binds it
+        for _, branch in typ.branches:
+            if alternate_json_kind(branch) == _kind(value):
+                return bind_value(branch, value)
+        return value
     if isinstance(typ, ArrayType):
         assert isinstance(value, list)
         return [bind_value(typ.element, item) for item in value]
@@ -46,6 +52,18 @@ def bind_value(typ: QapiType, value: JsonValue) -> object:
         assert isinstance(value, dict)
         return model_class(typ, value).model_validate(bind_members(typ, value))
     return value
+
+
+def _kind(value: JsonValue) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
 
 
 def bind_object(cls: type[QapiModel], typ: ObjectType | None, value: JsonObject) -> QapiModel:

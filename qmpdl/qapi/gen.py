@@ -17,7 +17,7 @@ from qmpdl.qapi.schema import Schema
 
 TYPES_PATH = Path(__file__).with_name("types.py")
 
-_META_KEYS = ("enum", "struct", "union", "command", "event")
+_META_KEYS = ("enum", "struct", "union", "alternate", "command", "event")
 
 
 def definition_order() -> list[str]:

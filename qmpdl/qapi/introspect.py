@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.schema import (
+    AlternateType,
     ArrayType,
     BuiltinType,
     CommandDef,
@@ -124,6 +125,11 @@ class _Introspector:
             element = self.use(typ.element)
             entry = self.base(f"[{element}]", "array", ())
             entry["element-type"] = element
+            return entry
+        if isinstance(typ, AlternateType):
+            branches: list[JsonValue] = [{"type": self.use(t)} for _, t in typ.branches]
+            entry = self.base(self.mask(typ.name), "alternate", typ.features)
+            entry["members"] = branches
             return entry
         assert isinstance(typ, ObjectType)
         object_members: list[JsonValue] = [self.member(m) for m in typ.members]

@@ -26,6 +26,7 @@ from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.naming import field_name
 from qmpdl.qapi.schema import (
     INT_RANGES,
+    AlternateType,
     ArrayType,
     BuiltinType,
     EnumType,
@@ -42,6 +43,8 @@ class OutputError(TypeError):
 
 
 def _nullable(typ: QapiType) -> bool:
+    if isinstance(typ, AlternateType):
+        return any(_nullable(branch) for _, branch in typ.branches)
     return isinstance(typ, BuiltinType) and typ.name in ("any", "null")
 
 
@@ -119,6 +122,13 @@ def to_json(typ: QapiType, value: object, path: str = "return") -> JsonValue:
         if not isinstance(text, str) or text not in typ.values:
             raise OutputError(f"{path}: {value!r} is not a {typ.name} value")
         return text
+    if isinstance(typ, AlternateType):
+        for _, branch in typ.branches:
+            try:
+                return to_json(branch, value, path)
+            except OutputError:
+                continue
+        raise OutputError(f"{path}: {value!r} fits no branch of {typ.name}")
     if isinstance(typ, ArrayType):
         if not isinstance(value, Sequence) or isinstance(value, str | bytes):
             raise OutputError(f"{path}: expected a list, got {type(value).__name__}")

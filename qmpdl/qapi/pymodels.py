@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from qmpdl.qapi.naming import args_class, enum_member, event_class, field_name, variant_class
 from qmpdl.qapi.parser import Doc
 from qmpdl.qapi.schema import (
+    AlternateType,
     ArrayType,
     BuiltinType,
     EnumType,
@@ -74,12 +75,15 @@ def annotation(typ: QapiType) -> str:
         return _BUILTIN_ANNOTATIONS.get(typ.name, "int")
     if isinstance(typ, ArrayType):
         return f"list[{annotation(typ.element)}]"
+    if isinstance(typ, AlternateType):
+        return " | ".join(annotation(branch) for _, branch in typ.branches)
     return typ.name
 
 
 def _quote(text: str) -> str:
     text = " ".join(text.split())
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return text[:-1] + '\\"' if text.endswith('"') else text
 
 
 @dataclass
@@ -103,6 +107,8 @@ class _Class:
 def _depends(typ: QapiType) -> set[str]:
     if isinstance(typ, ArrayType):
         return _depends(typ.element)
+    if isinstance(typ, AlternateType):
+        return set().union(*(_depends(branch) for _, branch in typ.branches))
     if isinstance(typ, ObjectType) and not typ.implicit:
         return {typ.name}
     return set()
@@ -265,15 +271,17 @@ class Renderer:
 
     def _print_field(self, f: _Field) -> list[str]:
         python = field_name(f.name)
-        ann = f.annotation if f.required else f"{f.annotation} | None"
-        if ann == "None | None":
-            ann = "None"
+        nullable = "None" in f.annotation.split(" | ")
+        ann = f.annotation if f.required or nullable else f"{f.annotation} | None"
         if python == f.name:
             line = f"    {python}: {ann}" if f.required else f"    {python}: {ann} = None"
         elif f.required:
             line = f'    {python}: {ann} = Field(alias="{f.name}")'
         else:
             line = f'    {python}: {ann} = Field(default=None, alias="{f.name}")'
+            if len(line) > 100:  # wrapped as ruff format does
+                wrapped = f'\n        default=None, alias="{f.name}"\n    '
+                line = f"    {python}: {ann} = Field({wrapped})"
         doc = f.doc.strip()
         if f.profiles != self.all_profiles:
             where = f"Only in the QEMU {', '.join(f.profiles)} profiles."

@@ -169,7 +169,22 @@ class ObjectType:
         return None
 
 
-QapiType = BuiltinType | EnumType | ArrayType | ObjectType
+@dataclass(eq=False)
+class AlternateType:
+    """A value that may be one of several types, told apart by its JSON type.
+
+    ``branches`` are ``(name, type)`` pairs in definition order; no two branches
+    take the same JSON type.
+    """
+
+    name: str
+    branches: tuple[tuple[str, QapiType], ...] = ()
+    features: tuple[str, ...] = ()
+    doc: Doc | None = None
+    info: SourceInfo | None = None
+
+
+QapiType = BuiltinType | EnumType | ArrayType | ObjectType | AlternateType
 
 
 @dataclass(eq=False)
@@ -202,7 +217,7 @@ class EventDef:
     info: SourceInfo | None = None
 
 
-Definition = CommandDef | EventDef | EnumType | ObjectType
+Definition = CommandDef | EventDef | EnumType | ObjectType | AlternateType
 
 
 @dataclass
@@ -252,6 +267,7 @@ _ALLOWED_KEYS: dict[str, set[str]] = {
         "coroutine",
     },
     "event": {"event", "data", "boxed", "if", "features"},
+    "alternate": {"alternate", "data", "if", "features"},
 }
 
 
@@ -261,8 +277,6 @@ def _meta(expr: dict[str, Value], info: SourceInfo) -> tuple[str, str]:
             name = expr[key]
             if not isinstance(name, str):
                 raise QapiSchemaError(f"{info}: '{key}' needs a name")
-            if key == "alternate":
-                raise QapiSchemaError(f"{info}: alternates are not supported by qmpdl")
             unknown = set(expr) - _ALLOWED_KEYS[key]
             if unknown:
                 raise QapiSchemaError(f"{info}: unknown keys {sorted(unknown)} in {key} {name}")
@@ -342,7 +356,7 @@ class _Builder:
         except QapiSchemaError as exc:
             raise QapiSchemaError(f"{info}: {exc}") from None
 
-    def add_type(self, typ: EnumType | ObjectType, info: SourceInfo) -> None:
+    def add_type(self, typ: EnumType | ObjectType | AlternateType, info: SourceInfo) -> None:
         if typ.name in self.schema.types:
             raise QapiSchemaError(f"{info}: {typ.name!r} is already defined")
         self.schema.types[typ.name] = typ
@@ -410,6 +424,8 @@ class _Builder:
                 if isinstance(base, dict):
                     self.implicit_object(f"q_obj_{name}-base", base, info)
                 self.pending[name] = lambda: self.fill_union(obj, expr, info)
+        elif meta == "alternate":
+            self.define_alternate(name, expr, features, doc, info)
         elif meta == "command":
             self.define_command(name, expr, features, doc, info)
         else:
@@ -440,6 +456,38 @@ class _Builder:
         enum = EnumType(name, tuple(members), features, doc, info)
         self.add_type(enum, info)
         self.schema.definitions.append(enum)
+
+    def define_alternate(
+        self,
+        name: str,
+        expr: dict[str, Value],
+        features: tuple[str, ...],
+        doc: Doc | None,
+        info: SourceInfo,
+    ) -> None:
+        data = expr.get("data")
+        if not isinstance(data, dict) or not data:
+            raise QapiSchemaError(f"{info}: alternate {name} needs a non-empty 'data'")
+        alternate = AlternateType(name, (), features, doc, info)
+        self.add_type(alternate, info)
+        self.schema.definitions.append(alternate)
+
+        def fill() -> None:
+            branches: list[tuple[str, QapiType]] = []
+            seen: set[str] = set()
+            for case, spec in data.items():
+                if not self.active(spec):
+                    continue
+                ref = spec["type"] if isinstance(spec, dict) and "type" in spec else spec
+                typ = self.type_ref(ref, info)
+                kind = alternate_json_kind(typ)
+                if kind in seen:
+                    raise QapiSchemaError(f"{info}: {name}: branches {case!r} clash")
+                seen.add(kind)
+                branches.append((case, typ))
+            alternate.branches = tuple(branches)
+
+        self.pending[name] = fill
 
     def fill_struct(self, obj: ObjectType, expr: dict[str, Value], info: SourceInfo) -> None:
         members: list[ObjectMember] = []
@@ -585,6 +633,26 @@ class _Builder:
         for job in self.fill:
             job()
         return self.schema
+
+
+def alternate_json_kind(typ: QapiType) -> str:
+    """The JSON value kind an alternate branch of type ``typ`` takes: ``string``,
+    ``number`` (every number type, integers included), ``boolean``, ``null``,
+    ``object`` or ``array``."""
+    if isinstance(typ, BuiltinType):
+        kind = typ.json_type
+        if kind in ("int", "number"):
+            return "number"
+        if kind == "value":
+            raise QapiSchemaError(f"type {typ.name} cannot be an alternate branch")
+        return kind
+    if isinstance(typ, EnumType):
+        return "string"
+    if isinstance(typ, ArrayType):
+        return "array"
+    if isinstance(typ, AlternateType):
+        raise QapiSchemaError(f"alternate {typ.name} cannot be an alternate branch")
+    return "object"
 
 
 def build_schema(exprs: Iterable[Expression], has: Callable[[str], bool]) -> Schema:

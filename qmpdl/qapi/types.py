@@ -14,6 +14,19 @@ from pydantic import Field, JsonValue
 from qmpdl.qapi.base import QapiModel
 
 
+class SocketAddressType(StrEnum):
+    """Kinds of socket address."""
+
+    INET = "inet"
+    """internet"""
+    UNIX = "unix"
+    """unix domain"""
+    VSOCK = "vsock"
+    """virtio vsock"""
+    FD = "fd"
+    """a file descriptor the monitor already holds, by name"""
+
+
 class RunState(StrEnum):
     """The states the virtual machine can be in."""
 
@@ -76,6 +89,188 @@ class ShutdownCause(StrEnum):
     """a partial reset that emits no events"""
     SNAPSHOT_LOAD = "snapshot-load"
     """internal to record/replay snapshot loading"""
+
+
+class MigrationStatus(StrEnum):
+    """Where a migration stands."""
+
+    NONE = "none"
+    """none has ever started"""
+    SETUP = "setup"
+    """it was started and is being set up"""
+    CANCELLING = "cancelling"
+    """it is being cancelled"""
+    CANCELLED = "cancelled"
+    """it was cancelled"""
+    ACTIVE = "active"
+    """RAM is being transferred"""
+    POSTCOPY_ACTIVE = "postcopy-active"
+    """the destination runs, pages move on demand"""
+    POSTCOPY_PAUSED = "postcopy-paused"
+    """postcopy was interrupted"""
+    POSTCOPY_RECOVER_SETUP = "postcopy-recover-setup"
+    """a postcopy recovery is being set up"""
+    POSTCOPY_RECOVER = "postcopy-recover"
+    """postcopy is being recovered"""
+    COMPLETED = "completed"
+    """it finished successfully"""
+    FAILED = "failed"
+    """it failed"""
+    COLO = "colo"
+    """running in COLO fault-tolerance mode"""
+    PRE_SWITCHOVER = "pre-switchover"
+    """paused before the device state is sent"""
+    DEVICE = "device"
+    """the device state is being sent"""
+    WAIT_UNPLUG = "wait-unplug"
+    """waiting for the guest to unplug devices"""
+
+
+class MigrationCapability(StrEnum):
+    """Optional migration behaviours, off by default."""
+
+    XBZRLE = "xbzrle"
+    """send XOR-encoded differences of pages seen before"""
+    RDMA_PIN_ALL = "rdma-pin-all"
+    """with RDMA, pin all guest memory up front"""
+    AUTO_CONVERGE = "auto-converge"
+    """throttle the vCPUs when the migration does not converge"""
+    ZERO_BLOCKS = "zero-blocks"
+    """send zero blocks efficiently in block migration"""
+    COMPRESS = "compress"
+    """compress pages in threads (the old method)"""
+    EVENTS = "events"
+    """send a MIGRATION event at each status change"""
+    POSTCOPY_RAM = "postcopy-ram"
+    """start the destination before all RAM arrived"""
+    X_COLO = "x-colo"
+    """COLO fault tolerance (never-ending migration)"""
+    RELEASE_RAM = "release-ram"
+    """free migrated RAM on the source in postcopy"""
+    BLOCK = "block"
+    """migrate block devices too (old method)"""
+    RETURN_PATH = "return-path"
+    """open a return path from the destination even in precopy"""
+    PAUSE_BEFORE_SWITCHOVER = "pause-before-switchover"
+    """pause in status pre-switchover before the device state is sent, until migrate-continue"""
+    MULTIFD = "multifd"
+    """send pages over several channels"""
+    DIRTY_BITMAPS = "dirty-bitmaps"
+    """migrate named dirty bitmaps"""
+    POSTCOPY_BLOCKTIME = "postcopy-blocktime"
+    """measure how long vCPUs wait in postcopy"""
+    LATE_BLOCK_ACTIVATE = "late-block-activate"
+    """the destination activates block devices only when it starts running"""
+    X_IGNORE_SHARED = "x-ignore-shared"
+    """do not migrate shared memory"""
+    VALIDATE_UUID = "validate-uuid"
+    """the destination checks the source's UUID"""
+    BACKGROUND_SNAPSHOT = "background-snapshot"
+    """the stream is a snapshot of the moment the migration started, while the VM keeps running"""
+    ZERO_COPY_SEND = "zero-copy-send"
+    """send pages without copying them (multifd)"""
+    POSTCOPY_PREEMPT = "postcopy-preempt"
+    """serve postcopy page requests ahead of the precopy stream"""
+    SWITCHOVER_ACK = "switchover-ack"
+    """wait for the destination's go before switchover; needs @return-path"""
+    DIRTY_LIMIT = "dirty-limit"
+    """keep the vCPUs' dirty page rate within the parameter vcpu-dirty-limit while migrating; needs KVM with the accelerator property dirty-ring-size"""
+    MAPPED_RAM = "mapped-ram"
+    """write each RAM page at a fixed offset of a seekable target"""
+
+
+class MultiFDCompression(StrEnum):
+    """How multifd channels compress pages."""
+
+    NONE = "none"
+    """they do not"""
+    ZLIB = "zlib"
+    """with zlib"""
+    ZSTD = "zstd"
+    """with zstd"""
+
+
+class MigMode(StrEnum):
+    """What kind of migration the migrate command performs."""
+
+    NORMAL = "normal"
+    """a live migration"""
+    CPR_REBOOT = "cpr-reboot"
+    """stop the VM and save it for a later restart"""
+    CPR_TRANSFER = "cpr-transfer"
+    """hand the VM over to a new QEMU on the same host"""
+
+
+class ZeroPageDetection(StrEnum):
+    """Where zero pages are detected."""
+
+    NONE = "none"
+    """nowhere"""
+    LEGACY = "legacy"
+    """in the main migration thread"""
+    MULTIFD = "multifd"
+    """in the multifd threads (the main thread without multifd)"""
+
+
+class MigrationParameter(StrEnum):
+    """The names of the migration parameters (what HMP's migrate_set_parameter accepts)."""
+
+    ANNOUNCE_INITIAL = "announce-initial"
+    ANNOUNCE_MAX = "announce-max"
+    ANNOUNCE_ROUNDS = "announce-rounds"
+    ANNOUNCE_STEP = "announce-step"
+    COMPRESS_LEVEL = "compress-level"
+    COMPRESS_THREADS = "compress-threads"
+    DECOMPRESS_THREADS = "decompress-threads"
+    COMPRESS_WAIT_THREAD = "compress-wait-thread"
+    THROTTLE_TRIGGER_THRESHOLD = "throttle-trigger-threshold"
+    CPU_THROTTLE_INITIAL = "cpu-throttle-initial"
+    CPU_THROTTLE_INCREMENT = "cpu-throttle-increment"
+    CPU_THROTTLE_TAILSLOW = "cpu-throttle-tailslow"
+    TLS_CREDS = "tls-creds"
+    TLS_HOSTNAME = "tls-hostname"
+    TLS_AUTHZ = "tls-authz"
+    MAX_BANDWIDTH = "max-bandwidth"
+    AVAIL_SWITCHOVER_BANDWIDTH = "avail-switchover-bandwidth"
+    DOWNTIME_LIMIT = "downtime-limit"
+    X_CHECKPOINT_DELAY = "x-checkpoint-delay"
+    BLOCK_INCREMENTAL = "block-incremental"
+    MULTIFD_CHANNELS = "multifd-channels"
+    XBZRLE_CACHE_SIZE = "xbzrle-cache-size"
+    MAX_POSTCOPY_BANDWIDTH = "max-postcopy-bandwidth"
+    MAX_CPU_THROTTLE = "max-cpu-throttle"
+    MULTIFD_COMPRESSION = "multifd-compression"
+    MULTIFD_ZLIB_LEVEL = "multifd-zlib-level"
+    MULTIFD_QATZIP_LEVEL = "multifd-qatzip-level"
+    MULTIFD_ZSTD_LEVEL = "multifd-zstd-level"
+    BLOCK_BITMAP_MAPPING = "block-bitmap-mapping"
+    X_VCPU_DIRTY_LIMIT_PERIOD = "x-vcpu-dirty-limit-period"
+    VCPU_DIRTY_LIMIT = "vcpu-dirty-limit"
+    MODE = "mode"
+    ZERO_PAGE_DETECTION = "zero-page-detection"
+    DIRECT_IO = "direct-io"
+
+
+class MigrationAddressType(StrEnum):
+    """Transports a migration stream can take."""
+
+    SOCKET = "socket"
+    """a socket"""
+    EXEC = "exec"
+    """the standard input or output of a command"""
+    RDMA = "rdma"
+    """RDMA"""
+    FILE = "file"
+    """a file"""
+
+
+class MigrationChannelType(StrEnum):
+    """What a migration channel carries."""
+
+    MAIN = "main"
+    """the migration stream"""
+    CPR = "cpr"
+    """the CPR state (cpr-transfer mode)"""
 
 
 class DirtyRateStatus(StrEnum):
@@ -231,6 +426,126 @@ class YankInstanceType(StrEnum):
     """the migration"""
 
 
+class InetSocketAddressBase(QapiModel):
+    """Host and port of an internet socket."""
+
+    host: str
+    """a host name or an IP address"""
+    port: str
+    """a port number or a service name"""
+
+
+class InetSocketAddress(QapiModel):
+    """An internet socket and how to resolve and use it."""
+
+    host: str
+    port: str
+    numeric: bool | None = None
+    """true when host and port are numeric and need no lookup"""
+    to: int | None = None
+    """try every port from @port up to this one while listening"""
+    ipv4: bool | None = None
+    """whether IPv4 may be used"""
+    ipv6: bool | None = None
+    """whether IPv6 may be used"""
+    keep_alive: bool | None = Field(default=None, alias="keep-alive")
+    """turn TCP keep-alive on for the connection"""
+    keep_alive_count: int | None = Field(default=None, alias="keep-alive-count")
+    """probes sent before the connection counts as dead. Only in the QEMU 10.1 profiles."""
+    keep_alive_idle: int | None = Field(default=None, alias="keep-alive-idle")
+    """seconds of idleness before the first probe. Only in the QEMU 10.1 profiles."""
+    keep_alive_interval: int | None = Field(default=None, alias="keep-alive-interval")
+    """seconds between probes. Only in the QEMU 10.1 profiles."""
+    mptcp: bool | None = None
+    """use Multipath TCP"""
+
+
+class UnixSocketAddress(QapiModel):
+    """A unix domain socket."""
+
+    path: str
+    """its file system path (or abstract name)"""
+    abstract: bool | None = None
+    """the name lives in the abstract namespace, not on disk"""
+    tight: bool | None = None
+    """with @abstract, the address length covers the name only"""
+
+
+class VsockSocketAddress(QapiModel):
+    """A virtio vsock socket."""
+
+    cid: str
+    """the context identifier"""
+    port: str
+    """the port"""
+
+
+class String(QapiModel):
+    """A string wrapped in an object."""
+
+    str: str
+    """the string"""
+
+
+class SocketAddress(QapiModel):
+    """Any kind of socket address."""
+
+    type: SocketAddressType
+    """which kind of address follows"""
+
+
+class SocketAddressVariantInet(SocketAddress):
+    """A SocketAddress whose type is 'inet': the base members plus the branch's."""
+
+    host: str
+    port: str
+    numeric: bool | None = None
+    """true when host and port are numeric and need no lookup"""
+    to: int | None = None
+    """try every port from @port up to this one while listening"""
+    ipv4: bool | None = None
+    """whether IPv4 may be used"""
+    ipv6: bool | None = None
+    """whether IPv6 may be used"""
+    keep_alive: bool | None = Field(default=None, alias="keep-alive")
+    """turn TCP keep-alive on for the connection"""
+    keep_alive_count: int | None = Field(default=None, alias="keep-alive-count")
+    """probes sent before the connection counts as dead. Only in the QEMU 10.1 profiles."""
+    keep_alive_idle: int | None = Field(default=None, alias="keep-alive-idle")
+    """seconds of idleness before the first probe. Only in the QEMU 10.1 profiles."""
+    keep_alive_interval: int | None = Field(default=None, alias="keep-alive-interval")
+    """seconds between probes. Only in the QEMU 10.1 profiles."""
+    mptcp: bool | None = None
+    """use Multipath TCP"""
+
+
+class SocketAddressVariantUnix(SocketAddress):
+    """A SocketAddress whose type is 'unix': the base members plus the branch's."""
+
+    path: str
+    """its file system path (or abstract name)"""
+    abstract: bool | None = None
+    """the name lives in the abstract namespace, not on disk"""
+    tight: bool | None = None
+    """with @abstract, the address length covers the name only"""
+
+
+class SocketAddressVariantVsock(SocketAddress):
+    """A SocketAddress whose type is 'vsock': the base members plus the branch's."""
+
+    cid: str
+    """the context identifier"""
+    port: str
+    """the port"""
+
+
+class SocketAddressVariantFd(SocketAddress):
+    """A SocketAddress whose type is 'fd': the base members plus the branch's."""
+
+    str: str
+    """the string"""
+
+
 class StatusInfo(QapiModel):
     """The run status of the virtual machine."""
 
@@ -253,6 +568,544 @@ class ShutdownEvent(QapiModel):
     """true when the guest asked for the shutdown, false when the host did"""
     reason: ShutdownCause
     """the @ShutdownCause"""
+
+
+class MigrationStats(QapiModel):
+    """RAM transfer statistics of a migration."""
+
+    transferred: int
+    """bytes sent so far"""
+    remaining: int
+    """bytes still to send"""
+    total: int
+    """bytes the migration covers in all"""
+    duplicate: int
+    """pages found to be all zero"""
+    skipped: int | None = None
+    """always 0. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    normal: int
+    """pages sent whole"""
+    normal_bytes: int = Field(alias="normal-bytes")
+    """bytes of the pages sent whole"""
+    dirty_pages_rate: int = Field(alias="dirty-pages-rate")
+    """pages the guest dirties per second"""
+    mbps: float
+    """throughput in megabits per second"""
+    dirty_sync_count: int = Field(alias="dirty-sync-count")
+    """dirty bitmap synchronisations so far"""
+    postcopy_requests: int = Field(alias="postcopy-requests")
+    """page requests the destination sent in postcopy"""
+    page_size: int = Field(alias="page-size")
+    """bytes per page of the page counters"""
+    multifd_bytes: int = Field(alias="multifd-bytes")
+    """bytes sent over multifd channels"""
+    pages_per_second: int = Field(alias="pages-per-second")
+    """pages sent per second"""
+    precopy_bytes: int = Field(alias="precopy-bytes")
+    """bytes sent during precopy"""
+    downtime_bytes: int = Field(alias="downtime-bytes")
+    """bytes sent while the guest was stopped"""
+    postcopy_bytes: int = Field(alias="postcopy-bytes")
+    """bytes sent during postcopy"""
+    dirty_sync_missed_zero_copy: int = Field(alias="dirty-sync-missed-zero-copy")
+    """synchronisations that could not avoid copying dirty pages"""
+
+
+class XBZRLECacheStats(QapiModel):
+    """Statistics of the XBZRLE page cache."""
+
+    cache_size: int = Field(alias="cache-size")
+    """bytes of cache"""
+    bytes: int
+    """bytes sent XBZRLE-encoded"""
+    pages: int
+    """pages sent XBZRLE-encoded"""
+    cache_miss: int = Field(alias="cache-miss")
+    """pages not found in the cache"""
+    cache_miss_rate: float = Field(alias="cache-miss-rate")
+    """share of cache misses"""
+    encoding_rate: float = Field(alias="encoding-rate")
+    """compression ratio of the encoded pages"""
+    overflow: int
+    """pages whose encoding did not fit"""
+
+
+class CompressionStats(QapiModel):
+    """Statistics of the (old, non-multifd) page compression."""
+
+    pages: int
+    """pages sent compressed. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    busy: int
+    """times no compression thread was free. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    busy_rate: float = Field(alias="busy-rate")
+    """share of busy events. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compressed_size: int = Field(alias="compressed-size")
+    """bytes after compression. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compression_rate: float = Field(alias="compression-rate")
+    """compression ratio. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+
+
+class VfioStats(QapiModel):
+    """What VFIO devices transferred."""
+
+    transferred: int
+    """bytes sent by VFIO devices"""
+
+
+class MigrationInfo(QapiModel):
+    """The state of the current (or last) migration."""
+
+    status: MigrationStatus | None = None
+    """its status; absent when no migration ever started"""
+    ram: MigrationStats | None = None
+    """RAM statistics, while active and after completion"""
+    disk: MigrationStats | None = None
+    """block migration statistics. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    vfio: VfioStats | None = None
+    """VFIO device statistics"""
+    xbzrle_cache: XBZRLECacheStats | None = Field(default=None, alias="xbzrle-cache")
+    """XBZRLE statistics, when that capability is on"""
+    total_time: int | None = Field(default=None, alias="total-time")
+    """milliseconds since the start (the whole duration once it ended)"""
+    expected_downtime: int | None = Field(default=None, alias="expected-downtime")
+    """expected downtime in milliseconds, while active"""
+    downtime: int | None = None
+    """the downtime in milliseconds, after completion"""
+    setup_time: int | None = Field(default=None, alias="setup-time")
+    """milliseconds spent setting up"""
+    cpu_throttle_percentage: int | None = Field(default=None, alias="cpu-throttle-percentage")
+    """how much auto-converge throttles the vCPUs"""
+    error_desc: str | None = Field(default=None, alias="error-desc")
+    """why the migration failed"""
+    blocked_reasons: list[str] | None = Field(default=None, alias="blocked-reasons")
+    """why an outgoing migration is impossible"""
+    postcopy_blocktime: int | None = Field(default=None, alias="postcopy-blocktime")
+    """milliseconds all vCPUs were blocked in postcopy"""
+    postcopy_vcpu_blocktime: list[int] | None = Field(default=None, alias="postcopy-vcpu-blocktime")
+    """the same per vCPU"""
+    postcopy_latency: int | None = Field(default=None, alias="postcopy-latency")
+    """average page fault latency in postcopy. Only in the QEMU 10.1 profiles."""
+    postcopy_latency_dist: list[int] | None = Field(default=None, alias="postcopy-latency-dist")
+    """page fault latencies as a histogram. Only in the QEMU 10.1 profiles."""
+    postcopy_vcpu_latency: list[int] | None = Field(default=None, alias="postcopy-vcpu-latency")
+    """average page fault latency per vCPU. Only in the QEMU 10.1 profiles."""
+    postcopy_non_vcpu_latency: int | None = Field(default=None, alias="postcopy-non-vcpu-latency")
+    """average latency of faults not caused by vCPUs. Only in the QEMU 10.1 profiles."""
+    compression: CompressionStats | None = None
+    """compression statistics. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    socket_address: list[SocketAddress] | None = Field(default=None, alias="socket-address")
+    """the addresses actually listened on"""
+    dirty_limit_throttle_time_per_round: int | None = Field(
+        default=None, alias="dirty-limit-throttle-time-per-round"
+    )
+    """the largest penalty in microseconds a vCPU gets per dirty ring full (capability dirty-limit). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    dirty_limit_ring_full_time: int | None = Field(default=None, alias="dirty-limit-ring-full-time")
+    """estimated microseconds a vCPU takes to fill its dirty ring. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+
+
+class QueryMigrateArgs(QapiModel):
+    """Arguments of the command query-migrate."""
+
+
+class MigrationCapabilityStatus(QapiModel):
+    """A capability and whether it is on."""
+
+    capability: MigrationCapability
+    """the capability"""
+    state: bool
+    """true when on"""
+
+
+class MigrateSetCapabilitiesArgs(QapiModel):
+    """Arguments of the command migrate-set-capabilities."""
+
+    capabilities: list[MigrationCapabilityStatus]
+    """the changes, applied in order"""
+
+
+class QueryMigrateCapabilitiesArgs(QapiModel):
+    """Arguments of the command query-migrate-capabilities."""
+
+
+class BitmapMigrationBitmapAliasTransform(QapiModel):
+    """Changes applied to a migrated dirty bitmap."""
+
+    persistent: bool | None = None
+    """make the bitmap persistent (or transient)"""
+
+
+class BitmapMigrationBitmapAlias(QapiModel):
+    """A dirty bitmap and the name it migrates under."""
+
+    name: str
+    """the bitmap's name"""
+    alias: str
+    """the name in the migration stream"""
+    transform: BitmapMigrationBitmapAliasTransform | None = None
+    """changes applied on the way"""
+
+
+class BitmapMigrationNodeAlias(QapiModel):
+    """A block node, the name it migrates under and its bitmaps' aliases."""
+
+    node_name: str = Field(alias="node-name")
+    """the node's name"""
+    alias: str
+    """the name in the migration stream"""
+    bitmaps: list[BitmapMigrationBitmapAlias]
+    """aliases of its bitmaps"""
+
+
+class MigrateSetParameters(QapiModel):
+    """The migration parameters to change; absent ones keep their value. See @MigrationParameters for their meaning."""
+
+    announce_initial: int | None = Field(default=None, alias="announce-initial")
+    """see @MigrationParameters"""
+    announce_max: int | None = Field(default=None, alias="announce-max")
+    """see @MigrationParameters"""
+    announce_rounds: int | None = Field(default=None, alias="announce-rounds")
+    """see @MigrationParameters"""
+    announce_step: int | None = Field(default=None, alias="announce-step")
+    """see @MigrationParameters"""
+    compress_level: int | None = Field(default=None, alias="compress-level")
+    """see @MigrationParameters. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compress_threads: int | None = Field(default=None, alias="compress-threads")
+    """see @MigrationParameters. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compress_wait_thread: bool | None = Field(default=None, alias="compress-wait-thread")
+    """see @MigrationParameters. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    decompress_threads: int | None = Field(default=None, alias="decompress-threads")
+    """see @MigrationParameters. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    throttle_trigger_threshold: int | None = Field(default=None, alias="throttle-trigger-threshold")
+    """see @MigrationParameters"""
+    cpu_throttle_initial: int | None = Field(default=None, alias="cpu-throttle-initial")
+    """see @MigrationParameters"""
+    cpu_throttle_increment: int | None = Field(default=None, alias="cpu-throttle-increment")
+    """see @MigrationParameters"""
+    cpu_throttle_tailslow: bool | None = Field(default=None, alias="cpu-throttle-tailslow")
+    """see @MigrationParameters"""
+    tls_creds: str | None = Field(default=None, alias="tls-creds")
+    """see @MigrationParameters; null means the empty string"""
+    tls_hostname: str | None = Field(default=None, alias="tls-hostname")
+    """see @MigrationParameters; null means the empty string"""
+    tls_authz: str | None = Field(default=None, alias="tls-authz")
+    """see @MigrationParameters; null means the empty string"""
+    max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
+    """see @MigrationParameters"""
+    avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
+    """see @MigrationParameters. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    downtime_limit: int | None = Field(default=None, alias="downtime-limit")
+    """see @MigrationParameters"""
+    x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
+    """see @MigrationParameters"""
+    block_incremental: bool | None = Field(default=None, alias="block-incremental")
+    """see @MigrationParameters. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    multifd_channels: int | None = Field(default=None, alias="multifd-channels")
+    """see @MigrationParameters"""
+    xbzrle_cache_size: int | None = Field(default=None, alias="xbzrle-cache-size")
+    """see @MigrationParameters"""
+    max_postcopy_bandwidth: int | None = Field(default=None, alias="max-postcopy-bandwidth")
+    """see @MigrationParameters"""
+    max_cpu_throttle: int | None = Field(default=None, alias="max-cpu-throttle")
+    """see @MigrationParameters"""
+    multifd_compression: MultiFDCompression | None = Field(
+        default=None, alias="multifd-compression"
+    )
+    """see @MigrationParameters"""
+    multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
+    """see @MigrationParameters"""
+    multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
+    """see @MigrationParameters. Only in the QEMU 10.1 profiles."""
+    multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
+    """see @MigrationParameters"""
+    block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
+        default=None, alias="block-bitmap-mapping"
+    )
+    """see @MigrationParameters"""
+    x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
+    """see @MigrationParameters. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
+    """see @MigrationParameters. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    mode: MigMode | None = None
+    """see @MigrationParameters. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
+    """see @MigrationParameters. Only in the QEMU 9.0, 10.1 profiles."""
+    direct_io: bool | None = Field(default=None, alias="direct-io")
+    """see @MigrationParameters. Only in the QEMU 10.1 profiles."""
+
+
+class MigrateSetParametersArgs(QapiModel):
+    """Arguments of the command migrate-set-parameters."""
+
+    announce_initial: int | None = Field(default=None, alias="announce-initial")
+    announce_max: int | None = Field(default=None, alias="announce-max")
+    announce_rounds: int | None = Field(default=None, alias="announce-rounds")
+    announce_step: int | None = Field(default=None, alias="announce-step")
+    compress_level: int | None = Field(default=None, alias="compress-level")
+    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compress_threads: int | None = Field(default=None, alias="compress-threads")
+    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compress_wait_thread: bool | None = Field(default=None, alias="compress-wait-thread")
+    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    decompress_threads: int | None = Field(default=None, alias="decompress-threads")
+    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    throttle_trigger_threshold: int | None = Field(default=None, alias="throttle-trigger-threshold")
+    cpu_throttle_initial: int | None = Field(default=None, alias="cpu-throttle-initial")
+    cpu_throttle_increment: int | None = Field(default=None, alias="cpu-throttle-increment")
+    cpu_throttle_tailslow: bool | None = Field(default=None, alias="cpu-throttle-tailslow")
+    tls_creds: str | None = Field(default=None, alias="tls-creds")
+    tls_hostname: str | None = Field(default=None, alias="tls-hostname")
+    tls_authz: str | None = Field(default=None, alias="tls-authz")
+    max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
+    avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
+    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    downtime_limit: int | None = Field(default=None, alias="downtime-limit")
+    x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
+    block_incremental: bool | None = Field(default=None, alias="block-incremental")
+    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    multifd_channels: int | None = Field(default=None, alias="multifd-channels")
+    xbzrle_cache_size: int | None = Field(default=None, alias="xbzrle-cache-size")
+    max_postcopy_bandwidth: int | None = Field(default=None, alias="max-postcopy-bandwidth")
+    max_cpu_throttle: int | None = Field(default=None, alias="max-cpu-throttle")
+    multifd_compression: MultiFDCompression | None = Field(
+        default=None, alias="multifd-compression"
+    )
+    multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
+    multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
+    """Only in the QEMU 10.1 profiles."""
+    multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
+    block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
+        default=None, alias="block-bitmap-mapping"
+    )
+    x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
+    """Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
+    """Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    mode: MigMode | None = None
+    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
+    """Only in the QEMU 9.0, 10.1 profiles."""
+    direct_io: bool | None = Field(default=None, alias="direct-io")
+    """Only in the QEMU 10.1 profiles."""
+
+
+class MigrationParameters(QapiModel):
+    """The migration parameters. query-migrate-parameters reports every member except @block-bitmap-mapping, which appears once it was set."""
+
+    announce_initial: int | None = Field(default=None, alias="announce-initial")
+    """milliseconds before the first self-announcement after migration (default 50)"""
+    announce_max: int | None = Field(default=None, alias="announce-max")
+    """longest pause in milliseconds between announcements (default 550)"""
+    announce_rounds: int | None = Field(default=None, alias="announce-rounds")
+    """number of announcements (default 5)"""
+    announce_step: int | None = Field(default=None, alias="announce-step")
+    """growth in milliseconds of the pause between announcements (default 100)"""
+    compress_level: int | None = Field(default=None, alias="compress-level")
+    """compression level 0..9 (default 1). Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compress_threads: int | None = Field(default=None, alias="compress-threads")
+    """compression threads (default 8). Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    compress_wait_thread: bool | None = Field(default=None, alias="compress-wait-thread")
+    """wait for a free compression thread instead of sending the page uncompressed (default true). Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    decompress_threads: int | None = Field(default=None, alias="decompress-threads")
+    """decompression threads (default 2). Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    throttle_trigger_threshold: int | None = Field(default=None, alias="throttle-trigger-threshold")
+    """percentage of the transferred bytes the dirtied bytes of a period must exceed to count towards throttling (default 50)"""
+    cpu_throttle_initial: int | None = Field(default=None, alias="cpu-throttle-initial")
+    """auto-converge's first throttle percentage (default 20)"""
+    cpu_throttle_increment: int | None = Field(default=None, alias="cpu-throttle-increment")
+    """auto-converge's throttle step (default 10)"""
+    cpu_throttle_tailslow: bool | None = Field(default=None, alias="cpu-throttle-tailslow")
+    """smaller throttle steps near the end (default false)"""
+    tls_creds: str | None = Field(default=None, alias="tls-creds")
+    """id of the TLS credentials object; "" for plain text"""
+    tls_hostname: str | None = Field(default=None, alias="tls-hostname")
+    """host name to check the destination's certificate against"""
+    tls_authz: str | None = Field(default=None, alias="tls-authz")
+    """id of the authorization object for TLS clients"""
+    max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
+    """bandwidth limit in bytes per second (default 128 MiB/s)"""
+    avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
+    """bandwidth in bytes per second assumed for the switchover decision; 0 means measured (default 0). Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    downtime_limit: int | None = Field(default=None, alias="downtime-limit")
+    """tolerated downtime in milliseconds (default 300)"""
+    x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
+    """milliseconds between COLO checkpoints (default 20000)"""
+    block_incremental: bool | None = Field(default=None, alias="block-incremental")
+    """copy only changed blocks in block migration. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    multifd_channels: int | None = Field(default=None, alias="multifd-channels")
+    """number of multifd channels (default 2)"""
+    xbzrle_cache_size: int | None = Field(default=None, alias="xbzrle-cache-size")
+    """XBZRLE cache size in bytes, a power of two of at least a page (default 64 MiB)"""
+    max_postcopy_bandwidth: int | None = Field(default=None, alias="max-postcopy-bandwidth")
+    """background bandwidth in bytes per second during postcopy; 0 means unlimited"""
+    max_cpu_throttle: int | None = Field(default=None, alias="max-cpu-throttle")
+    """highest auto-converge throttle percentage (default 99)"""
+    multifd_compression: MultiFDCompression | None = Field(
+        default=None, alias="multifd-compression"
+    )
+    """how multifd compresses (default none)"""
+    multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
+    """zlib level 0..9 (default 1)"""
+    multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
+    """QATzip level 1..9 (default 1). Only in the QEMU 10.1 profiles."""
+    multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
+    """zstd level 0..20 (default 1)"""
+    block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
+        default=None, alias="block-bitmap-mapping"
+    )
+    """names under which block nodes and their dirty bitmaps migrate"""
+    x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
+    """period in milliseconds of the dirty limit during migration, 1..1000 (default 1000). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
+    """dirty page rate limit in MB/s the dirty-limit capability applies (default 1). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    mode: MigMode | None = None
+    """the migration mode (default normal). Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
+    """where zero pages are found (default multifd). Only in the QEMU 9.0, 10.1 profiles."""
+    direct_io: bool | None = Field(default=None, alias="direct-io")
+    """open migration files with O_DIRECT (default false). Only in the QEMU 10.1 profiles."""
+
+
+class QueryMigrateParametersArgs(QapiModel):
+    """Arguments of the command query-migrate-parameters."""
+
+
+class MigrationEvent(QapiModel):
+    """Data of the event MIGRATION."""
+
+    status: MigrationStatus
+    """the new status"""
+
+
+class MigrationPassEvent(QapiModel):
+    """Data of the event MIGRATION_PASS."""
+
+    pass_: int = Field(alias="pass")
+    """the pass number, 1 for the first"""
+
+
+class MigrateCancelArgs(QapiModel):
+    """Arguments of the command migrate_cancel."""
+
+
+class MigrateContinueArgs(QapiModel):
+    """Arguments of the command migrate-continue."""
+
+    state: MigrationStatus
+    """the status the migration must be in"""
+
+
+class FileMigrationArgs(QapiModel):
+    """A file holding a migration stream."""
+
+    filename: str
+    """its path. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    offset: int
+    """where in the file the stream begins. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationExecCommand(QapiModel):
+    """A command whose standard input or output carries the stream."""
+
+    args: list[str]
+    """the program and its arguments. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationAddress(QapiModel):
+    """Where a migration stream goes or comes from."""
+
+    transport: MigrationAddressType
+    """the kind of endpoint. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationAddressVariantSocket(MigrationAddress):
+    """A MigrationAddress whose transport is 'socket': the base members plus the branch's."""
+
+    type: SocketAddressType
+    """which kind of address follows. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationAddressVariantExec(MigrationAddress):
+    """A MigrationAddress whose transport is 'exec': the base members plus the branch's."""
+
+    args: list[str]
+    """the program and its arguments. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationAddressVariantRdma(MigrationAddress):
+    """A MigrationAddress whose transport is 'rdma': the base members plus the branch's."""
+
+    host: str
+    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    port: str
+    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    numeric: bool | None = None
+    """true when host and port are numeric and need no lookup. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    to: int | None = None
+    """try every port from @port up to this one while listening. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    ipv4: bool | None = None
+    """whether IPv4 may be used. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    ipv6: bool | None = None
+    """whether IPv6 may be used. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    keep_alive: bool | None = Field(default=None, alias="keep-alive")
+    """turn TCP keep-alive on for the connection. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    keep_alive_count: int | None = Field(default=None, alias="keep-alive-count")
+    """probes sent before the connection counts as dead. Only in the QEMU 10.1 profiles."""
+    keep_alive_idle: int | None = Field(default=None, alias="keep-alive-idle")
+    """seconds of idleness before the first probe. Only in the QEMU 10.1 profiles."""
+    keep_alive_interval: int | None = Field(default=None, alias="keep-alive-interval")
+    """seconds between probes. Only in the QEMU 10.1 profiles."""
+    mptcp: bool | None = None
+    """use Multipath TCP. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationAddressVariantFile(MigrationAddress):
+    """A MigrationAddress whose transport is 'file': the base members plus the branch's."""
+
+    filename: str
+    """its path. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    offset: int
+    """where in the file the stream begins. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrationChannel(QapiModel):
+    """One channel of a migration."""
+
+    channel_type: MigrationChannelType = Field(alias="channel-type")
+    """what it carries. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    addr: MigrationAddress
+    """its endpoint. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+
+
+class MigrateArgs(QapiModel):
+    """Arguments of the command migrate."""
+
+    uri: str | None = None
+    """the destination (tcp:HOST:PORT, unix:PATH, ...)"""
+    channels: list[MigrationChannel] | None = None
+    """the destination as channels; exclusive with @uri. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    blk: bool | None = None
+    """migrate block devices too. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    inc: bool | None = None
+    """with @blk, copy only changed blocks. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
+    detach: bool | None = None
+    """ignored (kept for compatibility)"""
+    resume: bool | None = None
+    """resume a paused postcopy migration"""
+
+
+class MigrateIncomingArgs(QapiModel):
+    """Arguments of the command migrate-incoming."""
+
+    uri: str | None = None
+    """where to listen"""
+    channels: list[MigrationChannel] | None = None
+    """where to listen, as channels; exclusive with @uri. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    exit_on_error: bool | None = Field(default=None, alias="exit-on-error")
+    """end the process when the incoming migration fails (default true). Only in the QEMU 10.1 profiles."""
+
+
+class MigratePauseArgs(QapiModel):
+    """Arguments of the command migrate-pause."""
 
 
 class DirtyRateVcpu(QapiModel):
@@ -690,8 +1543,17 @@ class HumanMonitorCommandArgs(QapiModel):
 
 #: Enumerations by QAPI name.
 ENUMS: dict[str, type[StrEnum]] = {
+    "SocketAddressType": SocketAddressType,
     "RunState": RunState,
     "ShutdownCause": ShutdownCause,
+    "MigrationStatus": MigrationStatus,
+    "MigrationCapability": MigrationCapability,
+    "MultiFDCompression": MultiFDCompression,
+    "MigMode": MigMode,
+    "ZeroPageDetection": ZeroPageDetection,
+    "MigrationParameter": MigrationParameter,
+    "MigrationAddressType": MigrationAddressType,
+    "MigrationChannelType": MigrationChannelType,
     "DirtyRateStatus": DirtyRateStatus,
     "DirtyRateMeasureMode": DirtyRateMeasureMode,
     "TimeUnit": TimeUnit,
@@ -706,7 +1568,28 @@ ENUMS: dict[str, type[StrEnum]] = {
 
 #: Structs and unions (their base model) by QAPI name.
 STRUCTS: dict[str, type[QapiModel]] = {
+    "InetSocketAddressBase": InetSocketAddressBase,
+    "InetSocketAddress": InetSocketAddress,
+    "UnixSocketAddress": UnixSocketAddress,
+    "VsockSocketAddress": VsockSocketAddress,
+    "String": String,
+    "SocketAddress": SocketAddress,
     "StatusInfo": StatusInfo,
+    "MigrationStats": MigrationStats,
+    "XBZRLECacheStats": XBZRLECacheStats,
+    "CompressionStats": CompressionStats,
+    "VfioStats": VfioStats,
+    "MigrationInfo": MigrationInfo,
+    "MigrationCapabilityStatus": MigrationCapabilityStatus,
+    "BitmapMigrationBitmapAliasTransform": BitmapMigrationBitmapAliasTransform,
+    "BitmapMigrationBitmapAlias": BitmapMigrationBitmapAlias,
+    "BitmapMigrationNodeAlias": BitmapMigrationNodeAlias,
+    "MigrateSetParameters": MigrateSetParameters,
+    "MigrationParameters": MigrationParameters,
+    "FileMigrationArgs": FileMigrationArgs,
+    "MigrationExecCommand": MigrationExecCommand,
+    "MigrationAddress": MigrationAddress,
+    "MigrationChannel": MigrationChannel,
     "DirtyRateVcpu": DirtyRateVcpu,
     "DirtyRateInfo": DirtyRateInfo,
     "DirtyLimitInfo": DirtyLimitInfo,
@@ -736,6 +1619,18 @@ STRUCTS: dict[str, type[QapiModel]] = {
 
 #: Union value models by union name and tag value (branches with members).
 VARIANTS: dict[str, dict[str, type[QapiModel]]] = {
+    "SocketAddress": {
+        "inet": SocketAddressVariantInet,
+        "unix": SocketAddressVariantUnix,
+        "vsock": SocketAddressVariantVsock,
+        "fd": SocketAddressVariantFd,
+    },
+    "MigrationAddress": {
+        "socket": MigrationAddressVariantSocket,
+        "exec": MigrationAddressVariantExec,
+        "rdma": MigrationAddressVariantRdma,
+        "file": MigrationAddressVariantFile,
+    },
     "SchemaInfo": {
         "builtin": SchemaInfoVariantBuiltin,
         "enum": SchemaInfoVariantEnum,
@@ -757,6 +1652,16 @@ VARIANTS: dict[str, dict[str, type[QapiModel]]] = {
 #: Argument models by command name.
 COMMAND_ARGS: dict[str, type[QapiModel]] = {
     "query-status": QueryStatusArgs,
+    "query-migrate": QueryMigrateArgs,
+    "migrate-set-capabilities": MigrateSetCapabilitiesArgs,
+    "query-migrate-capabilities": QueryMigrateCapabilitiesArgs,
+    "migrate-set-parameters": MigrateSetParametersArgs,
+    "query-migrate-parameters": QueryMigrateParametersArgs,
+    "migrate_cancel": MigrateCancelArgs,
+    "migrate-continue": MigrateContinueArgs,
+    "migrate": MigrateArgs,
+    "migrate-incoming": MigrateIncomingArgs,
+    "migrate-pause": MigratePauseArgs,
     "calc-dirty-rate": CalcDirtyRateArgs,
     "query-dirty-rate": QueryDirtyRateArgs,
     "set-vcpu-dirty-limit": SetVcpuDirtyLimitArgs,
@@ -778,4 +1683,6 @@ COMMAND_ARGS: dict[str, type[QapiModel]] = {
 #: Data models by event name (events that carry data).
 EVENT_DATA: dict[str, type[QapiModel]] = {
     "SHUTDOWN": ShutdownEvent,
+    "MIGRATION": MigrationEvent,
+    "MIGRATION_PASS": MigrationPassEvent,
 }

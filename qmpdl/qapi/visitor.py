@@ -32,11 +32,13 @@ from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.ghash import GStrHashTable
 from qmpdl.qapi.schema import (
     INT_RANGES,
+    AlternateType,
     ArrayType,
     BuiltinType,
     EnumType,
     ObjectType,
     QapiType,
+    alternate_json_kind,
 )
 from qmpdl.qjson.qdict import qdict_order
 
@@ -57,6 +59,21 @@ class _Frame:
     unvisited: GStrHashTable | None = None
     index: int = -1  # arrays: index of the element last taken
     items: list[JsonValue] = field(default_factory=list)
+
+
+def _json_kind(value: object) -> str:
+    """The JSON kind of a parsed value, as :func:`alternate_json_kind` names them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 def _invalid_type(name: str, expected: str) -> QMPError:
@@ -159,6 +176,8 @@ class InputVisitor:
             return self._visit_builtin(typ.name, name)
         if isinstance(typ, EnumType):
             return self._visit_enum(typ, name)
+        if isinstance(typ, AlternateType):
+            return self._visit_alternate(typ, name)
         value = self._take(name)
         if isinstance(typ, ArrayType):
             if not isinstance(value, list):
@@ -175,6 +194,20 @@ class InputVisitor:
         self._check_struct()
         self.stack.pop()
         return out
+
+    def _visit_alternate(self, typ: AlternateType, name: str | None) -> JsonValue:
+        """The branch whose JSON kind the value has visits it; no such branch names the
+        bare member (``null`` inside lists) and the alternate."""
+        value = self._peek(name)
+        if value is _MISSING:
+            self._take(name)  # raises "is missing"
+        kind = _json_kind(value)
+        for _, branch in typ.branches:
+            if alternate_json_kind(branch) == kind:
+                return self.visit(branch, name)
+        self._take(name)
+        shown = name if name is not None else "null"
+        raise _invalid_type(shown, typ.name)
 
     def _visit_enum(self, typ: EnumType, name: str | None) -> str:
         value = self._take(name)

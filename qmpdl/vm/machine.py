@@ -16,6 +16,7 @@ from qmpdl.config import MachineConfig
 from qmpdl.dirtylimit.service import DirtyLimit
 from qmpdl.dirtyrate.calc import DirtyRateCalc
 from qmpdl.errors import QMPError
+from qmpdl.migration.params import MigrationConfig
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import RunState
 from qmpdl.trace import NULL_TRACER, Tracer
@@ -75,6 +76,16 @@ class Machine:
             profile=profile,
             shutdown=self.shutdown_event,
             bql=self.bql,
+        )
+
+        def migration_running() -> bool:
+            return self.migration.running()
+
+        self.migration_config = MigrationConfig(
+            profile,
+            kvm_dirty_ring=backend.ring_size > 0 and config.accel.kind != "tcg",
+            migration_running=migration_running,
+            global_properties=config.migration_globals,
         )
         from qmpdl.migration.manager import DefaultMigrationSettings, MigrationManager
 

@@ -22,6 +22,9 @@ HELP = (
     "cpu index -- set the default CPU\r\n"
     "help|? [cmd] -- show the help\r\n"
     "info [subcommand] -- show various information about the system state\r\n"
+    "migrate_set_capability capability state -- Enable/Disable the usage of a capability"
+    " for migration\r\n"
+    "migrate_set_parameter parameter value -- Set the parameter for migration\r\n"
     "quit|q  -- quit the emulator\r\n"
     "set_vcpu_dirty_limit dirty_rate [cpu_index] -- set dirty page rate limit, use cpu_index"
     " to set limit\r\n"
@@ -33,6 +36,9 @@ INFO = (
     "info cpus  -- show infos for each CPU\r\n"
     "info dirty_rate  -- show dirty rate information\r\n"
     "info kvm  -- show KVM information\r\n"
+    "info migrate  -- show migration status\r\n"
+    "info migrate_capabilities  -- show current migration capabilities\r\n"
+    "info migrate_parameters  -- show current migration parameters\r\n"
     "info status  -- show the current VM status (running|paused)\r\n"
     "info vcpu_dirty_limit  -- show dirty page limit information of all vCPU\r\n"
     "info version  -- show the version of QEMU\r\n"
@@ -59,6 +65,18 @@ def test_info_lists_served_sub_commands_sorted(line: str) -> None:
     assert run(line) == INFO
 
 
+def test_info_migrate_entry_changes_in_10_1() -> None:
+    assert run("help info migrate", "9.0") == "info migrate  -- show migration status\r\n"
+    assert run("help info migrate", "10.1") == (
+        "info migrate [-a] -- show migration status (-a: all, dump all status)\r\n"
+    )
+    info_10_1 = INFO.replace(
+        "info migrate  -- show migration status",
+        "info migrate [-a] -- show migration status (-a: all, dump all status)",
+    )
+    assert run("info", "10.1") == info_10_1
+
+
 def test_tables_are_sorted_by_name() -> None:
     assert [c.name for c in HMP_COMMANDS] == sorted(c.name for c in HMP_COMMANDS)
     assert [c.name for c in INFO_COMMANDS] == sorted(c.name for c in INFO_COMMANDS)
@@ -74,7 +92,7 @@ def test_tables_are_sorted_by_name() -> None:
         ("help c", "cont|c  -- resume emulation\r\n"),
         ("help q", "quit|q  -- quit the emulator\r\n"),
         ("help cont|c", "unknown command: 'cont|c'\r\n"),
-        ("help info vcpu_dirty_limit", INFO.split("\r\n")[4] + "\r\n"),
+        ("help info vcpu_dirty_limit", INFO.split("\r\n")[7] + "\r\n"),
         (
             "help  info   status  x",
             "info status  -- show the current VM status (running|paused)\r\n",
@@ -118,10 +136,13 @@ def test_qmp_shell_completion_reads_our_listings() -> None:
         "cont", "help cont",
         "cpu", "help cpu",
         "help", "help help",
+        "migrate_set_capability", "help migrate_set_capability",
+        "migrate_set_parameter", "help migrate_set_parameter",
         "quit", "help quit",
         "set_vcpu_dirty_limit", "help set_vcpu_dirty_limit",
         "stop", "help stop",
-        "info cpus", "info dirty_rate", "info kvm", "info status",
+        "info cpus", "info dirty_rate", "info kvm", "info migrate",
+        "info migrate_capabilities", "info migrate_parameters", "info status",
         "info vcpu_dirty_limit", "info version",
         "help info",
     ]  # fmt: skip

@@ -99,6 +99,11 @@ NO_ARG_COMMANDS = [
     "stop",
     "cont",
     "quit",
+    "query-migrate",
+    "query-migrate-capabilities",
+    "query-migrate-parameters",
+    "migrate_cancel",
+    "migrate-pause",
 ]
 
 #: Commands whose valid calls must not be sent to the real QEMU.
@@ -195,6 +200,96 @@ def served_cases() -> list[Case]:
     cases += _member_cases(qdr, {}, "calc-time-unit", ["second", "bogus", 1])
     cases += [Case(qdr, {}), Case(qdr, {"calc-time-unit": "second", "x": 1})]
     cases += unexpected_cases(qdr, {}, 13, [1, 4])
+    return cases + migration_cases()
+
+
+def migration_cases() -> list[Case]:
+    """Cases for the migration commands (QEMU runs the valid ones: they only change
+    capabilities and parameters, or fail harmlessly in the handler)."""
+    cases: list[Case] = []
+    msc = "migrate-set-capabilities"
+    events: JsonObject = {"capability": "events", "state": True}
+    cases += [
+        Case(msc, {}),
+        Case(msc, {"capabilities": {}}),
+        Case(msc, {"capabilities": None}),
+        Case(msc, {"capabilities": [1]}),
+        Case(msc, {"capabilities": [{}]}),
+        Case(msc, {"capabilities": [{"capability": "events"}]}),
+        Case(msc, {"capabilities": [{"state": True}]}),
+        Case(msc, {"capabilities": [events, {"capability": "dirty-limit", "state": True}]}),
+        Case(msc, {"capabilities": [{"capability": "switchover-ack", "state": False}]}),
+        Case(msc, {"capabilities": [{"capability": "events", "state": "on"}]}),
+        Case(msc, {"capabilities": [events, {**events, "x": 1}]}),
+        Case(msc, {"capabilities": [events]}),
+        Case(msc, {"capabilities": [{**events, "state": False}]}),
+        Case(msc, {"capabilities": []}),
+    ]
+    cases += unexpected_cases(msc, {"capabilities": []}, 31, [1, 3])
+
+    msp = "migrate-set-parameters"
+    parameters: list[tuple[str, list[JsonValue]]] = [
+        ("announce-initial", [-1, "1", 1.5, UINT64_MAX + 1]),
+        ("throttle-trigger-threshold", [256, -1, "50", 50]),
+        ("cpu-throttle-tailslow", [1, "on", False]),
+        ("tls-creds", [1, True, [], {}, None, ""]),
+        ("tls-hostname", [1.5]),
+        ("tls-authz", [None]),
+        ("max-bandwidth", [-1, "1", 1.5, 134217728]),
+        ("downtime-limit", [-5, "x", 300]),
+        ("x-checkpoint-delay", [1 << 32, -1, 20000]),
+        ("multifd-compression", [1, "bogus", "qpl", "none"]),
+        ("multifd-zlib-level", [256]),
+        ("block-bitmap-mapping", [{}, [1], [{}], [{"node-name": "n", "alias": 1}]]),
+        ("x-vcpu-dirty-limit-period", [1000]),
+        ("vcpu-dirty-limit", [1]),
+        ("mode", ["normal"]),
+        ("direct-io", [False]),
+    ]
+    for member, values in parameters:
+        cases += [Case(msp, {member: value}) for value in values]
+    cases += [
+        Case(msp, {"block-bitmap-mapping": [{"node-name": "n", "alias": "a", "bitmaps": [{}]}]}),
+        Case(
+            msp,
+            {
+                "block-bitmap-mapping": [
+                    {"node-name": "n", "alias": "a", "bitmaps": [{"name": "b", "alias": "c"}]},
+                    {"node-name": "m", "alias": "d", "bitmaps": [{"name": "b", "alias": 7}]},
+                ]
+            },
+        ),
+        Case(msp, {"x-checkpoint-delay": 1 << 32, "compress-level": 256}),
+        Case(msp, {"tls-creds": 1, "announce-max": "x"}),
+        Case(msp, {}),
+    ]
+    cases += unexpected_cases(msp, {"downtime-limit": 300}, 32, [1, 4])
+
+    # Never valid: a valid call would start a migration.
+    mig = "migrate"
+    cases += [
+        Case(mig, {}),
+        Case(mig, {"uri": 1}),
+        Case(mig, {"blk": True}),
+        Case(mig, {"uri": "tcp:127.0.0.1:1", "blk": "x"}),
+        Case(mig, {"uri": "tcp:127.0.0.1:1", "detach": 1, "resume": 1}),
+        Case(mig, {"uri": "tcp:127.0.0.1:1", "channels": []}),
+    ]
+    cases += unexpected_cases(mig, {"uri": "tcp:127.0.0.1:1"}, 33, [1, 2, 5])
+
+    mi = "migrate-incoming"
+    cases += [
+        Case(mi, {}),
+        Case(mi, {"uri": None}),
+        Case(mi, {"uri": "tcp:127.0.0.1:0", "exit-on-error": False}),
+        Case(mi, {"uri": "tcp:127.0.0.1:0"}),
+    ]
+    cases += unexpected_cases(mi, {"uri": "defer"}, 34, [1, 3])
+
+    mc = "migrate-continue"
+    cases += _member_cases(mc, {}, "state", [*NOT_ENUM, "pre-switchover"])
+    cases += [Case(mc, {})]
+    cases += unexpected_cases(mc, {"state": "active"}, 35, [1, 2])
     return cases
 
 

@@ -199,7 +199,19 @@ def test_served_commands_and_flags() -> None:
         "calc-dirty-rate",
         "query-dirty-rate",
         "query-yank",
+        "query-migrate",
+        "migrate-set-capabilities",
+        "query-migrate-capabilities",
+        "migrate-set-parameters",
+        "query-migrate-parameters",
+        "migrate_cancel",
+        "migrate-continue",
+        "migrate",
+        "migrate-incoming",
+        "migrate-pause",
     }
+    pause = schema.command("migrate-pause")
+    assert pause is not None and pause.allow_oob
     yank = schema.command("query-yank")
     assert yank is not None and yank.allow_oob and not yank.allow_preconfig
     hmc = schema.command("human-monitor-command")
@@ -242,7 +254,11 @@ def test_generated_names() -> None:
     assert generated.COMMAND_ARGS["qmp_capabilities"] is generated.QmpCapabilitiesArgs
     assert generated.COMMAND_ARGS["human-monitor-command"] is generated.HumanMonitorCommandArgs
     assert generated.COMMAND_ARGS["calc-dirty-rate"] is generated.CalcDirtyRateArgs
-    assert {"SHUTDOWN": generated.ShutdownEvent} == generated.EVENT_DATA
+    assert {
+        "SHUTDOWN": generated.ShutdownEvent,
+        "MIGRATION": generated.MigrationEvent,
+        "MIGRATION_PASS": generated.MigrationPassEvent,
+    } == generated.EVENT_DATA
     assert generated.STRUCTS["DirtyLimitInfo"] is generated.DirtyLimitInfo
     assert generated.VARIANTS["CpuInfoFast"] == {"s390x": generated.CpuInfoFastVariantS390x}
     fields = generated.SetVcpuDirtyLimitArgs.model_fields

@@ -37,7 +37,7 @@ from tests.qapi.record_goldens import VALIDATION, record_cases
 #: command's own handler, and means "the arguments were accepted").
 VALIDATION_TEXT = re.compile(
     r"^(Parameter '.*' (is missing|is unexpected|expects [a-z0-9_]+|does not accept value '.*')"
-    r"|Invalid parameter type for '.*', expected: [a-z]+)$"
+    r"|Invalid parameter type for '.*', expected: [A-Za-z]+)$"
 )
 #: Handler texts that happen to look like validation texts.
 HANDLER_TEXT = re.compile(r"expects (a value between|an integer in the range)")

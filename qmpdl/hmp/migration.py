@@ -1,0 +1,573 @@
+"""The migration commands of the human monitor.
+
+``migrate_set_capability``, ``migrate_set_parameter``, ``info migrate_capabilities``,
+``info migrate_parameters`` and ``info migrate``, each built on QMP calls as QEMU's HMP
+handlers are (``migration/migration-hmp-cmds.c``, ``monitor/hmp-cmds.c`` in 7.2), with
+the layout of the profile's QEMU version:
+
+* ``migrate_set_parameter`` reads the value as QEMU does for that parameter: sizes
+  with suffixes (``downtime-limit``, ``xbzrle-cache-size``, ``announce-*``,
+  ``vcpu-dirty-limit``...), bandwidths in MiB unless suffixed, ``uint8`` parameters
+  as C numbers (``0x20``), booleans on/off/yes/no/true/false;
+* ``info migrate`` prints the "globals" block (QEMU reads them from its migration
+  object; here they come with the monitor, :attr:`Monitor.migration_globals`), then
+  what ``query-migrate`` reports.  From 10.1 the layout is the reorganised one, the
+  globals and the rest only with ``-a``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+from qmpdl.errors import QMPError
+from qmpdl.hmp.cchar import to_u64
+from qmpdl.hmp.command import Args, Monitor
+from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.migration.params import (
+    GLOBAL_DEFAULTS,
+    parse_text_bool,
+    parse_text_mib,
+    parse_text_size,
+    parse_text_uint,
+)
+from qmpdl.migration.strparse import INT64_MAX
+from qmpdl.profile import Profile
+from qmpdl.qapi import QapiSchema
+from qmpdl.qapi.schema import EnumType
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _enum_values(profile: Profile, name: str) -> list[str]:
+    typ = QapiSchema.load(profile).schema.types[name]
+    assert isinstance(typ, EnumType)
+    return typ.values
+
+
+def _call(mon: Monitor, name: str, arguments: JsonObject) -> bool:
+    """Run a QMP command; print its error as ``hmp_handle_error`` does."""
+    try:
+        mon.qmp(name, arguments)
+    except QMPError as err:
+        mon.print_error(err)
+        return False
+    return True
+
+
+def _query(mon: Monitor, name: str) -> JsonValue | None:
+    try:
+        return mon.qmp(name, {})
+    except QMPError as err:
+        mon.print_error(err)
+        return None
+
+
+def _obj(value: JsonValue | None) -> JsonObject:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {value!r}")
+    return value
+
+
+def _u(obj: JsonObject, key: str) -> int:
+    """A member printed with ``%PRIu64`` (or ``%u``): the unsigned value."""
+    value = obj.get(key, 0)
+    assert isinstance(value, int) and not isinstance(value, bool)
+    return to_u64(value)
+
+
+def _f(obj: JsonObject, key: str) -> str:
+    """A member printed with ``%0.2f``."""
+    value = obj.get(key, 0.0)
+    assert isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{float(value):.2f}"
+
+
+def _onoff(value: JsonValue) -> str:
+    return "on" if value is True else "off"
+
+
+def _str(obj: JsonObject, key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else "(null)"
+
+
+# --- migrate_set_capability ---------------------------------------------------------------
+
+
+def hmp_migrate_set_capability(mon: Monitor, args: Args) -> None:
+    """``migrate_set_capability capability state``."""
+    name = args["capability"]
+    state = args["state"]
+    assert isinstance(name, str) and isinstance(state, bool)
+    if name not in _enum_values(mon.profile, "MigrationCapability"):
+        mon.print(f"Error: invalid parameter value: {name}\n")
+        return
+    _call(
+        mon,
+        "migrate-set-capabilities",
+        {"capabilities": [{"capability": name, "state": state}]},
+    )
+
+
+# --- migrate_set_parameter ----------------------------------------------------------------
+
+#: How each parameter's value is read (the visitor QEMU's handler uses for it).
+_UINT8 = (
+    "compress-level",
+    "compress-threads",
+    "decompress-threads",
+    "throttle-trigger-threshold",
+    "cpu-throttle-initial",
+    "cpu-throttle-increment",
+    "max-cpu-throttle",
+    "multifd-channels",
+    "multifd-zlib-level",
+    "multifd-qatzip-level",
+    "multifd-zstd-level",
+)
+_BOOL = ("compress-wait-thread", "cpu-throttle-tailslow", "block-incremental", "direct-io")
+_STR = ("tls-creds", "tls-hostname", "tls-authz")
+_SIZE = (
+    "downtime-limit",
+    "max-postcopy-bandwidth",
+    "announce-initial",
+    "announce-max",
+    "announce-rounds",
+    "announce-step",
+    "x-vcpu-dirty-limit-period",
+    "vcpu-dirty-limit",
+)
+_MIB = ("max-bandwidth", "avail-switchover-bandwidth")
+_ENUM = {
+    "multifd-compression": "MultiFDCompression",
+    "mode": "MigMode",
+    "zero-page-detection": "ZeroPageDetection",
+}
+
+
+def parameter_value(
+    profile: Profile, name: str, text: str, warn: Callable[[str], None] | None = None
+) -> JsonValue:
+    """The value ``migrate_set_parameter NAME TEXT`` passes on; raises QMPError.
+    ``warn`` receives the deprecation warnings of sizes in QEMU versions that print
+    them (hexadecimal with a suffix before 8.0)."""
+    if profile.has("strtosz-hex-suffix-rejected"):
+        warn = None
+    if name in _UINT8:
+        return parse_text_uint(name, text, "uint8")
+    if name in _BOOL:
+        return parse_text_bool(name, text)
+    if name in _STR:
+        return text
+    if name in _SIZE:
+        return parse_text_size(name, text, warn)
+    if name in _MIB:
+        return parse_text_mib(text, warn)
+    if name == "x-checkpoint-delay":
+        return parse_text_uint(name, text, "uint32")
+    if name == "xbzrle-cache-size":
+        size = parse_text_size(name, text, warn)
+        if size > INT64_MAX:
+            raise QMPError(f"Invalid size {text}")
+        return size
+    if name in _ENUM:
+        if text not in _enum_values(profile, _ENUM[name]):
+            raise QMPError(f"Parameter '{name}' does not accept value '{text}'")
+        return text
+    if name == "block-bitmap-mapping":
+        raise QMPError("The block-bitmap-mapping parameter can only be set through QMP")
+    raise AssertionError(f"migration parameter {name} has no HMP reader")
+
+
+def hmp_migrate_set_parameter(mon: Monitor, args: Args) -> None:
+    """``migrate_set_parameter parameter value``."""
+    name = args["parameter"]
+    text = args["value"]
+    assert isinstance(name, str) and isinstance(text, str)
+    if name not in _enum_values(mon.profile, "MigrationParameter"):
+        mon.print(f"Error: invalid parameter value: {name}\n")
+        return
+    try:
+        value = parameter_value(
+            mon.profile, name, text, lambda message: mon.print(f"warning: {message}\n")
+        )
+    except QMPError as err:
+        mon.print_error(err)
+        return
+    _call(mon, "migrate-set-parameters", {name: value})
+
+
+# --- info migrate_capabilities / migrate_parameters ----------------------------------------
+
+
+def hmp_info_migrate_capabilities(mon: Monitor, args: Args) -> None:
+    """``info migrate_capabilities``: ``name: on|off`` per capability."""
+    reply = _query(mon, "query-migrate-capabilities")
+    if not isinstance(reply, list):
+        return
+    for item in reply:
+        cap = _obj(item)
+        mon.print(f"{_str(cap, 'capability')}: {_onoff(cap.get('state'))}\n")
+
+
+def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
+    """``info migrate_parameters``: one line per parameter, in QEMU's order and units."""
+    reply = _query(mon, "query-migrate-parameters")
+    if reply is None:
+        return
+    p = _obj(reply)
+    has = mon.profile.has
+    old = not has("migration-block-compress-removed")
+    out: list[str] = []
+
+    def add(name: str, text: str) -> None:
+        out.append(f"{name}: {text}\n")
+
+    add("announce-initial", f"{_u(p, 'announce-initial')} ms")
+    add("announce-max", f"{_u(p, 'announce-max')} ms")
+    add("announce-rounds", f"{_u(p, 'announce-rounds')}")
+    add("announce-step", f"{_u(p, 'announce-step')} ms")
+    if old:
+        add("compress-level", f"{_u(p, 'compress-level')}")
+        add("compress-threads", f"{_u(p, 'compress-threads')}")
+        add("compress-wait-thread", _onoff(p.get("compress-wait-thread")))
+        add("decompress-threads", f"{_u(p, 'decompress-threads')}")
+    add("throttle-trigger-threshold", f"{_u(p, 'throttle-trigger-threshold')}")
+    add("cpu-throttle-initial", f"{_u(p, 'cpu-throttle-initial')}")
+    add("cpu-throttle-increment", f"{_u(p, 'cpu-throttle-increment')}")
+    add("cpu-throttle-tailslow", _onoff(p.get("cpu-throttle-tailslow")))
+    add("max-cpu-throttle", f"{_u(p, 'max-cpu-throttle')}")
+    add("tls-creds", f"'{_str(p, 'tls-creds')}'")
+    add("tls-hostname", f"'{_str(p, 'tls-hostname')}'")
+    add("max-bandwidth", f"{_u(p, 'max-bandwidth')} bytes/second")
+    if has("migration-avail-switchover-bandwidth"):
+        add("avail-switchover-bandwidth", f"{_u(p, 'avail-switchover-bandwidth')} bytes/second")
+    add("downtime-limit", f"{_u(p, 'downtime-limit')} ms")
+    add("x-checkpoint-delay", f"{_u(p, 'x-checkpoint-delay')} ms")
+    if old:
+        add("block-incremental", _onoff(p.get("block-incremental")))
+    add("multifd-channels", f"{_u(p, 'multifd-channels')}")
+    add("multifd-compression", _str(p, "multifd-compression"))
+    if has("migration-zero-page-detection"):
+        add("zero-page-detection", _str(p, "zero-page-detection"))
+    add("xbzrle-cache-size", f"{_u(p, 'xbzrle-cache-size')} bytes")
+    add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')}")
+    add("tls-authz", f"'{_str(p, 'tls-authz')}'")
+    mapping = p.get("block-bitmap-mapping")
+    if isinstance(mapping, list):
+        out.append("block-bitmap-mapping:\n")
+        for node in mapping:
+            node_obj = _obj(node)
+            out.append(f"  '{_str(node_obj, 'node-name')}' -> '{_str(node_obj, 'alias')}'\n")
+            bitmaps = node_obj.get("bitmaps")
+            for bitmap in bitmaps if isinstance(bitmaps, list) else []:
+                bitmap_obj = _obj(bitmap)
+                out.append(f"    '{_str(bitmap_obj, 'name')}' -> '{_str(bitmap_obj, 'alias')}'\n")
+    if has("dirty-limit-migration"):
+        add("x-vcpu-dirty-limit-period", f"{_u(p, 'x-vcpu-dirty-limit-period')} ms")
+        add("vcpu-dirty-limit", f"{_u(p, 'vcpu-dirty-limit')} MB/s")
+    if has("migration-mode"):
+        add("mode", _str(p, "mode"))
+    if has("migration-direct-io"):
+        add("direct-io", _onoff(p.get("direct-io")))
+    mon.print("".join(out))
+
+
+# --- info migrate ---------------------------------------------------------------------------
+
+
+def _globals(mon: Monitor) -> Mapping[str, bool | int]:
+    return mon.migration_globals if mon.migration_globals is not None else GLOBAL_DEFAULTS
+
+
+def _global_lines(mon: Monitor, indent: str) -> list[str]:
+    g = _globals(mon)
+    has = mon.profile.has
+
+    def flag(name: str) -> str:
+        return "on" if g.get(name, GLOBAL_DEFAULTS[name]) else "off"
+
+    lines = [
+        f"{indent}store-global-state: {flag('store-global-state')}\n",
+        f"{indent}only-migratable: off\n",
+        f"{indent}send-configuration: {flag('send-configuration')}\n",
+        f"{indent}send-section-footer: {flag('send-section-footer')}\n",
+    ]
+    if has("migration-send-switchover-start"):
+        lines.append(f"{indent}send-switchover-start: {flag('send-switchover-start')}\n")
+    if not has("migration-block-compress-removed"):
+        lines.append(f"{indent}decompress-error-check: {flag('decompress-error-check')}\n")
+    shift = g.get("x-clear-bitmap-shift", GLOBAL_DEFAULTS["x-clear-bitmap-shift"])
+    lines.append(f"{indent}clear-bitmap-shift: {int(shift)}\n")
+    return lines
+
+
+def socket_uri(address: JsonObject) -> str:
+    """QEMU's ``socket_uri``: a SocketAddress as the URI it was given as."""
+    kind = address.get("type")
+    if kind == "inet":
+        return f"tcp:{_str(address, 'host')}:{_str(address, 'port')}"
+    if kind == "unix":
+        return f"unix:{_str(address, 'path')}"
+    if kind == "fd":
+        return f"fd:{_str(address, 'str')}"
+    if kind == "vsock":
+        return f"vsock:{_str(address, 'cid')}:{_str(address, 'port')}"
+    raise ValueError(f"not a SocketAddress: {address!r}")
+
+
+def int_list_text(values: list[int]) -> str:
+    """What QEMU's string output visitor makes of an integer list: runs of consecutive
+    values as ``first-last``, separated by commas."""
+    parts: list[str] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        parts.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def size_to_str(value: int) -> str:
+    """QEMU's ``size_to_str``: three significant digits and a binary unit (``4 KiB``)."""
+    suffixes = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+    _, exponent = math.frexp(value / (1000.0 / 1024.0))
+    index = int((exponent - 1) / 10)  # C division truncates toward zero
+    divisor = 1 << (index * 10)
+    return f"{_c_g3(value / divisor)} {suffixes[index]}B"
+
+
+def _c_g3(number: float) -> str:
+    """C's ``%0.3g``."""
+    return f"{number:.3g}"
+
+
+def _int_list(obj: JsonObject, key: str) -> list[int]:
+    values = obj.get(key)
+    assert isinstance(values, list)
+    out = []
+    for v in values:
+        assert isinstance(v, int)
+        out.append(to_u64(v))
+    return out
+
+
+def hmp_info_migrate(mon: Monitor, args: Args) -> None:
+    """``info migrate`` (``info migrate [-a]`` from 10.1)."""
+    reply = _query(mon, "query-migrate")
+    if reply is None:
+        return
+    info = _obj(reply)
+    if mon.profile.has("hmp-info-migrate-reorganised"):
+        _info_migrate_new(mon, info, args.get("all") is True)
+    else:
+        _info_migrate_old(mon, info)
+
+
+def _blocked(mon: Monitor, info: JsonObject) -> None:
+    reasons = info.get("blocked-reasons")
+    if isinstance(reasons, list):
+        mon.print("Outgoing migration blocked:\n")
+        for reason in reasons:
+            mon.print(f"  {reason}\n")
+
+
+def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
+    has = mon.profile.has
+    out = mon.print
+    out("globals:\n" + "".join(_global_lines(mon, "")))
+    _blocked(mon, info)
+    if "status" in info:
+        status = _str(info, "status")
+        if status == "failed" and "error-desc" in info:
+            out(f"Migration status: {status} ({_str(info, 'error-desc')})\n")
+        else:
+            out(f"Migration status: {status}\n")
+        out(f"total time: {_u(info, 'total-time')} ms\n")
+        if "expected-downtime" in info:
+            out(f"expected downtime: {_u(info, 'expected-downtime')} ms\n")
+        if "downtime" in info:
+            out(f"downtime: {_u(info, 'downtime')} ms\n")
+        if "setup-time" in info:
+            out(f"setup: {_u(info, 'setup-time')} ms\n")
+    ram = info.get("ram")
+    if isinstance(ram, dict):
+        out(f"transferred ram: {_u(ram, 'transferred') >> 10} kbytes\n")
+        out(f"throughput: {_f(ram, 'mbps')} mbps\n")
+        out(f"remaining ram: {_u(ram, 'remaining') >> 10} kbytes\n")
+        out(f"total ram: {_u(ram, 'total') >> 10} kbytes\n")
+        out(f"duplicate: {_u(ram, 'duplicate')} pages\n")
+        if not has("migration-skipped-removed"):
+            out(f"skipped: {_u(ram, 'skipped')} pages\n")
+        out(f"normal: {_u(ram, 'normal')} pages\n")
+        out(f"normal bytes: {_u(ram, 'normal-bytes') >> 10} kbytes\n")
+        out(f"dirty sync count: {_u(ram, 'dirty-sync-count')}\n")
+        out(f"page size: {_u(ram, 'page-size') >> 10} kbytes\n")
+        out(f"multifd bytes: {_u(ram, 'multifd-bytes') >> 10} kbytes\n")
+        out(f"pages-per-second: {_u(ram, 'pages-per-second')}\n")
+        if _u(ram, "dirty-pages-rate"):
+            out(f"dirty pages rate: {_u(ram, 'dirty-pages-rate')} pages\n")
+        if _u(ram, "postcopy-requests"):
+            out(f"postcopy request count: {_u(ram, 'postcopy-requests')}\n")
+        if _u(ram, "precopy-bytes"):
+            out(f"precopy ram: {_u(ram, 'precopy-bytes') >> 10} kbytes\n")
+        if _u(ram, "downtime-bytes"):
+            out(f"downtime ram: {_u(ram, 'downtime-bytes') >> 10} kbytes\n")
+        if _u(ram, "postcopy-bytes"):
+            out(f"postcopy ram: {_u(ram, 'postcopy-bytes') >> 10} kbytes\n")
+        if _u(ram, "dirty-sync-missed-zero-copy"):
+            out(
+                "Zero-copy-send fallbacks happened: "
+                f"{_u(ram, 'dirty-sync-missed-zero-copy')} times\n"
+            )
+    disk = info.get("disk")
+    if isinstance(disk, dict):
+        out(f"transferred disk: {_u(disk, 'transferred') >> 10} kbytes\n")
+        out(f"remaining disk: {_u(disk, 'remaining') >> 10} kbytes\n")
+        out(f"total disk: {_u(disk, 'total') >> 10} kbytes\n")
+    cache = info.get("xbzrle-cache")
+    if isinstance(cache, dict):
+        out(f"cache size: {_u(cache, 'cache-size')} bytes\n")
+        out(f"xbzrle transferred: {_u(cache, 'bytes') >> 10} kbytes\n")
+        out(f"xbzrle pages: {_u(cache, 'pages')} pages\n")
+        out(f"xbzrle cache miss: {_u(cache, 'cache-miss')} pages\n")
+        out(f"xbzrle cache miss rate: {_f(cache, 'cache-miss-rate')}\n")
+        out(f"xbzrle encoding rate: {_f(cache, 'encoding-rate')}\n")
+        out(f"xbzrle overflow: {_u(cache, 'overflow')}\n")
+    compression = info.get("compression")
+    if isinstance(compression, dict):
+        out(f"compression pages: {_u(compression, 'pages')} pages\n")
+        out(f"compression busy: {_u(compression, 'busy')}\n")
+        out(f"compression busy rate: {_f(compression, 'busy-rate')}\n")
+        out(f"compressed size: {_u(compression, 'compressed-size') >> 10} kbytes\n")
+        out(f"compression rate: {_f(compression, 'compression-rate')}\n")
+    if "cpu-throttle-percentage" in info:
+        out(f"cpu throttle percentage: {_u(info, 'cpu-throttle-percentage')}\n")
+    if "dirty-limit-throttle-time-per-round" in info:
+        out(f"dirty-limit throttle time: {_u(info, 'dirty-limit-throttle-time-per-round')} us\n")
+    if "dirty-limit-ring-full-time" in info:
+        out(f"dirty-limit ring full time: {_u(info, 'dirty-limit-ring-full-time')} us\n")
+    if "postcopy-blocktime" in info:
+        out(f"postcopy blocktime: {_u(info, 'postcopy-blocktime')}\n")
+    if "postcopy-vcpu-blocktime" in info:
+        text = int_list_text(_int_list(info, "postcopy-vcpu-blocktime"))
+        out(f"postcopy vcpu blocktime: {text}\n")
+    addresses = info.get("socket-address")
+    if isinstance(addresses, list):
+        out("socket address: [\n")
+        for address in addresses:
+            out(f"\t{socket_uri(_obj(address))}\n")
+        out("]\n")
+    vfio = info.get("vfio")
+    if isinstance(vfio, dict):
+        out(f"vfio device transferred: {_u(vfio, 'transferred') >> 10} kbytes\n")
+
+
+def _bracketed(values: list[int]) -> str:
+    """`` [a, b, ...]`` with a line break after every ten values."""
+    text = " ["
+    for i, value in enumerate(values):
+        if i:
+            text += ",\n  " if i % 10 == 0 else ", "
+        text += str(value)
+    return text + "]\n"
+
+
+def _time_str(us: int) -> str:
+    units = ("us", "ms", "sec")
+    index = 0
+    while us >= 1000 and index + 1 < len(units):
+        us //= 1000
+        index += 1
+    return f"{us} {units[index]}"
+
+
+def _info_migrate_new(mon: Monitor, info: JsonObject, show_all: bool) -> None:
+    out = mon.print
+    _blocked(mon, info)
+    if "status" in info:
+        status = _str(info, "status")
+        if status == "failed" and "error-desc" in info:
+            out(f"Status: \t\t{status} ({_str(info, 'error-desc')})\n")
+        else:
+            out(f"Status: \t\t{status}\n")
+        if _u(info, "total-time"):
+            line = f"Time (ms): \t\ttotal={_u(info, 'total-time')}"
+            if "setup-time" in info:
+                line += f", setup={_u(info, 'setup-time')}"
+            if "expected-downtime" in info:
+                line += f", exp_down={_u(info, 'expected-downtime')}"
+            if "downtime" in info:
+                line += f", down={_u(info, 'downtime')}"
+            out(line + "\n")
+    addresses = info.get("socket-address")
+    if isinstance(addresses, list):
+        out("Sockets: [\n")
+        for address in addresses:
+            out(f"\t{socket_uri(_obj(address))}\n")
+        out("]\n")
+    ram = info.get("ram")
+    if isinstance(ram, dict):
+        size: Callable[[str], str] = lambda key: size_to_str(_u(ram, key))  # noqa: E731
+        out("RAM info:\n")
+        out(f"  Throughput (Mbps): \t{_f(ram, 'mbps')}\n")
+        out(f"  Sizes: \t\tpagesize={size('page-size')}, total={size('total')}\n")
+        out(f"  Transfers: \t\ttransferred={size('transferred')}, remain={size('remaining')}\n")
+        line = (
+            f"    Channels: \t\tprecopy={size('precopy-bytes')}, "
+            f"multifd={size('multifd-bytes')}, postcopy={size('postcopy-bytes')}"
+        )
+        vfio = info.get("vfio")
+        if isinstance(vfio, dict):
+            line += f", vfio={size_to_str(_u(vfio, 'transferred'))}"
+        out(line + "\n")
+        out(f"    Page Types: \tnormal={_u(ram, 'normal')}, zero={_u(ram, 'duplicate')}\n")
+        line = f"  Page Rates (pps): \ttransfer={_u(ram, 'pages-per-second')}"
+        if _u(ram, "dirty-pages-rate"):
+            line += f", dirty={_u(ram, 'dirty-pages-rate')}"
+        out(line + "\n")
+        line = f"  Others: \t\tdirty_syncs={_u(ram, 'dirty-sync-count')}"
+        if _u(ram, "postcopy-requests"):
+            line += f", postcopy_req={_u(ram, 'postcopy-requests')}"
+        if _u(ram, "downtime-bytes"):
+            line += f", downtime_bytes={_u(ram, 'downtime-bytes')}"
+        if _u(ram, "dirty-sync-missed-zero-copy"):
+            line += f", zerocopy_fallbacks={_u(ram, 'dirty-sync-missed-zero-copy')}"
+        out(line + "\n")
+    if not show_all:
+        return
+    out("Globals:\n" + "".join(_global_lines(mon, "  ")))
+    cache = info.get("xbzrle-cache")
+    if isinstance(cache, dict):
+        out(
+            f"XBZRLE: size={_u(cache, 'cache-size')}, transferred={_u(cache, 'bytes')}, "
+            f"pages={_u(cache, 'pages')}, miss={_u(cache, 'cache-miss')}\n"
+            f"  miss_rate={_f(cache, 'cache-miss-rate')}, "
+            f"encode_rate={_f(cache, 'encoding-rate')}, overflow={_u(cache, 'overflow')}\n"
+        )
+    if "cpu-throttle-percentage" in info:
+        out(f"CPU Throttle (%): {_u(info, 'cpu-throttle-percentage')}\n")
+    if "dirty-limit-throttle-time-per-round" in info:
+        out(f"Dirty-limit Throttle (us): {_u(info, 'dirty-limit-throttle-time-per-round')}\n")
+    if "dirty-limit-ring-full-time" in info:
+        out(f"Dirty-limit Ring Full (us): {_u(info, 'dirty-limit-ring-full-time')}\n")
+    if "postcopy-blocktime" in info:
+        out(f"Postcopy Blocktime (ms): {_u(info, 'postcopy-blocktime')}\n")
+    if "postcopy-vcpu-blocktime" in info:
+        blocktimes = _int_list(info, "postcopy-vcpu-blocktime")
+        out("Postcopy vCPU Blocktime (ms):\n" + _bracketed(blocktimes))
+    if "postcopy-latency" in info:
+        out(f"Postcopy Latency (us): {_u(info, 'postcopy-latency')}\n")
+    if "postcopy-non-vcpu-latency" in info:
+        out(f"Postcopy non-vCPU Latencies (us): {_u(info, 'postcopy-non-vcpu-latency')}\n")
+    if "postcopy-vcpu-latency" in info:
+        latencies = _int_list(info, "postcopy-vcpu-latency")
+        out("Postcopy vCPU Latencies (us):\n" + _bracketed(latencies))
+    if "postcopy-latency-dist" in info:
+        out("Postcopy Latency Distribution:\n")
+        for count, value in enumerate(_int_list(info, "postcopy-latency-dist")):
+            low, high = _time_str(1 << count), _time_str(1 << (count + 1))
+            out(f"  [ {low:>8} - {high:>8} ]: {value:>10}\n")
