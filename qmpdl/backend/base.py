@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.vm.registers import X86Registers
+
 PAGE_SIZE = 4096
 
 #: Ring entries KVM keeps in reserve: the ring counts as full this many entries early
@@ -129,6 +131,20 @@ class VcpuBackend(abc.ABC):
     @abc.abstractmethod
     def progress(self) -> list[VcpuProgress]:
         """Guest-observable work of each vCPU."""
+
+    @abc.abstractmethod
+    def registers(self, cpu_index: int) -> X86Registers:
+        """vCPU ``cpu_index``'s registers (HMP's ``$eax`` & co)."""
+
+    @abc.abstractmethod
+    def read_physical(self, addr: int, size: int) -> bytes:
+        """Guest physical memory ``[addr, addr + size)`` (HMP's ``xp``); the part past
+        the end of RAM reads as zeros.
+
+        Both backends lay guest memory out alike (:mod:`qmpdl.kvm.guest`): vCPU ``i``'s
+        parameter block at ``0x10000 + i * 0x1000`` holds its pass counter at
+        ``+0x0c``, so a client can watch every vCPU's progress the way it would in QEMU.
+        """
 
     # ------------------------------------------------------------------ migration
 

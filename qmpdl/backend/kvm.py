@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -47,6 +47,7 @@ from qmpdl.kvm.uapi import (
     exit_reason_name,
 )
 from qmpdl.kvm.vm import KvmVcpu, KvmVm
+from qmpdl.vm.registers import SEGMENTS, Segment, X86Registers, x86_reset_state
 from qmpdl.workload import Workload
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class _VcpuState:
     failed_resyncs: int = 0
     #: auto-converge: seconds to sleep once the pending kick is served
     throttle_sleep: float = 0.0
+    #: work for the vCPU thread, run once it is out of the guest (QEMU's run_on_cpu)
+    work: list[Callable[[], None]] = field(default_factory=list)
 
 
 class KvmBackend(VcpuBackend):
@@ -227,6 +230,7 @@ class KvmBackend(VcpuBackend):
                 pending = pending or state.acked != state.kicks
             if pending:
                 self._ack(state)
+                self._run_work(state)
                 self._throttle_pause(state)
                 continue
             try:
@@ -234,6 +238,7 @@ class KvmBackend(VcpuBackend):
             except InterruptedError:
                 reason = KVM_EXIT_INTR
             self._ack(state)
+            self._run_work(state)
             self._throttle_pause(state)
             if reason == KVM_EXIT_DIRTY_RING_FULL:
                 self._ring_full(state)
@@ -244,6 +249,58 @@ class KvmBackend(VcpuBackend):
                 pass
             elif reason != KVM_EXIT_INTR:
                 self._unexpected_exit(state, reason)
+
+    def _run_work(self, state: _VcpuState) -> None:
+        with self._cond:
+            work, state.work = state.work, []
+        for item in work:
+            item()
+
+    def _run_on_vcpu(self, state: _VcpuState, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the vCPU's own thread while it is out of the guest, and wait."""
+        done = threading.Event()
+
+        def item() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        with self._cond:
+            parked = state.parked or state.thread is None or not state.thread.is_alive()
+            if not parked:
+                state.work.append(item)
+        if parked:
+            fn()
+            return
+        self._kick(state)
+        done.wait(5)
+
+    def read_physical(self, addr: int, size: int) -> bytes:
+        end = min(addr + size, self.ram_size)
+        data = bytes(self.vm.memory[addr:end]) if addr < end else b""
+        return data + bytes(size - len(data))
+
+    def registers(self, cpu_index: int) -> X86Registers:
+        state = self._vcpus[cpu_index]
+        out: list[X86Registers] = []
+
+        def read() -> None:
+            regs, sregs = state.vcpu.get_regs(), state.vcpu.get_sregs()
+            general = {
+                name: int(getattr(regs, "r" + name[1:]))
+                for name in ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+            }
+            general.update({f"r{i}": int(getattr(regs, f"r{i}")) for i in range(8, 16)})
+            segments = {
+                name: Segment(int(seg.selector), int(seg.base), int(seg.limit))
+                for name in SEGMENTS
+                for seg in (getattr(sregs, name),)
+            }
+            out.append(X86Registers(general, int(regs.rflags), int(regs.rip), segments))
+
+        self._run_on_vcpu(state, read)
+        return out[0] if out else x86_reset_state()
 
     def _throttle_pause(self, state: _VcpuState) -> None:
         """Auto-converge's sleep, requested by the throttle thread with a kick."""

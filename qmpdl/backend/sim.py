@@ -8,6 +8,7 @@ goes through the clock.
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,8 @@ import numpy.typing as npt
 from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
 from qmpdl.backend.simmodel import SimModel
 from qmpdl.clock import Clock
+from qmpdl.kvm import guest
+from qmpdl.vm.registers import X86Registers, x86_reset_state
 from qmpdl.workload import Workload
 
 
@@ -182,3 +185,40 @@ class SimBackend(VcpuBackend):
     def set_cpu_throttle(self, percent: int) -> None:
         with self._lock:
             self.model.set_cpu_throttle(self.clock.monotonic(), percent)
+
+    def read_physical(self, addr: int, size: int) -> bytes:
+        """Synthetic memory: every written page holds its counter byte, and each vCPU's
+        parameter block (the layout of the kvm guest programs) its working set and pass
+        counter, so xp reads the same fields on both backends."""
+        out = bytearray(size)
+        end = min(addr + size, self.ram_size)
+        if addr >= end:
+            return bytes(out)
+        first, last = addr // PAGE_SIZE, (end - 1) // PAGE_SIZE
+        pages = np.arange(first, last + 1, dtype=np.int64)
+        with self._lock:
+            m = self.model
+            m.advance(self.clock.monotonic())
+            values = m.page_values(pages)
+            blocks = {}
+            for i, kind in enumerate(m.kinds):
+                region = m.regions[i]
+                done = m.written[i] if kind == "write" else m.read[i]
+                passes = int(done // region.pages) if region.pages and kind != "idle" else 0
+                base = region.first_page * PAGE_SIZE if region.pages else 0
+                end_ws = base + region.pages * PAGE_SIZE if region.pages else 0
+                blocks[guest.BLOCK_BASE // PAGE_SIZE + i] = struct.pack(
+                    "<6I", base, end_ws, 0, passes & 0xFFFFFFFF, 0, 0
+                )
+        for page, value in zip(pages.tolist(), values.tolist(), strict=True):
+            page_start = page * PAGE_SIZE
+            content = blocks.get(page, bytes([value]) if value else b"")
+            for i, byte in enumerate(content):
+                at = page_start + i - addr
+                if 0 <= at < end - addr:
+                    out[at] = byte
+        return bytes(out)
+
+    def registers(self, cpu_index: int) -> X86Registers:
+        # The model has no instruction stream: its vCPUs show QEMU's reset state.
+        return x86_reset_state()

@@ -19,10 +19,20 @@ def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) ->
     def qmp(command: str, arguments: JsonObject) -> JsonValue:
         return ctx.executor.call_sync(command, arguments, None)
 
+    registers = None
+
+    def register(name: str) -> int | None:
+        # Read the current vCPU's registers once per command line, when first needed.
+        nonlocal registers
+        if registers is None:
+            registers = ctx.machine.backend.registers(cpu_index or 0)
+        return registers.lookup(name)
+
     return execute(
         args.command_line,
         profile=ctx.machine.profile,
         qmp=qmp,
         cpu_index=cpu_index,
+        registers=register,
         migration_globals=ctx.machine.migration_config.globals,
     )

@@ -1,22 +1,26 @@
-"""The incoming migration: listen, load the stream into the backend, resume the guest.
+"""The incoming migration: listen (or open the stream), load it into the backend, resume
+the guest.
 
 As QEMU's destination: runstate ``inmigrate`` until the stream is loaded; status
-``setup`` while listening, ``active`` while loading, ``completed`` once the device state
-is in (then the vCPUs run, ``RESUME``).  A stream that fails to load (a damaged pass, a
-dropped connection, a machine that does not fit) ends in ``failed`` and - as QEMU - the
-process exits with status 1 after printing why.
+``active`` while loading, ``completed`` once the device state is in (then the vCPUs
+run, ``RESUME``, or the run state the source had).  While listening, query-migrate
+shows the addresses listened on.  A stream that fails to load (a damaged pass, a dropped
+connection, a machine that does not fit) ends in ``failed`` and - as QEMU - the process
+exits with status 1 after printing why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import threading
 from typing import TYPE_CHECKING
 
+from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.migration.stream import End, Header, Pages, PassEnd, State, StreamError, StreamReader
-from qmpdl.migration.uri import Channel, MigrationAddress, listen
+from qmpdl.migration.uri import Channel, MigrationAddress, listen, open_incoming
 
 if TYPE_CHECKING:
     from qmpdl.migration.manager import MigrationManager
@@ -25,62 +29,85 @@ log = logging.getLogger("qmpdl")
 
 
 class IncomingMigration:
-    """One incoming migration: a listening socket, then one connection."""
+    """One incoming migration: listening sockets (or a command / file), one stream."""
 
     def __init__(self, manager: MigrationManager, address: MigrationAddress) -> None:
         self.manager = manager
         self.backend = manager.machine.backend
         self.address = address
-        self.listener: socket.socket | None = None
+        self.listeners: list[socket.socket] = []
         self.channel: Channel | None = None
         self.passes = 0
+        #: the run state the source had (QEMU's global state), once received
+        self.source_runstate: str | None = None
         self.thread = threading.Thread(target=self._run, name="migration-incoming", daemon=True)
         self._stop = threading.Event()
+        self._addresses: list[JsonObject] = []
 
     def start(self) -> None:
-        """Listen now (errors raise OSError), accept and load in a thread."""
-        self.listener = listen(self.address)
+        """Listen (or open the stream) now - errors raise OSError with QEMU's text - then
+        accept and load in a thread."""
+        self.listeners = listen(self.address)
+        if not self.listeners:
+            self.channel = open_incoming(self.address)
+        self._addresses = [self._socket_address(s) for s in self.listeners]
         self.thread.start()
 
     def close(self) -> None:
         self._stop.set()
-        if self.listener is not None:
-            with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)
-            self.listener.close()
+        self._close_listeners()
         if self.channel is not None:
             self.channel.shutdown()
 
-    def socket_address(self) -> dict[str, str]:
-        """What query-migrate shows while listening (QEMU's SocketAddress)."""
+    def _close_listeners(self) -> None:
+        for sock in self.listeners:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.listeners = []
+
+    def socket_addresses(self) -> list[JsonValue]:
+        """What query-migrate shows while the transport is up: every listening socket,
+        the last opened first (QEMU prepends them to its list)."""
+        return list(reversed(self._addresses))
+
+    def _socket_address(self, sock: socket.socket) -> JsonObject:
         if self.address.transport == "unix":
-            return {"path": self.address.path, "type": "unix"}
-        assert self.listener is not None
-        host, port = self.listener.getsockname()[:2]
-        return {
-            "port": str(port),
-            "ipv6": "true" if ":" in str(host) else "false",
-            "host": str(host),
-            "type": "inet",
-        }
+            return {"type": "unix", "path": self.address.path}
+        host, port = sock.getsockname()[:2]
+        flag = "ipv6" if sock.family == socket.AF_INET6 else "ipv4"
+        return {"type": "inet", "host": str(host), "port": str(port), flag: True}
+
+    def _accept(self) -> Channel | None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select(self.listeners, [], [], 0.2)
+            except (OSError, ValueError):
+                return None
+            for sock in ready:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    return None
+                return Channel(conn)
+        return None
 
     def _run(self) -> None:
         m = self.manager
-        assert self.listener is not None
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return  # closed before anyone connected
-        self.listener.close()
-        self.listener = None
-        self.channel = Channel(conn)
-        m.set_incoming_state("setup", "active")
+        if self.channel is None:
+            channel = self._accept()
+            if channel is None:
+                return  # closed before anyone connected
+            self.channel = channel
+        m.incoming_connected()
         try:
             self._load()
         except (StreamError, ValueError, OSError) as e:
             m.incoming_failed(str(e))
             return
-        m.incoming_completed()
+        finally:
+            self._close_listeners()
+        m.incoming_completed(self.source_runstate)
 
     def _load(self) -> None:
         assert self.channel is not None
@@ -98,10 +125,13 @@ class IncomingMigration:
                 elif isinstance(record, PassEnd):
                     self.passes += 1
                 elif isinstance(record, State):
+                    runstate = record.state.get("runstate")
+                    self.source_runstate = runstate if isinstance(runstate, str) else None
                     self.backend.import_state(record.state)
                 elif isinstance(record, End):
                     break
-        self.channel.sendall(b"\0")
+        if self.channel.duplex:
+            self.channel.sendall(b"\0")
 
     def _check_header(self, header: Header) -> None:
         mine = self.manager.machine_description()
@@ -110,7 +140,7 @@ class IncomingMigration:
 
     def reply_error(self, message: str) -> None:
         """Tell the source why loading failed (best effort)."""
-        if self.channel is None:
+        if self.channel is None or not self.channel.duplex:
             return
         text = message.encode()
         with contextlib.suppress(OSError):

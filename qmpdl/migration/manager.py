@@ -15,13 +15,23 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qmpdl.errors import QMPError
+from qmpdl.jsontypes import JsonObject
 from qmpdl.migration.incoming import IncomingMigration
 from qmpdl.migration.source import OutgoingMigration, SourceStats
-from qmpdl.migration.uri import parse_uri
+from qmpdl.migration.stream import PAGE_SIZE
+from qmpdl.migration.uri import (
+    MigrationAddress,
+    UnknownProtocolError,
+    check_transport,
+    connect,
+    from_channel,
+    parse_uri,
+)
 from qmpdl.qapi.types import RunState
 
 if TYPE_CHECKING:
@@ -87,19 +97,7 @@ class MigrationSettings(Protocol):
     def vcpu_dirty_limit(self) -> int: ...
     @property
     def x_vcpu_dirty_limit_period(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class MigrationSnapshot:
-    """Everything query-migrate may show, read at one moment."""
-
-    status: str | None
-    stats: SourceStats | None
-    total_time: int | None
-    cpu_throttle: int
-    error_desc: str | None
-    dirty_limit_fields: tuple[int, int] | None
-    socket_address: list[dict[str, str]] | None
+    def capability(self, name: str) -> bool: ...
 
 
 class MigrationManager:
@@ -119,15 +117,24 @@ class MigrationManager:
         #: migration_dirty_limit_guest's static quota (process-wide, never reset)
         self._dirty_limit_quota = 0
         self.incoming: IncomingMigration | None = None
+        #: incoming status (QEMU's MigrationIncomingState.state)
         self.incoming_state = "none"
+        self.incoming_error: str | None = None
         self._incoming_once = False
+        self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
         self.exit: Any = lambda status: None
+        if hasattr(config, "incoming_started"):
+            config.incoming_started = self.incoming_started
 
     # ------------------------------------------------------------------ queries
 
     def running(self) -> bool:
         return self.state in RUNNING_STATES
+
+    def incoming_started(self) -> bool:
+        """Whether an incoming migration has its transport up (listening or loading)."""
+        return self.incoming is not None and self.incoming_state not in ("completed", "failed")
 
     def in_migration_thread(self) -> bool:
         out = self.outgoing
@@ -158,45 +165,75 @@ class MigrationManager:
             "ring": self.machine.backend.ring_size > 0,
         }
 
-    def snapshot(self) -> MigrationSnapshot:
+    def query(self) -> JsonObject:
+        """``query-migrate``: the destination's view, then the source's over it (QEMU's
+        fill_destination_migration_info and fill_source_migration_info)."""
+        info: JsonObject = {}
+        profile = self.machine.profile
         with self._lock:
-            out = self.outgoing
-            stats = out.stats if out is not None else self._last_stats
-            status = None if self.state == "none" else self.state
-            total = None
-            if stats is not None and self.state in RAM_INFO_STATES:
-                total = (
-                    stats.total_time
-                    if self.state == "completed"
-                    else int((time.monotonic() - stats.start_time) * 1000)
-                )
-            dl = None
-            if (
-                self.config.dirty_limit
-                and self.machine.dirtylimit.in_service()
-                and self.state in RAM_INFO_STATES
+            incoming = self.incoming
+            if incoming is not None and self.incoming_started():
+                addresses = incoming.socket_addresses()
+                if addresses:
+                    info["socket-address"] = addresses
+            if self.incoming_state != "none":
+                info["status"] = self.incoming_state
+                if self.incoming_error is not None and profile.has("query-migrate-error-any-state"):
+                    info["error-desc"] = self.incoming_error
+            state = self.state
+            if state == "none":
+                return info
+            info["status"] = state
+            if state in RAM_INFO_STATES:
+                out = self.outgoing
+                stats = out.stats if out is not None else self._last_stats
+                if stats is not None:
+                    self._time_info(info, stats, state)
+                    self._ram_info(info, stats, state)
+            if self.error is not None and (
+                state == "failed" or profile.has("query-migrate-error-any-state")
             ):
-                running = [self.machine.running] * self.machine.backend.nr_vcpus
-                dl = (
-                    self.machine.dirtylimit.throttle_time_per_round(),
-                    self.machine.dirtylimit.ring_full_time(running),
-                )
-            address = None
-            if (
-                self.incoming is not None
-                and self.incoming_state in ("setup",)
-                and self.incoming.listener is not None
-            ):
-                address = [self.incoming.socket_address()]
-            return MigrationSnapshot(
-                status=status,
-                stats=stats if self.state in RAM_INFO_STATES else None,
-                total_time=total,
-                cpu_throttle=self.cpu_throttle,
-                error_desc=self.error,
-                dirty_limit_fields=dl,
-                socket_address=address,
-            )
+                info["error-desc"] = self.error
+        return info
+
+    def _time_info(self, info: JsonObject, stats: SourceStats, state: str) -> None:
+        info["setup-time"] = stats.setup_time
+        if state == "completed":
+            info["total-time"] = stats.total_time
+            info["downtime"] = stats.downtime
+        else:
+            info["total-time"] = int((time.monotonic() - stats.start_time) * 1000)
+            info["expected-downtime"] = stats.expected_downtime
+
+    def _ram_info(self, info: JsonObject, stats: SourceStats, state: str) -> None:
+        completed = state == "completed"
+        info["ram"] = {
+            "transferred": stats.transferred,
+            "remaining": 0 if completed else stats.remaining,
+            "total": self.machine.backend.ram_size,
+            "duplicate": stats.zero_pages,
+            "skipped": 0,
+            "normal": stats.normal_pages,
+            "normal-bytes": stats.normal_pages * PAGE_SIZE,
+            "dirty-pages-rate": 0 if completed else stats.dirty_pages_rate,
+            "mbps": stats.mbps,
+            "dirty-sync-count": stats.dirty_sync_count,
+            "postcopy-requests": 0,
+            "page-size": PAGE_SIZE,
+            "multifd-bytes": 0,
+            "pages-per-second": stats.pages_per_second,
+            "precopy-bytes": stats.precopy_bytes,
+            "downtime-bytes": stats.downtime_bytes,
+            "postcopy-bytes": 0,
+            "dirty-sync-missed-zero-copy": 0,
+        }
+        if self.cpu_throttle:
+            info["cpu-throttle-percentage"] = self.cpu_throttle
+        dirtylimit = self.machine.dirtylimit
+        if self.config.dirty_limit and dirtylimit.in_service():
+            running = [self.machine.running] * self.machine.backend.nr_vcpus
+            info["dirty-limit-throttle-time-per-round"] = dirtylimit.throttle_time_per_round()
+            info["dirty-limit-ring-full-time"] = dirtylimit.ring_full_time(running)
 
     # ------------------------------------------------------------------ events and state
 
@@ -230,11 +267,94 @@ class MigrationManager:
             return text
         return f"Unable to write to socket: {e.strerror or text}"
 
+    # ------------------------------------------------------------------ addresses
+
+    def resolve_address(
+        self, uri: str | None, channels: Sequence[Any] | None, *, command: str
+    ) -> MigrationAddress:
+        """The ``uri`` / ``channels`` arguments of QEMU 8.2+ (texts per version)."""
+        p = self.machine.profile
+        if p.has("migration-channels-need-either"):
+            if (uri is None) == (channels is None):
+                raise QMPError("need either 'uri' or 'channels' argument")
+        elif uri is not None and channels is not None:
+            raise QMPError(
+                "'uri' and 'channels' arguments are mutually exclusive; exactly one of the "
+                f"two should be present in '{command}' qmp command "
+            )
+        elif uri is None and channels is None:
+            raise QMPError(
+                f"neither 'uri' or 'channels' argument are specified in '{command}' qmp command "
+            )
+        if channels is None:
+            assert uri is not None
+            return parse_uri(uri, p, incoming=command == "migrate-incoming")
+        if not p.has("migration-cpr-transfer"):
+            if len(channels) > 1:
+                raise QMPError("Channel list has more than one entries")
+            return from_channel(channels[0].addr)
+        if command == "migrate-incoming" and len(channels) > 1:
+            raise QMPError("Channel list must have only one entry, for type 'main'")
+        by_type: dict[str, Any] = {}
+        for channel in channels:
+            kind = str(getattr(channel.channel_type, "value", channel.channel_type))
+            if kind in by_type:
+                raise QMPError(f"Channel list has more than one {kind} entry")
+            by_type[kind] = channel
+        if "main" not in by_type:
+            raise QMPError("Channel list has no main entry")
+        return from_channel(by_type["main"].addr)
+
+    def _check_transport(self, address: MigrationAddress) -> None:
+        c = self.config
+        check_transport(
+            address,
+            multi_channel=c.capability("multifd") or c.capability("postcopy-preempt"),
+            seekable=c.capability("mapped-ram"),
+        )
+
     # ------------------------------------------------------------------ the outgoing side
 
-    def migrate(self, uri: str) -> None:
-        """QMP ``migrate`` (the checks and texts of QEMU's migrate_prepare)."""
-        address = parse_uri(uri, self.machine.profile)
+    def migrate(
+        self,
+        uri: str | None,
+        channels: Sequence[Any] | None = None,
+        *,
+        blk: bool = False,
+        inc: bool = False,
+        resume: bool = False,
+    ) -> None:
+        """QMP ``migrate``, with QEMU's order of checks: 8.2+ parses the address first;
+        before, the migration is set up first and a bad URI then fails it."""
+        p = self.machine.profile
+        if p.has("migrate-file-uri"):
+            address = self.resolve_address(uri, channels, command="migrate")
+            self._check_transport(address)
+            self._prepare(blk, inc, resume)
+        else:
+            assert uri is not None
+            c = self.config
+            if (
+                p.has("migration-multichannel-check")
+                and (c.capability("multifd") or c.capability("postcopy-preempt"))
+                and not uri.startswith(("tcp:", "unix:", "vsock:"))
+            ):
+                raise QMPError("Migration requires multi-channel URIs (e.g. tcp)")
+            self._prepare(blk, inc, resume)
+            try:
+                address = parse_uri(uri, p)
+            except UnknownProtocolError:
+                self.set_state("setup", "failed")
+                raise
+            except QMPError as e:
+                self._fd_error(e.desc)
+                raise
+        self._start_outgoing(address)
+
+    def _prepare(self, blk: bool, inc: bool, resume: bool) -> None:
+        """QEMU's migrate_prepare and migrate_init: the checks, then status ``setup``."""
+        if resume and self.state != "postcopy-paused":
+            raise QMPError("Cannot resume if there is no paused migration")
         if self.running():
             raise QMPError("There's a migration process in progress")
         runstate = self.machine.runstate
@@ -242,13 +362,37 @@ class MigrationManager:
             raise QMPError("Guest is waiting for an incoming migration")
         if runstate == RunState.POSTMIGRATE:
             raise QMPError("Can't migrate the vm that was paused due to previous migration")
+        if (blk or inc) and (
+            self.config.capability("block") or self.config.capability("block-incremental")
+        ):
+            raise QMPError("Command options are incompatible with current migration capabilities")
         with self._lock:
             self.error = None
             self.state = "none"
-            self.outgoing = OutgoingMigration(self, address)
-            self.outgoing.stats.expected_downtime = self.config.downtime_limit
+            self.outgoing = None
+            self._last_stats = None
         self.set_state("none", "setup")
-        self.outgoing.start()
+
+    def _fd_error(self, text: str) -> None:
+        """QEMU's migrate_fd_error: remember why, ``setup`` -> ``failed``."""
+        with self._lock:
+            if self.error is None:
+                self.error = text
+        self.set_state("setup", "failed")
+
+    def _start_outgoing(self, address: MigrationAddress) -> None:
+        if address.transport in ("fd", "rdma"):
+            # these fail before any thread starts, as in QEMU (no fd passing, no RDMA)
+            try:
+                connect(address)
+            except OSError as e:
+                self._fd_error(str(e))
+                raise QMPError(str(e)) from None
+        outgoing = OutgoingMigration(self, address)
+        outgoing.stats.expected_downtime = self.config.downtime_limit
+        with self._lock:
+            self.outgoing = outgoing
+        outgoing.start()
 
     def stop_vm(self) -> bool:
         """Switchover: stop the vCPUs (runstate ``finish-migrate``); True if they ran."""
@@ -267,9 +411,11 @@ class MigrationManager:
         elif state in ("failed", "cancelled"):
             self.machine.restart_after_migration(outgoing.was_running)
 
-    def cancel(self) -> None:
+    def cancel(self, *, wait: bool = False) -> None:
         """QMP ``migrate_cancel`` (and machine shutdown): first try to lift the dirty
-        limit when the capability is on, then stop the transfer.
+        limit when the capability is on, then stop the transfer.  Returns at once, as
+        QEMU (the status reaches ``cancelled`` when the thread has unwound); ``wait``
+        joins the thread.
 
         As in QEMU's code, the lifting is refused (silently) while the migration still
         runs with the limit in service: QEMU's own check for user cancels applies to it.
@@ -287,14 +433,24 @@ class MigrationManager:
         out = self.outgoing
         if out is not None:
             out.cancel()
-            out.thread.join()
+            if wait:
+                out.thread.join()
 
     def continue_(self, state: str) -> None:
-        """QMP ``migrate-continue``."""
+        """QMP ``migrate-continue``: release the pause if the status is ``state``."""
         if self.state != state:
             raise QMPError(f"Migration not in expected state: {self.state}")
         if self.outgoing is not None:
             self.outgoing.resume_from_pause()
+
+    def pause(self) -> None:
+        """QMP ``migrate-pause``: only for postcopy, which qmpdl does not do."""
+        if self.machine.profile.has("migrate-pause-recover"):
+            raise QMPError(
+                "migrate-pause is currently only supported during postcopy-active or "
+                "postcopy-recover state"
+            )
+        raise QMPError("migrate-pause is currently only supported during postcopy-active state")
 
     # ------------------------------------------------------------------ throttling
 
@@ -330,27 +486,52 @@ class MigrationManager:
 
     # ------------------------------------------------------------------ the incoming side
 
-    def start_incoming(self, uri: str) -> None:
-        """``-incoming URI`` at start-up, or QMP ``migrate-incoming``."""
-        address = parse_uri(uri, self.machine.profile)
+    def start_incoming(
+        self,
+        uri: str | None,
+        channels: Sequence[Any] | None = None,
+        *,
+        exit_on_error: bool = True,
+    ) -> None:
+        """``-incoming URI`` at start-up, or QMP ``migrate-incoming``; raises QMPError.
+
+        QEMU 7.2-8.2 send the ``setup`` event whatever the ``events`` capability and
+        leave the status ``none`` until the source connects; 9.0+ move the status to
+        ``setup`` (the event then follows the capability)."""
+        p = self.machine.profile
+        if p.has("migrate-file-uri"):
+            address = self.resolve_address(uri, channels, command="migrate-incoming")
+            self._check_transport(address)
+            self._incoming_setup()
+        else:
+            assert uri is not None
+            self._incoming_setup()
+            address = parse_uri(uri, p, incoming=True)
         incoming = IncomingMigration(self, address)
-        incoming.start()
+        try:
+            incoming.start()
+        except OSError as e:
+            raise QMPError(str(e)) from None
         with self._lock:
             self.incoming = incoming
-            self.incoming_state = "setup"
             self._incoming_once = True
-        if self.config.events:
+            self._exit_on_error = exit_on_error
+
+    def _incoming_setup(self) -> None:
+        if self.machine.profile.has("migration-incoming-setup-state"):
+            self.set_incoming_state("none", "setup")
+        else:
             self.machine.events.emit("MIGRATION", {"status": "setup"})
 
-    def migrate_incoming(self, uri: str) -> None:
+    def migrate_incoming(
+        self, uri: str | None, channels: Sequence[Any] | None = None, exit_on_error: bool = True
+    ) -> None:
+        """QMP ``migrate-incoming``."""
         if self._incoming_once:
             raise QMPError("The incoming migration has already been started")
         if self.machine.runstate != RunState.INMIGRATE:
             raise QMPError("'-incoming' was not specified on the command line")
-        try:
-            self.start_incoming(uri)
-        except OSError as e:
-            raise QMPError(f"Failed to bind socket: {e.strerror or e}") from None
+        self.start_incoming(uri, channels, exit_on_error=exit_on_error)
 
     def set_incoming_state(self, old: str, new: str) -> None:
         with self._lock:
@@ -360,22 +541,32 @@ class MigrationManager:
         if self.config.events:
             self.machine.events.emit("MIGRATION", {"status": new})
 
-    def incoming_completed(self) -> None:
-        self.machine.start_after_incoming()
+    def incoming_connected(self) -> None:
+        """The source connected (or the stream opened): status ``active``."""
+        self.set_incoming_state(self.incoming_state, "active")
+
+    def incoming_completed(self, source_runstate: str | None) -> None:
+        """Everything loaded: the guest runs (or takes the source's run state)."""
+        self.machine.start_after_incoming(source_runstate)
         self.set_incoming_state("active", "completed")
 
     def incoming_failed(self, message: str) -> None:
+        """Loading failed: status ``failed``; the process exits with status 1 (unless
+        ``exit-on-error`` was false)."""
         if self.incoming is not None:
             self.incoming.reply_error(message)
+        with self._lock:
+            self.incoming_error = message
         self.set_incoming_state("active", "failed")
         print(f"qmpdl: {message}", file=sys.stderr)
         print("qmpdl: load of migration failed: Invalid argument", file=sys.stderr, flush=True)
-        self.exit(1)
+        if self._exit_on_error:
+            self.exit(1)
 
     def shutdown(self) -> None:
         """Machine exit: cancel an outgoing migration, stop listening."""
         if self.running():
-            self.cancel()
+            self.cancel(wait=True)
         if self.incoming is not None:
             self.incoming.close()
 
@@ -397,3 +588,6 @@ class DefaultMigrationSettings:
     max_cpu_throttle: int = 99
     vcpu_dirty_limit: int = 1
     x_vcpu_dirty_limit_period: int = 1000
+
+    def capability(self, name: str) -> bool:
+        return False

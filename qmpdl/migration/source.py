@@ -87,7 +87,10 @@ class OutgoingMigration:
         self._period_dirty = 0
         self._period_xfer_start = 0
         self._dirty_rate_high = 0
-        self._continue = threading.Event()
+        #: QEMU's pause_sem: migrate-continue (or a cancel) releases pre-switchover
+        self._pause_sem = threading.Semaphore(0)
+        #: cuts the rate limiter's sleep short on cancel
+        self._wakeup = threading.Event()
         self.was_running = False
         self.thread = threading.Thread(target=self._run, name="live_migration", daemon=True)
 
@@ -98,13 +101,15 @@ class OutgoingMigration:
 
     def cancel(self) -> None:
         """migrate_cancel: unblock whatever the thread waits on."""
-        self._continue.set()
+        self._wakeup.set()
+        self._pause_sem.release()
         if self.channel is not None:
             self.channel.shutdown()
 
     def resume_from_pause(self) -> None:
-        """migrate-continue in pre-switchover."""
-        self._continue.set()
+        """migrate-continue: post the pause semaphore (as QEMU, even outside the pause:
+        a later pre-switchover then passes at once)."""
+        self._pause_sem.release()
 
     def _check(self) -> None:
         if self.manager.state == "cancelling":
@@ -124,8 +129,7 @@ class OutgoingMigration:
             self._send(
                 self.writer.header(
                     self.backend.ram_size, self.backend.nr_vcpus, m.machine_description()
-                ),
-                precopy=True,
+                )
             )
             with self.machine.bql:
                 self.machine.dirty_log.start(DirtyLogUser.MIGRATION)
@@ -167,17 +171,20 @@ class OutgoingMigration:
         self.was_running = m.stop_vm()
         if m.config.pause_before_switchover:
             m.set_state("active", "pre-switchover")
-            self._continue.wait()
+            self._pause_sem.acquire()
             self._check()
             m.set_state("pre-switchover", "device")
         self._check()
-        self._sync(final=True)
+        self._sync()
         while self.bitmap.any():
-            self._send_pages(limit=False, downtime=True)
-        self._send(self.writer.pass_end(self.stats.dirty_sync_count), downtime=True)
-        self._send(self.writer.state(self.backend.export_state()), downtime=True)
-        self._send(self.writer.end(), downtime=True)
-        self._await_ack()
+            self._send_pages(limit=False)
+        self._send(self.writer.pass_end(self.stats.dirty_sync_count))
+        state = dict(self.backend.export_state())
+        state["runstate"] = str(self.machine.runstate_before_migration)
+        self._send(self.writer.state(state))
+        self._send(self.writer.end())
+        if self.channel is not None and self.channel.duplex:
+            self._await_ack()
         end = time.monotonic()
         self.stats.downtime = int((end - downtime_start) * 1000)
         self.stats.total_time = int((end - self.stats.start_time) * 1000)
@@ -208,16 +215,18 @@ class OutgoingMigration:
 
     # ------------------------------------------------------------------ sending
 
-    def _send(self, data: bytes, *, precopy: bool = False, downtime: bool = False) -> None:
+    def _send(self, data: bytes) -> None:
+        """Send; the bytes count as precopy while the guest runs, else as downtime
+        (QEMU's ram_transferred_add)."""
         assert self.channel is not None
         self.channel.sendall(data)
         n = len(data)
         self.stats.transferred += n
         self._window_bytes += n
-        if downtime:
-            self.stats.downtime_bytes += n
-        else:
+        if self.machine.running:
             self.stats.precopy_bytes += n
+        else:
+            self.stats.downtime_bytes += n
 
     def _next_pages(self, count: int) -> npt.NDArray[np.int64]:
         """The next ``count`` dirty pages at or after the cursor (wrapping)."""
@@ -227,19 +236,26 @@ class OutgoingMigration:
             found = np.concatenate([found, extra])
         return found.astype(np.int64)
 
+    def _window_limit(self) -> int:
+        """Bytes allowed per rate window; 0 means no limit (as in QEMU, a
+        ``max-bandwidth`` below 10 bytes/s rounds to 0, which disables limiting)."""
+        return self.manager.config.max_bandwidth // (1000 // BUFFER_DELAY_MS)
+
     def _budget_pages(self) -> int:
         """Pages that still fit in this rate window (at least one, at most a batch)."""
-        limit = self.manager.config.max_bandwidth / (1000 / BUFFER_DELAY_MS)
+        limit = self._window_limit()
+        if not limit:
+            return BATCH_PAGES
         left = int((limit - self._window_bytes) // (PAGE_SIZE + 8)) + 1
         return max(1, min(BATCH_PAGES, left))
 
-    def _send_pages(self, *, limit: bool, downtime: bool = False) -> None:
+    def _send_pages(self, *, limit: bool) -> None:
         """Send dirty pages until the rate limit (or the bitmap) runs out."""
         while self.bitmap.any():
             self._check()
             pages = self._next_pages(self._budget_pages() if limit else BATCH_PAGES)
             zero, data = self.backend.read_pages(pages)
-            self._send(self.writer.pages(pages, zero, data), downtime=downtime)
+            self._send(self.writer.pages(pages, zero, data))
             self.bitmap[pages] = False
             self._cursor = int(pages[-1]) + 1 if len(pages) else 0
             self.stats.normal_pages += int((~zero).sum())
@@ -251,9 +267,9 @@ class OutgoingMigration:
 
     # ------------------------------------------------------------------ syncs and rates
 
-    def _sync(self, final: bool = False) -> None:
+    def _sync(self) -> None:
         """QEMU's migration_bitmap_sync: collect what was dirtied, maybe throttle."""
-        self._send(self.writer.pass_end(self.stats.dirty_sync_count), downtime=final)
+        self._send(self.writer.pass_end(self.stats.dirty_sync_count))
         new = self.backend.migration_sync()
         added = int((new & ~self.bitmap).sum())
         self.bitmap |= new
@@ -295,8 +311,8 @@ class OutgoingMigration:
                     m.dirty_limit_guest()
 
     def _rate_exceeded(self) -> bool:
-        limit = self.manager.config.max_bandwidth / (1000 / BUFFER_DELAY_MS)
-        return self._window_bytes >= limit
+        limit = self._window_limit()
+        return bool(limit) and self._window_bytes >= limit
 
     def _rate_limit(self) -> None:
         """Update the counters once per window; sleep out an exhausted window."""
@@ -305,7 +321,7 @@ class OutgoingMigration:
         if self._rate_exceeded():
             wait = self._window_start + BUFFER_DELAY_MS / 1000 - now
             if wait > 0:
-                self._continue.wait(wait)
+                self._wakeup.wait(wait)
             self._update_counters(time.monotonic())
 
     def _update_counters(self, now: float) -> None:

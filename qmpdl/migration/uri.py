@@ -1,75 +1,211 @@
-"""Migration URIs (``tcp:HOST:PORT``, ``unix:PATH``, ``exec:CMD``, ``file:PATH``) and
-opening them, with QEMU's texts."""
+"""Migration addresses: the URI forms (``tcp:HOST:PORT``, ``unix:PATH``, ``exec:CMD``,
+``file:PATH[,offset=N]``, ``fd:NAME``, ``vsock:CID:PORT``, ``rdma:HOST:PORT``) and the
+``channels`` form of QEMU 8.2+, parsed with QEMU's texts; opening them.
+
+Parse errors are :class:`QMPError`\\ s raised at once (QEMU's ``socket_parse`` /
+``inet_parse`` texts); an unknown protocol is :class:`UnknownProtocolError`, whose text
+depends on the version.  Connecting and listening raise :class:`OSError` whose message
+is QEMU's (``Failed to connect to '...': ...``, ``Failed to bind socket to ...``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
 
+Transport = Literal["unix", "tcp", "exec", "file", "fd", "vsock", "rdma"]
+
+
+class UnknownProtocolError(QMPError):
+    """The URI names no migration protocol."""
+
 
 @dataclass(frozen=True)
 class MigrationAddress:
-    transport: Literal["unix", "tcp", "exec", "file"]
-    #: unix: the socket path; file: the file name; exec: the shell command
+    """One endpoint of a migration stream."""
+
+    transport: Transport
+    #: unix: socket path; file: file name; fd: descriptor name
     path: str = ""
+    #: tcp, vsock (cid), rdma
     host: str = ""
-    port: int = 0
+    port: str = ""
+    #: exec: the program and its arguments
+    args: tuple[str, ...] = field(default=())
+    #: file: where the stream starts
+    offset: int = 0
 
     def describe(self) -> str:
         """How QEMU names the peer in its connection errors."""
-        if self.transport == "tcp":
+        if self.transport in ("tcp", "vsock", "rdma"):
             return f"{self.host}:{self.port}"
         return self.path
 
+    def multi_channel(self) -> bool:
+        """Whether the transport can carry several channels (multifd, preempt)."""
+        return self.transport in ("tcp", "unix", "vsock")
 
-def parse_uri(uri: str, profile: Profile) -> MigrationAddress:
-    """Parse ``uri``; an unknown protocol gives the profile's text."""
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _inet(text: str) -> tuple[str, str]:
+    """QEMU's inet_parse: ``host:port``, ``[v6]:port`` or ``:port`` (options after ``,``
+    are accepted and ignored)."""
+    if text.startswith("["):
+        m = re.match(r"\[([^\]]{1,64})\]:([^,]{1,32})", text)
+        if not m:
+            raise QMPError(f"error parsing IPv6 address '{text}'")
+    elif text.startswith(":"):
+        m = re.match(r":()([^,]{1,32})", text)
+        if not m:
+            raise QMPError(f"error parsing port in address '{text}'")
+    else:
+        m = re.match(r"([^:]{1,64}):([^,]{1,32})", text)
+        if not m:
+            raise QMPError(f"error parsing address '{text}'")
+    return m.group(1), m.group(2)
+
+
+def _socket(uri: str, profile: Profile) -> MigrationAddress:
+    """QEMU's socket_parse for ``tcp:``/``unix:``/``vsock:``/``fd:`` (before 8.2 an
+    ``fd:`` URI is not parsed: the name, even empty, is looked up as it is)."""
+    kind, _, rest = uri.partition(":")
+    if kind == "fd" and not profile.has("migrate-file-uri"):
+        return MigrationAddress("fd", path=rest)
+    if kind == "unix":
+        if not rest:
+            raise QMPError("invalid Unix socket address")
+        return MigrationAddress("unix", path=rest)
+    if kind == "fd":
+        if not rest:
+            raise QMPError("invalid file descriptor address")
+        return MigrationAddress("fd", path=rest)
+    if kind == "vsock":
+        m = re.fullmatch(r"(\d+):(\d+)", rest)
+        if not m:
+            raise QMPError(f"error parsing address '{rest}'")
+        return MigrationAddress("vsock", host=m.group(1), port=m.group(2))
+    host, port = _inet(rest)
+    return MigrationAddress("tcp", host=host, port=port)
+
+
+def _file(rest: str) -> MigrationAddress:
+    name, sep, offset = rest.partition(",offset=")
+    if not sep:
+        return MigrationAddress("file", path=rest)
+    try:
+        value = int(offset, 0)
+    except ValueError:
+        raise QMPError(f"file URI has bad offset {offset}") from None
+    return MigrationAddress("file", path=name, offset=value)
+
+
+def parse_uri(uri: str, profile: Profile, *, incoming: bool = False) -> MigrationAddress:
+    """Parse a migration URI; raises :class:`QMPError` (:class:`UnknownProtocolError` when
+    the protocol is not one QEMU knows, with the version's text: before 8.2 the
+    outgoing side says ``Parameter 'uri' expects a valid migration protocol``)."""
     kind, colon, rest = uri.partition(":")
     if colon:
-        if kind == "unix" and rest:
-            return MigrationAddress("unix", path=rest)
         if kind == "exec":
-            return MigrationAddress("exec", path=rest)
+            return MigrationAddress("exec", args=("/bin/sh", "-c", rest))
+        if kind in ("tcp", "unix", "vsock", "fd"):
+            return _socket(uri, profile)
+        if kind == "rdma":
+            host, port = _inet(rest)
+            return MigrationAddress("rdma", host=host, port=port)
         if kind == "file" and profile.has("migrate-file-uri"):
-            return MigrationAddress("file", path=rest.split(",offset=")[0])
-        if kind == "tcp":
-            host, _, port = rest.rpartition(":")
-            if not port.isdigit() or not host:
-                raise QMPError(f"error parsing address '{rest}'")
-            return MigrationAddress("tcp", host=host.strip("[]"), port=int(port))
-    if profile.has("migrate-file-uri"):
-        raise QMPError(f"unknown migration protocol: {uri}")
-    raise QMPError("Parameter 'uri' expects a valid migration protocol")
+            return _file(rest)
+    if incoming or profile.has("migrate-file-uri"):
+        raise UnknownProtocolError(f"unknown migration protocol: {uri}")
+    raise UnknownProtocolError("Parameter 'uri' expects a valid migration protocol")
+
+
+def from_channel(addr: object) -> MigrationAddress:
+    """The address of a ``MigrationChannel``'s ``addr`` (a bound MigrationAddress)."""
+    transport = str(getattr(addr, "transport", ""))
+    transport = getattr(getattr(addr, "transport", None), "value", transport)
+    if transport == "exec":
+        return MigrationAddress("exec", args=tuple(getattr(addr, "args", ())))
+    if transport == "file":
+        return MigrationAddress(
+            "file", path=str(getattr(addr, "filename", "")), offset=int(getattr(addr, "offset", 0))
+        )
+    if transport == "rdma":
+        return MigrationAddress(
+            "rdma", host=str(getattr(addr, "host", "")), port=str(getattr(addr, "port", ""))
+        )
+    kind = getattr(getattr(addr, "type", None), "value", None)
+    if kind == "unix":
+        return MigrationAddress("unix", path=str(getattr(addr, "path", "")))
+    if kind == "fd":
+        return MigrationAddress("fd", path=str(getattr(addr, "str", "")))
+    if kind == "vsock":
+        return MigrationAddress(
+            "vsock", host=str(getattr(addr, "cid", "")), port=str(getattr(addr, "port", ""))
+        )
+    return MigrationAddress(
+        "tcp", host=str(getattr(addr, "host", "")), port=str(getattr(addr, "port", ""))
+    )
+
+
+def check_transport(address: MigrationAddress, *, multi_channel: bool, seekable: bool) -> None:
+    """QEMU's migration_channels_and_transport_compatible."""
+    if seekable and address.transport != "file":
+        raise QMPError("Migration requires seekable transport (e.g. file)")
+    if multi_channel and not address.multi_channel():
+        raise QMPError("Migration requires multi-channel URIs (e.g. tcp)")
+
+
+# ---------------------------------------------------------------------------- channels
 
 
 class Channel:
-    """A byte stream to or from the other side (a socket, or a command's pipe)."""
+    """A byte stream to or from the other side (a socket, a command's pipe, a file)."""
 
     def __init__(
-        self, sock: socket.socket | None = None, proc: subprocess.Popen[bytes] | None = None
+        self,
+        sock: socket.socket | None = None,
+        proc: subprocess.Popen[bytes] | None = None,
+        fd: int | None = None,
     ) -> None:
         self.sock = sock
         self.proc = proc
+        self.fd = fd
 
     def sendall(self, data: bytes) -> None:
         if self.sock is not None:
             self.sock.sendall(data)
-        else:
-            assert self.proc is not None and self.proc.stdin is not None
+        elif self.proc is not None:
+            assert self.proc.stdin is not None
             self.proc.stdin.write(data)
+        else:
+            assert self.fd is not None
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
 
     def recv(self, size: int) -> bytes:
         if self.sock is not None:
             return self.sock.recv(size)
-        assert self.proc is not None and self.proc.stdout is not None
-        return os.read(self.proc.stdout.fileno(), size)
+        if self.proc is not None:
+            assert self.proc.stdout is not None
+            return os.read(self.proc.stdout.fileno(), size)
+        assert self.fd is not None
+        return os.read(self.fd, size)
+
+    @property
+    def duplex(self) -> bool:
+        """Whether the other side can answer (a file or a one-way pipe cannot)."""
+        return self.sock is not None
 
     def shutdown(self) -> None:
         """Make blocked sends and receives return (migrate_cancel)."""
@@ -87,40 +223,125 @@ class Channel:
                 with contextlib.suppress(OSError):
                     self.proc.stdin.close()
             self.proc.wait()
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def _resolve(host: str, port: str, passive: bool) -> list[tuple[int, tuple[object, ...]]]:
+    flags = socket.AI_PASSIVE if passive else 0
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=flags)
+    except socket.gaierror as e:
+        raise OSError(f"address resolution failed for {host}:{port}: {e.strerror}") from None
+    return [(family, addr) for family, _, _, _, addr in found]
 
 
 def connect(address: MigrationAddress) -> Channel:
     """The source's connection; raises OSError with QEMU's text as its message."""
-    try:
-        if address.transport == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    t = address.transport
+    if t == "exec":
+        try:
+            proc = subprocess.Popen(list(address.args), stdin=subprocess.PIPE)
+        except OSError as e:
+            raise OSError(f"Unable to spawn command: {e.strerror}") from None
+        return Channel(proc=proc)
+    if t == "file":
+        try:
+            fd = os.open(address.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as e:
+            raise OSError(f"Failed to open file {address.path}: {e.strerror}") from None
+        os.lseek(fd, address.offset, os.SEEK_SET)
+        return Channel(fd=fd)
+    if t == "fd":
+        raise OSError(f"File descriptor named '{address.path}' has not been found")
+    if t == "rdma":
+        raise OSError("RDMA ERROR: could not create CM channel")
+    if t == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             sock.connect(address.path)
-            return Channel(sock)
-        if address.transport == "tcp":
-            sock = socket.create_connection((address.host, address.port))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return Channel(sock)
-        if address.transport == "exec":
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", address.path], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-            return Channel(proc=proc)
-    except OSError as e:
-        raise OSError(f"Failed to connect to '{address.describe()}': {e.strerror}") from None
-    raise OSError(f"migration to {address.transport}: is not supported")
+        except OSError as e:
+            sock.close()
+            raise OSError(f"Failed to connect to '{address.path}': {e.strerror}") from None
+        return Channel(sock)
+    if t == "vsock":
+        sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        try:
+            sock.connect((int(address.host), int(address.port)))
+        except OSError as e:
+            sock.close()
+            raise OSError(f"Failed to connect to '{address.describe()}': {e.strerror}") from None
+        return Channel(sock)
+    last: OSError | None = None
+    for family, addr in _resolve(address.host, address.port, passive=False):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.connect(addr)
+        except OSError as e:
+            sock.close()
+            last = e
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return Channel(sock)
+    reason = last.strerror if last is not None else "No address"
+    raise OSError(f"Failed to connect to '{address.describe()}': {reason}")
 
 
-def listen(address: MigrationAddress) -> socket.socket:
-    """The destination's listening socket (unix or tcp)."""
+def listen(address: MigrationAddress) -> list[socket.socket]:
+    """The destination's listening sockets: one per address ``tcp:`` resolves to (as
+    QEMU listens on each), or the one unix socket.  Other transports have none."""
     if address.transport == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(address.path)
-    elif address.transport == "tcp":
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        try:
+            sock.bind(address.path)
+        except OSError as e:
+            sock.close()
+            raise OSError(f"Failed to bind socket to {address.path}: {e.strerror}") from None
+        sock.listen(1)
+        return [sock]
+    if address.transport != "tcp":
+        return []
+    socks: list[socket.socket] = []
+    error: OSError | None = None
+    for family, addr in _resolve(address.host, address.port, passive=True):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address.host, address.port))
-    else:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            sock.close()
+            error = e
+            continue
+        sock.listen(1)
+        socks.append(sock)
+    if not socks:
+        reason = error.strerror if error is not None else "No address"
+        raise OSError(f"Failed to find an available port: {reason}")
+    return socks
+
+
+def open_incoming(address: MigrationAddress) -> Channel | None:
+    """The destination's stream for transports that need no listener (``exec:`` reads
+    the command's output, ``file:`` the file); None for sockets."""
+    if address.transport == "exec":
+        try:
+            proc = subprocess.Popen(list(address.args), stdout=subprocess.PIPE)
+        except OSError as e:
+            raise OSError(f"Unable to spawn command: {e.strerror}") from None
+        return Channel(proc=proc)
+    if address.transport == "file":
+        try:
+            fd = os.open(address.path, os.O_RDONLY)
+        except OSError as e:
+            raise OSError(f"Failed to open file {address.path}: {e.strerror}") from None
+        os.lseek(fd, address.offset, os.SEEK_SET)
+        return Channel(fd=fd)
+    if address.transport == "fd":
+        raise OSError(f"File descriptor named '{address.path}' has not been found")
+    if address.transport in ("rdma", "vsock"):
         raise OSError(f"incoming migration from {address.transport}: is not supported")
-    sock.listen(1)
-    return sock
+    return None

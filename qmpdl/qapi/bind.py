@@ -12,28 +12,46 @@ from qmpdl.qapi import types as generated
 from qmpdl.qapi.base import QapiModel
 from qmpdl.qapi.schema import AlternateType, ArrayType, ObjectType, QapiType, alternate_json_kind
 
+_COMBINED: dict[tuple[type[QapiModel], type[QapiModel]], type[QapiModel]] = {}
+
 
 def model_class(typ: ObjectType, value: JsonObject) -> type[QapiModel]:
-    """The class a value of the named object type ``typ`` becomes."""
+    """The class a value of the named object type ``typ`` becomes.
+
+    A union whose branch is itself a union (``MigrationAddress`` -> ``SocketAddress``)
+    becomes a class deriving from both variants, so the inner branch's members
+    (``host``, ``port``...) survive."""
     if typ.variants is not None:
-        tag = value.get(typ.variants.tag.name)
-        variant = generated.VARIANTS.get(typ.name, {}).get(str(tag))
+        tag = str(value.get(typ.variants.tag.name))
+        variant = generated.VARIANTS.get(typ.name, {}).get(tag)
         if variant is not None:
+            branch = typ.variants.branch(tag)
+            if branch is not None and branch.variants is not None:
+                inner = model_class(branch, value)
+                if inner is not generated.STRUCTS.get(branch.name):
+                    return _combined(variant, inner)
             return variant
     return generated.STRUCTS[typ.name]
 
 
+def _combined(outer: type[QapiModel], inner: type[QapiModel]) -> type[QapiModel]:
+    key = (outer, inner)
+    if key not in _COMBINED:
+        _COMBINED[key] = type(f"{outer.__name__}{inner.__name__}", (outer, inner), {})
+    return _COMBINED[key]
+
+
 def bind_members(typ: ObjectType, value: JsonObject) -> dict[str, object]:
-    """Field values (by QAPI name) of an object value, members bound recursively."""
+    """Field values (by QAPI name) of an object value, members bound recursively
+    (through nested unions' branches too)."""
     fields: dict[str, object] = {}
-    members = list(typ.members)
+    for member in typ.members:
+        if member.name in value:
+            fields[member.name] = bind_value(member.type, value[member.name])
     if typ.variants is not None:
         branch = typ.variants.branch(str(value.get(typ.variants.tag.name)))
         if branch is not None:
-            members.extend(branch.members)
-    for member in members:
-        if member.name in value:
-            fields[member.name] = bind_value(member.type, value[member.name])
+            fields.update(bind_members(branch, value))
     return fields
 
 

@@ -27,6 +27,7 @@ class Target:
 
 
 _PC = ("-machine", "pc", "-m", "128", "-S")
+_DEFER = ("-incoming", "defer")
 TARGETS = {
     t.name: t
     for t in (
@@ -47,6 +48,12 @@ TARGETS = {
             ("-accel", "kvm", *_PC, "-smp", "1"),
             ("-accel", "sim", "-m", "128", "-S", "-smp", "1"),
             "KVM without a dirty ring",
+        ),
+        Target(
+            "incoming",
+            ("-accel", "kvm,dirty-ring-size=4096", *_PC, "-smp", "1", *_DEFER),
+            ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "-S", "-smp", "1", *_DEFER),
+            "KVM with a dirty ring, waiting for an incoming migration (-incoming defer)",
         ),
         Target(
             "tcg",

@@ -59,6 +59,9 @@ class Machine:
         else:
             self.runstate = RunState.PRELAUNCH if config.start_paused else RunState.RUNNING
         self._before_migration = self.runstate
+        #: QEMU's autostart: run when an incoming migration completes (no -S, or a
+        #: ``cont`` during ``inmigrate``; a ``stop`` then clears it)
+        self.autostart = not config.start_paused
         self.dirty_log = DirtyLog(backend)
         self.dirtylimit = DirtyLimit(
             backend=backend,
@@ -112,6 +115,9 @@ class Machine:
     def stop(self) -> None:
         """QMP ``stop``: pause the vCPUs; STOP is emitted only if they were running."""
         with self._state_lock:
+            if self.runstate == RunState.INMIGRATE:
+                self.autostart = False
+                return
             if self.runstate != RunState.RUNNING:
                 return
             self.runstate = RunState.PAUSED
@@ -127,6 +133,9 @@ class Machine:
                 return
             if self.runstate in _NEEDS_RESET:
                 raise QMPError("Resetting the Virtual Machine is required")
+            if self.runstate == RunState.INMIGRATE:
+                self.autostart = True
+                return
             self.backend.resume()
             self.runstate = RunState.RUNNING
         self.events.emit("RESUME")
@@ -159,10 +168,19 @@ class Machine:
         self.backend.resume()
         self.events.emit("RESUME")
 
-    def start_after_incoming(self) -> None:
-        """The incoming migration loaded: run (or stay paused with -S)."""
+    @property
+    def runstate_before_migration(self) -> RunState:
+        """The run state an outgoing migration found (QEMU's global state)."""
+        return self._before_migration
+
+    def start_after_incoming(self, source_runstate: str | None) -> None:
+        """The incoming migration loaded: take the run state the source had if it was
+        not running; else run if autostart, or pause."""
         with self._state_lock:
-            if self.config.start_paused:
+            if source_runstate is not None and source_runstate not in ("running", "suspended"):
+                self.runstate = RunState(source_runstate)
+                return
+            if not self.autostart:
                 self.runstate = RunState.PAUSED
                 return
             self.runstate = RunState.RUNNING
