@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import TYPE_CHECKING
+
 from qmpdl.commands.registry import CommandContext, qmp_command
-from qmpdl.hmp import cpu_index_error, execute
+from qmpdl.hmp import DumpDefaults, MemoryReader, cpu_index_error, execute
 from qmpdl.hmp.cchar import to_i32
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.types import HumanMonitorCommandArgs
+
+if TYPE_CHECKING:
+    from qmpdl.backend.base import VcpuBackend
+    from qmpdl.vm.machine import Machine
+
+#: The memory dump format each machine's monitors remember (QEMU: one per process).
+_DUMP_DEFAULTS: weakref.WeakKeyDictionary[Machine, DumpDefaults] = weakref.WeakKeyDictionary()
+
+
+def guest_memory(backend: VcpuBackend) -> MemoryReader:
+    """Guest physical memory as ``x``/``xp`` read it: the backend's RAM from address 0,
+    nothing mapped beyond it (QEMU: ``Cannot access memory``)."""
+
+    def read(addr: int, size: int) -> bytes:
+        end = min(addr + size, backend.ram_size)
+        return backend.read_physical(addr, end - addr) if addr < end else b""
+
+    return read
 
 
 @qmp_command("human-monitor-command", blocking=True)
@@ -28,6 +49,7 @@ def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) ->
             registers = ctx.machine.backend.registers(cpu_index or 0)
         return registers.lookup(name)
 
+    dump_defaults = _DUMP_DEFAULTS.setdefault(ctx.machine, DumpDefaults())
     return execute(
         args.command_line,
         profile=ctx.machine.profile,
@@ -35,4 +57,6 @@ def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) ->
         cpu_index=cpu_index,
         registers=register,
         migration_globals=ctx.machine.migration_config.globals,
+        memory=guest_memory(ctx.machine.backend),
+        dump_defaults=dump_defaults,
     )

@@ -3,15 +3,19 @@
 A pure module: :func:`execute` takes one command line and returns the text QEMU's monitor
 would print for it, asking for everything it needs through a QMP caller, exactly like
 QEMU's HMP handlers call the QMP implementation.  Only the dirty-limit / dirty-rate
-commands and a few basics are served; ``help`` and ``info`` list just those.
+commands, the migration settings, the memory dumps and a few basics are served; ``help``
+and ``info`` list just those.
 
 Modules: :mod:`~qmpdl.hmp.words` (splitting), :mod:`~qmpdl.hmp.expr` (integer
-expressions), :mod:`~qmpdl.hmp.args` (``args_type`` parsing), :mod:`~qmpdl.hmp.table`
-(the command table), :mod:`~qmpdl.hmp.handlers` (QMP calls and output formats),
-:mod:`~qmpdl.hmp.help` and :mod:`~qmpdl.hmp.monitor` (dispatch).
+expressions), :mod:`~qmpdl.hmp.dumpfmt` (``/fmt``), :mod:`~qmpdl.hmp.args`
+(``args_type`` parsing), :mod:`~qmpdl.hmp.table` (the command table),
+:mod:`~qmpdl.hmp.handlers` (QMP calls and output formats), :mod:`~qmpdl.hmp.migration`,
+:mod:`~qmpdl.hmp.memdump` (``x``, ``xp``), :mod:`~qmpdl.hmp.help` and
+:mod:`~qmpdl.hmp.monitor` (dispatch).
 """
 
-from qmpdl.hmp.command import HmpCommand, QmpCaller
+from qmpdl.hmp.command import HmpCommand, MemoryReader, QmpCaller
+from qmpdl.hmp.dumpfmt import DumpDefaults
 from qmpdl.hmp.expr import RegisterLookup
 from qmpdl.hmp.monitor import cpu_index_error, execute
 from qmpdl.hmp.table import HMP_COMMANDS, INFO_COMMANDS
@@ -19,7 +23,9 @@ from qmpdl.hmp.table import HMP_COMMANDS, INFO_COMMANDS
 __all__ = [
     "HMP_COMMANDS",
     "INFO_COMMANDS",
+    "DumpDefaults",
     "HmpCommand",
+    "MemoryReader",
     "QmpCaller",
     "RegisterLookup",
     "cpu_index_error",

@@ -8,6 +8,8 @@
 ``S``      the rest of the line, verbatim
 ``b``      ``on`` or ``off`` (exactly: the next run of printable characters)
 ``-X``     a flag ``-X``; absent flags are simply not set
+``/``      a memory dump's ``/fmt`` (see :mod:`qmpdl.hmp.dumpfmt`), stored as ``count``,
+           ``format`` and ``size`` whatever the item's key
 ``?``      after ``l``, ``s`` or ``S``: optional when the line has nothing left
 
 Flags are matched in order: at a ``-Y`` that is not the current flag, parsing moves on to
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from qmpdl.hmp.cchar import printed_char, skip_space
 from qmpdl.hmp.command import Args, HmpCommand
+from qmpdl.hmp.dumpfmt import DumpDefaults, FormatError, parse_format
 from qmpdl.hmp.expr import ExprError, RegisterLookup, evaluate
 from qmpdl.hmp.words import read_word
 
@@ -72,9 +75,17 @@ def parse_args_type(args_type: str) -> list[ArgSpec]:
 
 
 def parse_arguments(
-    cmd: HmpCommand, line: str, pos: int, registers: RegisterLookup | None = None
+    cmd: HmpCommand,
+    line: str,
+    pos: int,
+    registers: RegisterLookup | None = None,
+    dump_defaults: DumpDefaults | None = None,
 ) -> Args:
-    """The arguments of ``cmd`` found in ``line[pos:]``; raises :class:`ArgumentError`."""
+    """The arguments of ``cmd`` found in ``line[pos:]``; raises :class:`ArgumentError`.
+
+    ``registers`` resolves ``$name`` in expressions; ``dump_defaults`` is the remembered
+    memory dump format a ``/`` item reads and updates (a fresh one when ``None``).
+    """
     args: Args = {}
     end = len(line)
     for spec in parse_args_type(cmd.args_type):
@@ -90,9 +101,15 @@ def parse_arguments(
             except ExprError as err:
                 raise ArgumentError(err.message + "\n") from None
             if spec.kind == "i" and (args[spec.key] >> 32) & 0xFFFFFFFF:  # type: ignore[operator]
-                raise ArgumentError(
-                    f"'{cmd.name}' has failed: integer is for 32-bit values\n"
-                )
+                raise ArgumentError(f"'{cmd.name}' has failed: integer is for 32-bit values\n")
+        elif spec.kind == "/":
+            if dump_defaults is None:
+                dump_defaults = DumpDefaults()
+            try:
+                found, pos = parse_format(line, pos, dump_defaults)
+            except FormatError as err:
+                raise ArgumentError(err.message + "\n") from None
+            args.update(count=found.count, format=found.format, size=found.size)
         elif spec.kind == "s":
             word = read_word(line, pos)
             if word is None:

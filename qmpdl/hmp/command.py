@@ -6,12 +6,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from qmpdl.errors import QMPError
+from qmpdl.hmp.dumpfmt import DumpDefaults
 from qmpdl.hmp.expr import RegisterLookup
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import Profile
 
 #: Runs one QMP command: (name, arguments) -> the value of ``"return"``; raises QMPError.
 QmpCaller = Callable[[str, JsonObject], JsonValue]
+
+#: Reads guest memory: (address, size) -> the readable start of ``[address, address +
+#: size)``, all of it when every byte is backed by memory, fewer bytes (maybe none) when
+#: the range runs into unmapped addresses.
+MemoryReader = Callable[[int, int], bytes]
 
 #: Parsed arguments of a command line, keyed by the names in ``args_type``.
 Args = dict[str, int | str | bool]
@@ -53,6 +59,10 @@ class Monitor:
     commands: Sequence[HmpCommand]
     cpu_index: int | None = None
     registers: RegisterLookup | None = None
+    #: guest memory as the current CPU sees it; None: the machine has no CPU
+    memory: MemoryReader | None = None
+    #: the memory dump format ``/fmt`` falls back to (shared by the monitors of a machine)
+    dump_defaults: DumpDefaults = field(default_factory=DumpDefaults)
     output: list[str] = field(default_factory=list)
     #: the migration object's global settings ``info migrate`` shows (None: defaults)
     migration_globals: Mapping[str, bool | int] | None = None

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from qmpdl.errors import QMPError
 from qmpdl.hmp.args import ArgumentError, parse_arguments
 from qmpdl.hmp.cchar import is_space, skip_space
-from qmpdl.hmp.command import HmpCommand, Monitor, QmpCaller
+from qmpdl.hmp.command import HmpCommand, MemoryReader, Monitor, QmpCaller
+from qmpdl.hmp.dumpfmt import DumpDefaults
 from qmpdl.hmp.expr import RegisterLookup
 from qmpdl.hmp.help import find
 from qmpdl.hmp.table import commands_for
@@ -54,6 +55,8 @@ def execute(
     cpu_index: int | None = None,
     registers: RegisterLookup | None = None,
     migration_globals: Mapping[str, bool | int] | None = None,
+    memory: MemoryReader | None = None,
+    dump_defaults: DumpDefaults | None = None,
 ) -> str:
     """Run ``command_line`` as QEMU's human monitor would and return its output.
 
@@ -61,16 +64,22 @@ def execute(
     monitor's current CPU (the validated ``cpu-index`` of ``human-monitor-command``;
     ``None`` means the first vCPU).  ``registers`` resolves ``$name`` in expressions;
     without it every register is unknown.  ``migration_globals`` are the migration
-    object's settings ``info migrate`` lists.  Line ends in the result are ``\\r\\n``.
+    object's settings ``info migrate`` lists.  ``memory`` reads guest memory for ``x``
+    and ``xp`` (``None``: a machine without a CPU).  ``dump_defaults`` is the memory dump
+    format ``/fmt`` remembers; QEMU keeps one for the whole process, so a caller passes
+    the same object every time (``None``: the initial one, forgotten after this line).
+    Line ends in the result are ``\\r\\n``.
     """
     commands = commands_for(profile)
-    mon = Monitor(profile, qmp, commands, cpu_index, registers)
+    mon = Monitor(profile, qmp, commands, cpu_index, registers, memory)
+    if dump_defaults is not None:
+        mon.dump_defaults = dump_defaults
     mon.migration_globals = migration_globals
     found = _lookup(mon, command_line, 0, commands)
     if found is not None:
         cmd, pos = found
         try:
-            args = parse_arguments(cmd, command_line, pos, registers)
+            args = parse_arguments(cmd, command_line, pos, registers, mon.dump_defaults)
         except ArgumentError as err:
             mon.print(err.text)
             end = pos

@@ -13,6 +13,7 @@ from dataclasses import replace
 from functools import cache
 
 from qmpdl.hmp import handlers as h
+from qmpdl.hmp import memdump as d
 from qmpdl.hmp import migration as m
 from qmpdl.hmp.command import HmpCommand
 from qmpdl.profile import Profile
@@ -111,6 +112,20 @@ HMP_COMMANDS = _sorted(
         "parameter value",
         "Set the parameter for migration",
         m.hmp_migrate_set_parameter,
+    ),
+    HmpCommand(
+        "x",
+        "fmt:/,addr:l",
+        "/fmt addr",
+        "virtual memory dump starting at 'addr'",
+        d.hmp_memory_dump,
+    ),
+    HmpCommand(
+        "xp",
+        "fmt:/,addr:l",
+        "/fmt addr",
+        "physical memory dump starting at 'addr'",
+        d.hmp_physical_memory_dump,
     ),
     HmpCommand(
         "cancel_vcpu_dirty_limit",

@@ -86,6 +86,24 @@ _CRASH = (
     "refused and dirty-bitmap mode measures (TCG logs dirty pages too)."
 )
 
+_DISASSEMBLY = (
+    "QEMU 7.2 disassembles 'x /i' and 'xp /i' with Capstone; qmpdl has no x86 "
+    "disassembler and answers as a QEMU whose target has none ('0xADDR: Asm output not "
+    "supported on this arch', once per command).  Everything else about /i is QEMU's: "
+    "the format is remembered (a later 'xp 0' is /i again), the size is left alone, and "
+    "'Can not dump without CPU' comes first (tests/hmp golden sessions)."
+)
+
+
+def _hmp_exchange(step: int, line: str, reply: str) -> tuple[str, str]:
+    """A ``human-monitor-command`` step of a normalised transcript."""
+    request = {"execute": "human-monitor-command", "arguments": {"command-line": line}}
+    return (
+        f"step {step}: >>> {json.dumps(request)}",
+        f"step {step}: <<< {json.dumps({'return': reply})}\r\n",
+    )
+
+
 INTENDED: dict[str, Intended] = {
     "hmp.help": Intended(_LISTING, derive=served_listings),
     "hmp.help-alias": Intended(_LISTING, derive=served_listings),
@@ -103,6 +121,19 @@ INTENDED: dict[str, Intended] = {
             'step 2: >>> {"execute": "query-uuid", "arguments": {"x": 1}}',
             'step 2: <<< {"error": {"class": "CommandNotFound", '
             '"desc": "The command query-uuid has not been found"}}\r\n',
+        ),
+    ),
+    "hmp.memory-dump-disassembly": Intended(
+        _DISASSEMBLY,
+        lines=(
+            _GREETING,
+            *_NEGOTIATION,
+            *_hmp_exchange(1, "xp /3i 0", "0x00000000: Asm output not supported on this arch\r\n"),
+            *_hmp_exchange(
+                2, "x /2i 0x100000", "0x00100000: Asm output not supported on this arch\r\n"
+            ),
+            *_hmp_exchange(3, "xp 0", "0x00000000: Asm output not supported on this arch\r\n"),
+            *_hmp_exchange(4, "xp /x 0", "0000000000000000: 0x00000000\r\n"),
         ),
     ),
     "tcg.dirty-ring-mode": Intended(

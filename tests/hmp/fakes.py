@@ -57,3 +57,28 @@ class ScriptedQmp:
     def finished(self) -> bool:
         """True when every scripted call was made."""
         return self.position == len(self.script)
+
+
+@dataclass
+class ScriptedMemory:
+    """Guest memory that answers exactly the recorded reads, in order.
+
+    Each entry is ``{"addr": A, "size": N, "data": HEX}``: the monitor must ask for
+    ``N`` bytes at ``A`` and gets ``data`` (the readable start of the range).
+    """
+
+    reads: list[JsonObject]
+    position: int = 0
+
+    def __call__(self, addr: int, size: int) -> bytes:
+        assert self.position < len(self.reads), f"unexpected read of {size} bytes at {addr:#x}"
+        entry = self.reads[self.position]
+        self.position += 1
+        assert (addr, size) == (entry["addr"], entry["size"])
+        data = entry["data"]
+        assert isinstance(data, str)
+        return bytes.fromhex(data)
+
+    def finished(self) -> bool:
+        """True when every recorded read was made."""
+        return self.position == len(self.reads)

@@ -2,21 +2,26 @@
 
 For each HMP step qmpdl's :func:`~qmpdl.hmp.execute` runs first with a caller that sends
 queries to the same live QEMU and answers state-changing commands from the step's
-``respond``; then QEMU runs the line itself.  If the queries answer differently
-afterwards (a rate moved), the step is tried again.  The result records QEMU's output
-and the calls qmpdl made with their replies, which is what the golden file keeps.
+``respond``, and with QEMU's guest memory (read with ``memsave``) for ``x``/``xp``; then
+QEMU runs the line itself.  If the queries answer differently afterwards (a rate moved),
+the step is tried again.  The result records QEMU's output, the calls qmpdl made with
+their replies, the memory it read (``reads``) and, where it is not QEMU's initial one,
+the memory dump format remembered before the step (``dump_defaults``): what the golden
+file keeps.  Each session's qmpdl monitor keeps one :class:`~qmpdl.hmp.DumpDefaults`
+from step to step, as QEMU keeps one per process.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qmpdl.errors import QMPError
-from qmpdl.hmp import HMP_COMMANDS, execute
+from qmpdl.hmp import HMP_COMMANDS, DumpDefaults, execute
+from qmpdl.hmp.cchar import to_i64
 from qmpdl.hmp.help import help_line
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import get_profile
@@ -122,15 +127,61 @@ class _Proxy:
 
 
 @dataclass
+class _Memory:
+    """The guest memory qmpdl's monitor reads during a recorded step: QEMU's.
+
+    ``memsave`` reads virtual memory, which under ``-S`` (real mode, no paging) is the
+    physical memory too, and fails when any byte of the range is unmapped; the readable
+    start of a range is then found by bisection.
+    """
+
+    conn: _Connection
+    workdir: Path
+    cpu_index: int | None
+    reads: list[JsonObject] = field(default_factory=list)
+
+    def __call__(self, addr: int, size: int) -> bytes:
+        data = self._readable(addr, size)
+        self.reads.append({"addr": addr, "size": size, "data": data.hex()})
+        return data
+
+    def _memsave(self, addr: int, size: int) -> bytes | None:
+        path = self.workdir / "memsave.bin"
+        arguments: JsonObject = {"val": to_i64(addr), "size": size, "filename": str(path)}
+        if self.cpu_index is not None:
+            arguments["cpu-index"] = self.cpu_index
+        reply = self.conn.request({"execute": "memsave", "arguments": arguments})
+        return None if "error" in reply else path.read_bytes()
+
+    def _readable(self, addr: int, size: int) -> bytes:
+        data = self._memsave(addr, size)
+        if data is not None:
+            return data
+        best, low, high = b"", 0, size - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            found = self._memsave(addr, middle)
+            if found is None:
+                high = middle - 1
+            else:
+                best, low = found, middle
+        return best
+
+
+@dataclass
 class SessionRun:
     """What one session produced: the recorded steps and every disagreement."""
 
     name: str
     steps: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    #: the memory dump format qmpdl's monitor remembers from step to step
+    dump_defaults: DumpDefaults = field(default_factory=DumpDefaults)
 
 
-def _hmp_step(conn: _Connection, step: dict[str, Any], run: SessionRun) -> None:
+def _hmp_step(
+    conn: _Connection, step: dict[str, Any], run: SessionRun, workdir: Path | None
+) -> None:
     respond: JsonObject = step.get("respond", {"return": {}})
     cpu_index = step.get("cpu_index")
     request: JsonObject = {
@@ -139,9 +190,19 @@ def _hmp_step(conn: _Connection, step: dict[str, Any], run: SessionRun) -> None:
     }
     if cpu_index is not None:
         request["arguments"] = {"command-line": step["hmp"], "cpu-index": cpu_index}
+    before = asdict(run.dump_defaults)
     for _attempt in range(_ATTEMPTS):
         proxy = _Proxy(conn, respond)
-        ours = execute(step["hmp"], profile=get_profile(PROFILE), qmp=proxy, cpu_index=cpu_index)
+        memory = None if workdir is None else _Memory(conn, workdir, cpu_index)
+        run.dump_defaults = DumpDefaults(**before)
+        ours = execute(
+            step["hmp"],
+            profile=get_profile(PROFILE),
+            qmp=proxy,
+            cpu_index=cpu_index,
+            memory=memory,
+            dump_defaults=run.dump_defaults,
+        )
         queries = [c for c in proxy.calls if str(c["execute"]).startswith("query-")]
         assert not queries or len(queries) == len(proxy.calls), "queries mixed with changes"
         reply = conn.request(request)
@@ -152,8 +213,13 @@ def _hmp_step(conn: _Connection, step: dict[str, Any], run: SessionRun) -> None:
         break
     qemu = reply.get("return")
     assert isinstance(qemu, str), f"{step['hmp']!r}: {reply}"
-    recorded = {k: step[k] for k in ("hmp", "cpu_index", "subset") if k in step}
-    run.steps.append(recorded | {"calls": proxy.calls, "output": qemu})
+    recorded: dict[str, Any] = {k: step[k] for k in ("hmp", "cpu_index", "subset") if k in step}
+    if before != asdict(DumpDefaults()):
+        recorded["dump_defaults"] = before
+    recorded["calls"] = proxy.calls
+    if memory is not None and memory.reads:
+        recorded["reads"] = memory.reads
+    run.steps.append(recorded | {"output": qemu})
     if not outputs_match(step, ours, qemu):
         run.mismatches.append(f"{run.name}: {step['hmp']!r}: qmpdl {ours!r} != QEMU {qemu!r}")
 
@@ -163,6 +229,7 @@ def run_session(session: dict[str, Any]) -> SessionRun:
     run = SessionRun(session["name"])
     with QemuProcess(session["args"]) as qemu:
         conn = _Connection(qemu.socket_path)
+        workdir = qemu.workdir if session.get("cpu", True) else None
         try:
             time.sleep(session["boot_wait"])
             for step in session["steps"]:
@@ -173,7 +240,7 @@ def run_session(session: dict[str, Any]) -> SessionRun:
                     reply = conn.request(step["qmp"])
                     run.steps.append(step | {"reply": reply})
                 else:
-                    _hmp_step(conn, step, run)
+                    _hmp_step(conn, step, run, workdir)
         finally:
             conn.close()
     return run

@@ -1,40 +1,56 @@
 """Record tests/hmp/golden.json from the real QEMU: ``python -m tests.hmp.regenerate_golden``.
 
-Runs every session of :mod:`tests.hmp.sessions` (about 20 s, two short-lived QEMUs) and
-writes the file.  Differences between QEMU and qmpdl are printed; the file is written
-anyway, so that the offline test shows them too.
+Runs every session of :mod:`tests.hmp.sessions` (about 30 s, short-lived QEMUs) and
+writes the file; ``--only NAME...`` records just those sessions and keeps the others'
+recordings.  Differences between QEMU and qmpdl are printed; the file is written anyway,
+so that the offline test shows them too.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Sequence
+from typing import Any
 
-from tests.hmp.live import GOLDEN, PROFILE, qemu_version, run_session
+from tests.hmp.live import GOLDEN, PROFILE, load_golden, qemu_version, run_session
 from tests.hmp.sessions import SESSIONS
 
 
-def main() -> int:
+def _entry(session: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A session as the golden file keeps it."""
+    keys = ("name", "args", "boot_wait", "cpu")
+    return {key: session[key] for key in keys if key in session} | {"steps": steps}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Record, write, report; exit status 1 when qmpdl disagreed with QEMU."""
-    runs = [run_session(session) for session in SESSIONS]
+    parser = argparse.ArgumentParser(prog="python -m tests.hmp.regenerate_golden")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="record only these sessions")
+    opts = parser.parse_args(argv)
+    names = [session["name"] for session in SESSIONS]
+    wanted = set(opts.only or names)
+    if wanted - set(names):
+        parser.error(f"unknown sessions: {', '.join(sorted(wanted - set(names)))}")
+    old = {s["name"]: s for s in load_golden()["sessions"]} if opts.only else {}
+    runs = {s["name"]: run_session(s) for s in SESSIONS if s["name"] in wanted}
     golden = {
         "profile": PROFILE,
         "qemu": qemu_version(),
         "sessions": [
-            {
-                "name": session["name"],
-                "args": session["args"],
-                "boot_wait": session["boot_wait"],
-                "steps": run.steps,
-            }
-            for session, run in zip(SESSIONS, runs, strict=True)
+            _entry(session, runs[session["name"]].steps)
+            if session["name"] in runs
+            else old[session["name"]]
+            for session in SESSIONS
         ],
     }
     GOLDEN.write_text(json.dumps(golden, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    mismatches = [m for run in runs for m in run.mismatches]
+    mismatches = [m for run in runs.values() for m in run.mismatches]
     for mismatch in mismatches:
         print(mismatch, file=sys.stderr)
-    print(f"wrote {GOLDEN} ({sum(len(r.steps) for r in runs)} steps, {len(mismatches)} mismatches)")
+    steps = sum(len(r.steps) for r in runs.values())
+    print(f"wrote {GOLDEN} ({steps} steps recorded, {len(mismatches)} mismatches)")
     return 1 if mismatches else 0
 
 

@@ -11,6 +11,9 @@ A step is one of
 ``{"qmp": REQUEST}``       a plain QMP command, to record state; ``stable`` marks replies
                            that must be the same on every run;
 ``{"sleep": SECONDS}``     let a measurement or a limit period pass.
+
+A session on a machine without a CPU says ``"cpu": False``: qmpdl's monitor then gets no
+guest memory; otherwise ``x``/``xp`` read QEMU's own (see :mod:`tests.hmp.live`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ from typing import Any
 #: Machine arguments: no vCPU at all / two idle vCPUs that run SeaBIOS.
 NONE_ARGS = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "none"]
 PC_ARGS = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "pc", "-smp", "2", "-m", "128"]
+#: The same machine paused before its first instruction: RAM is zero, the BIOS is there.
+PAUSED_ARGS = [*PC_ARGS, "-S"]
+
+#: Some bytes of the SeaBIOS image at the top of the first 4 GiB (QEMU 7.2's), by content.
+BIOS_CODE = 0xFFFD48D8  # code: units with the top bit set
+BIOS_QUOTE = 0xFFFF0768  # "...doesn't match.\n": ' and \n
+BIOS_CRLF = 0xFFFF2200  # AML with \r\n
+BIOS_BACKSLASH = 0xFFFD28B0  # 0x5c
+BIOS_DEL = 0xFFFD2A58  # 0x7f and bytes above it
+BIOS_BANNER = 0xFFFF0410  # "SeaBIOS (version %s)\n" between NULs
 
 #: Seconds to let SeaBIOS finish before the dirty ring is used (see shared/anchors).
 PC_BOOT_WAIT = 6.0
@@ -252,11 +265,157 @@ _PC = [
     _hmp("q"),
 ]
 
+_NO_CPU_MEMORY = [
+    _hmp("xp 0"),
+    _hmp("xp /2xg 0x100000"),
+    _hmp("x 0"),
+    _hmp("x /0x 0"),
+    _hmp("xp /0x 0"),
+    _hmp("xp /3i 0"),
+    _hmp("xp /c 0"),
+    _hmp("xp 0"),
+    _hmp("xp /z 0"),
+    _hmp("x"),
+]
+
+
+def _formats(addr: int, letter: str) -> list[Step]:
+    """Every unit size of one format over the same 24 bytes."""
+    return [
+        _hmp(f"xp /24{letter}b {addr:#x}"),
+        _hmp(f"xp /12{letter}h {addr:#x}"),
+        _hmp(f"xp /6{letter}w {addr:#x}"),
+        _hmp(f"xp /3{letter}g {addr:#x}"),
+    ]
+
+
+_MEMORY_LAYOUT = [
+    _hmp("help x"),
+    _hmp("help xp"),
+    _hmp("xp 0"),
+    _hmp("x 0"),
+    _hmp("xp /4x 0x100000"),
+    _hmp("xp /20xb 0"),
+    _hmp("xp /20xh 0"),
+    _hmp("xp /20xw 0"),
+    _hmp("xp /5xg 0"),
+    _hmp("xp /5xL 0"),
+    _hmp("x /9xg 0x100"),
+    *_formats(BIOS_CODE, "x"),
+    *_formats(BIOS_CODE, "d"),
+    *_formats(BIOS_CODE, "u"),
+    *_formats(BIOS_CODE, "o"),
+    _hmp(f"xp /3og {BIOS_BANNER:#x}"),
+    _hmp(f"xp /20ob {BIOS_BANNER:#x}"),
+    _hmp("xp /20ow 0"),
+    _hmp("xp /20dg 0"),
+    _hmp(f"xp /64c {BIOS_QUOTE:#x}"),
+    _hmp(f"xp /32cb {BIOS_CRLF:#x}"),
+    _hmp(f"xp /16cb {BIOS_BACKSLASH:#x}"),
+    _hmp(f"xp /16cb {BIOS_DEL:#x}"),
+    _hmp(f"xp /2cw {BIOS_BANNER:#x}"),
+    _hmp(f"xp /3cg {BIOS_BANNER:#x}"),
+    _hmp(f"x /5ch {BIOS_BANNER:#x}"),
+    _hmp("xp /16xb 0xfffffff0"),
+    _hmp("x /16xb 0xfffffff0"),
+    _hmp("xp /3cg 0xfffffff0"),
+    _hmp("xp /8xb 0xe0000"),
+    _hmp("xp /600xg 0xfffd0000"),
+]
+
+_MEMORY_ENDS = [
+    _hmp("xp /4xg 0x7fffff0"),
+    _hmp("xp /4xg 0x7fffff8"),
+    _hmp("x /4xg 0x7fffff8"),
+    _hmp("xp /2xg 0x8000000"),
+    _hmp("x /xb 0x8000000"),
+    _hmp("xp /xb 0xfec00000"),
+    _hmp("xp /4xw 0xfffbfff8"),
+    _hmp("xp /xb 0x100000000"),
+    _hmp("x /xb 0x100000000"),
+    _hmp("xp -16"),
+    _hmp("xp /2xg 0xfffffffffffffff8"),
+    _hmp("x /2xg -8"),
+]
+
+_MEMORY_PARSING = [
+    _hmp("xp"),
+    _hmp("x"),
+    _hmp("xp /"),
+    _hmp("xp   /"),
+    _hmp("xp / 0"),
+    _hmp("xp/ 0"),
+    _hmp("xp/x 0"),
+    _hmp("x/2xb 0"),
+    _hmp("xp /2xb\t0"),
+    _hmp("xp /2xb0"),
+    _hmp("xp /2xb 0x"),
+    _hmp("xp 0 1"),
+    _hmp("xp ( 0"),
+    _hmp("xp /x 1/0"),
+    _hmp("xp /z 0"),
+    _hmp("xp /xz 0"),
+    _hmp("xp /x4 0"),
+    _hmp("xp /-1x 0"),
+    _hmp("xp /X 0"),
+    _hmp("xp /B 0"),
+    _hmp("xp /é 0"),
+    _hmp("xp /x\u0000 0"),
+    _hmp("xp /x/ 0"),
+    _hmp("xp /x, 0"),
+    _hmp("xp /xwb 0"),
+    _hmp("xp /bxw 0"),
+    _hmp("xp /xdu 0"),
+    _hmp("xp /008xb 0"),
+    _hmp("xp /0x 0"),
+    _hmp("xp /4294967297xb 0"),
+    _hmp("xp /4294967298xb 0"),
+    _hmp("xp /2147483648xb 0"),
+    _hmp("xp /2147483649xb 0"),
+    _hmp("xp /1073741825xw 0"),
+    _hmp("xp /536870913xg 0"),
+    _hmp("xp /9999999999999999999999xb 0"),
+    _hmp("x /2xw 0x100", cpu_index=1),
+    _hmp("xp /2xw 0x100", cpu_index=1),
+]
+
+_MEMORY_DEFAULTS = [
+    _hmp("xp /xw 0"),
+    _hmp("xp /2xb 0"),
+    _hmp("xp 0"),
+    _hmp("xp /3 0"),
+    _hmp("xp /c 0x100"),
+    _hmp("xp 0x100"),
+    _hmp("x /h 0"),
+    _hmp("xp /4 0"),
+    _hmp("xp /d 0"),
+    _hmp("xp /2g 0"),
+    _hmp("xp /o 0"),
+    _hmp("xp /u 0"),
+    _hmp("xp /x 0"),
+    # a refused line still remembers the /fmt it got through
+    _hmp("xp /2cb $bogus"),
+    _hmp("xp 0"),
+    _hmp("xp /ow 0 1"),
+    _hmp("xp 0"),
+    _hmp("xp /dz 0"),
+    _hmp("xp 0"),
+    # "i" is remembered as the format, leaves the size alone, and ignores size letters
+    _hmp("xp /xh 0"),
+    _hmp("xp /ib $bogus"),
+    _hmp("xp /g $bogus"),
+    _hmp("xp /x 0"),
+    _hmp("xp /ig $bogus"),
+    _hmp("xp /u 0"),
+    _hmp("xp /xw 0"),
+]
+
 SESSIONS: list[dict[str, Any]] = [
     {
         "name": "machine-none",
         "args": NONE_ARGS,
         "boot_wait": 0.0,
+        "cpu": False,
         "steps": [
             *_PARSING,
             *_HELP,
@@ -268,4 +427,17 @@ SESSIONS: list[dict[str, Any]] = [
         ],
     },
     {"name": "pc-smp2", "args": PC_ARGS, "boot_wait": PC_BOOT_WAIT, "steps": _PC},
+    {
+        "name": "none-memory",
+        "args": NONE_ARGS,
+        "boot_wait": 0.0,
+        "cpu": False,
+        "steps": _NO_CPU_MEMORY,
+    },
+    {
+        "name": "pc-paused-memory",
+        "args": PAUSED_ARGS,
+        "boot_wait": 0.0,
+        "steps": [*_MEMORY_LAYOUT, *_MEMORY_ENDS, *_MEMORY_PARSING, *_MEMORY_DEFAULTS],
+    },
 ]

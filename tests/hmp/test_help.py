@@ -30,6 +30,8 @@ HELP = (
     " to set limit\r\n"
     "\t\t\t\t\t on a specified virtual cpu\r\n"
     "stop|s  -- stop emulation\r\n"
+    "x /fmt addr -- virtual memory dump starting at 'addr'\r\n"
+    "xp /fmt addr -- physical memory dump starting at 'addr'\r\n"
 )
 
 INFO = (
@@ -105,7 +107,11 @@ def test_tables_are_sorted_by_name() -> None:
         ('help "foo', ""),
         ('help "a\\x"', ""),
         ("help " + " ".join(["x"] * 17), ""),
-        ("help " + " ".join(["x"] * 16), "unknown command: 'x'\r\n"),
+        (
+            "help " + " ".join(["x"] * 16),
+            "x /fmt addr -- virtual memory dump starting at 'addr'\r\n",
+        ),
+        ("help " + " ".join(["y"] * 16), "unknown command: 'y'\r\n"),
         ("help log", "unknown command: 'log'\r\n"),  # QEMU lists log items; not served
     ],
 )
@@ -141,6 +147,8 @@ def test_qmp_shell_completion_reads_our_listings() -> None:
         "quit", "help quit",
         "set_vcpu_dirty_limit", "help set_vcpu_dirty_limit",
         "stop", "help stop",
+        "x", "help x",
+        "xp", "help xp",
         "info cpus", "info dirty_rate", "info kvm", "info migrate",
         "info migrate_capabilities", "info migrate_parameters", "info status",
         "info vcpu_dirty_limit", "info version",
