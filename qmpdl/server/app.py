@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -119,6 +120,30 @@ def greeting(executor: CommandExecutor) -> dict[str, object]:
     return {"QMP": {"version": version, "capabilities": ["oob"]}}
 
 
+def _listening_unix_socket(path: str) -> socket.socket:
+    """A unix socket already listening when ``path`` appears: bound under a temporary
+    name, then renamed into place, so a client that connects as soon as it sees the
+    path is never refused (bind-then-listen leaves a window in which it would be)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    staging = f"{path}.{os.getpid()}.tmp"
+    if len(os.fsencode(staging)) > 107:  # no room in sun_path for the staging name
+        staging = path
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+        sock.bind(staging)
+        sock.listen(100)
+        if staging != path:
+            os.rename(staging, path)
+    except OSError as e:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+        # report the path the user gave, as a plain bind would
+        raise OSError(e.errno, e.strerror, path) from None
+    return sock
+
+
 class MonitorEndpoint:
     """One monitor's socket: listening (one client at a time, the next one served when
     it leaves) or connected out to a listening client."""
@@ -192,7 +217,9 @@ class MonitorEndpoint:
                 if c.path is not None:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(c.path)
-                    self.server = await loop.create_unix_server(self._factory, c.path)
+                    self.server = await loop.create_unix_server(
+                        self._factory, sock=_listening_unix_socket(c.path)
+                    )
                 else:
                     assert c.port is not None
                     self.server = await loop.create_server(
