@@ -1,6 +1,6 @@
 """Live migration of a write-heavy guest: dirty-limit vs auto-converge vs neither.
 
-    python3 bench/migration_bench.py [--quick] [--runs N] [--report JSON]
+    python3 -m bench.migration_bench [--quick] [--runs N] [--report JSON]
 
 The shape of the cover letter's table (spec clients.md 5.1): a guest whose writer
 re-dirties ``wss`` MiB at about 450 MiB/s migrates over a 1 GbE-like link

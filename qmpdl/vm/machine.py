@@ -150,8 +150,9 @@ class Machine:
             was_running = self.runstate == RunState.RUNNING
             self._before_migration = self.runstate
             self.runstate = RunState.FINISH_MIGRATE
-        with self.bql:
-            self.backend.pause()
+        # Without the BQL, as QEMU waits for its vCPUs with it released: a vCPU in a
+        # long dirty-limit penalty sleep delays the switchover, not the monitor.
+        self.backend.pause()
         if was_running:
             self.events.emit("STOP")
         return was_running
