@@ -257,6 +257,8 @@ class OutgoingMigration:
             zero, data = self.backend.read_pages(pages)
             self._send(self.writer.pages(pages, zero, data))
             self.bitmap[pages] = False
+            # query-migrate's remaining is live, as QEMU's migration_dirty_pages
+            self.stats.remaining -= len(pages) * PAGE_SIZE
             self._cursor = int(pages[-1]) + 1 if len(pages) else 0
             self.stats.normal_pages += int((~zero).sum())
             self.stats.zero_pages += int(zero.sum())

@@ -119,7 +119,20 @@ async def test_non_convergent_migration_converges_with_dirty_limit(tmp_path: Pat
         await poll(four_passes, 60, "four passes")
         info = await src.migrate_info()
         assert info["status"] == "active"
-        assert info["ram"]["remaining"] >= 15 << 20  # still about the whole 16 MiB
+        assert info["ram"]["remaining"] >= 12 << 20  # still most of the 16 MiB
+
+        # remaining is live: it falls as pages are sent, not only at syncs.
+        seen: list[tuple[int, int]] = []
+
+        async def falls_within_a_pass() -> bool:
+            ram = (await src.migrate_info())["ram"]
+            seen.append((ram["dirty-sync-count"], ram["remaining"]))
+            if len(seen) < 2:
+                return False
+            (sync0, left0), (sync1, left1) = seen[-2:]
+            return sync0 == sync1 and left1 < left0
+
+        await poll(falls_within_a_pass, 30, "remaining to fall during a pass")
         await src.cmd("migrate_cancel")
         await src.wait_migration("cancelled")
 
