@@ -55,3 +55,13 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     return statistics.mean(values), statistics.pstdev(values)
+
+
+def qemu_path() -> str:
+    """``qemu-system-x86_64``, or exit with how to install it."""
+    from qmpdl.tools.qemu import qemu_binary
+
+    binary = qemu_binary()
+    if binary is None:
+        raise SystemExit("qemu-system-x86_64 not found: apt-get install -y qemu-system-x86")
+    return binary

@@ -34,6 +34,7 @@ from qmpdl.qapi.types import (
     TimeUnit,
 )
 from qmpdl.qapi.types import DirtyRateMeasureMode as MeasureMode
+from qmpdl.threadname import name_this_thread
 from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
@@ -192,6 +193,7 @@ class DirtyRateCalc:
         return ms if self.profile.has("calc-time-unit") else ms // 1000
 
     def _thread_main(self, mode: MeasureMode, calc_time_ms: int, sample_pages: int) -> None:
+        name_this_thread()
         with self._lock:
             if self.status != DirtyRateStatus.UNSTARTED:
                 return

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.migration.stream import End, Header, Pages, PassEnd, State, StreamError, StreamReader
 from qmpdl.migration.uri import Channel, MigrationAddress, listen, open_incoming
+from qmpdl.threadname import name_this_thread
 
 if TYPE_CHECKING:
     from qmpdl.migration.manager import MigrationManager
@@ -93,6 +94,7 @@ class IncomingMigration:
         return None
 
     def _run(self) -> None:
+        name_this_thread()
         m = self.manager
         if self.channel is None:
             channel = self._accept()

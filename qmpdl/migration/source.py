@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
+from qmpdl.threadname import name_this_thread
 from qmpdl.vm.dirtylog import DirtyLogUser
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class OutgoingMigration:
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
+        name_this_thread()
         m = self.manager
         try:
             try:

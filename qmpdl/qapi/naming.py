@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 
@@ -28,6 +29,7 @@ def variant_class(union: str, case: str) -> str:
     return f"{union}Variant{camel(case)}"
 
 
+@functools.cache
 def field_name(member: str) -> str:
     """``cpu-index`` -> ``cpu_index``; Python keywords and model attributes get a ``_``."""
     name = re.sub(r"[^0-9a-zA-Z_]", "_", member).lower()

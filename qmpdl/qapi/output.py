@@ -48,19 +48,60 @@ def _nullable(typ: QapiType) -> bool:
     return isinstance(typ, BuiltinType) and typ.name in ("any", "null")
 
 
-def _member_value(obj: object, member: ObjectMember) -> object:
-    """The value ``obj`` holds for ``member``, or _ABSENT."""
+class _MemberPlan:
+    """What shaping needs to know about one member, worked out once per member."""
+
+    __slots__ = ("attr", "int_range", "member", "name", "nullable", "optional", "type")
+
+    def __init__(self, member: ObjectMember) -> None:
+        self.member = member
+        self.name = member.name
+        self.attr = field_name(member.name)
+        self.optional = member.optional
+        self.type = member.type
+        self.nullable = _nullable(member.type)
+        #: (low, high) for integer members: the common case takes a short cut
+        self.int_range: tuple[int, int] | None = None
+        if isinstance(member.type, BuiltinType) and member.type.name in INT_RANGES:
+            low, high, _ = INT_RANGES[member.type.name]
+            self.int_range = (low, high)
+
+
+#: Member plans per object type (types live as long as their schema).
+_plans: dict[int, tuple[ObjectType, tuple[_MemberPlan, ...]]] = {}
+
+
+def _plan(typ: ObjectType) -> tuple[_MemberPlan, ...]:
+    entry = _plans.get(id(typ))
+    if entry is None or entry[0] is not typ:
+        entry = (typ, tuple(_MemberPlan(m) for m in typ.members))
+        _plans[id(typ)] = entry
+    return entry[1]
+
+
+#: Field names per model class (pydantic's ``model_fields`` is slow to look up).
+_model_fields: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _fields(cls: type[BaseModel]) -> frozenset[str]:
+    names = _model_fields.get(cls)
+    if names is None:
+        names = _model_fields[cls] = frozenset(cls.model_fields)
+    return names
+
+
+def _member_value(obj: object, plan: _MemberPlan) -> object:
+    """The value ``obj`` holds for the member, or _ABSENT."""
     if isinstance(obj, BaseModel):
-        attr = field_name(member.name)
-        if attr not in type(obj).model_fields:
+        if plan.attr not in _fields(type(obj)):
             return _ABSENT
-        value = getattr(obj, attr)
-        if value is None and not (_nullable(member.type) and attr in obj.model_fields_set):
+        value = getattr(obj, plan.attr)
+        if value is None and not (plan.nullable and plan.attr in obj.model_fields_set):
             return _ABSENT
         return value
     assert isinstance(obj, Mapping)
-    value = obj.get(member.name, _ABSENT)
-    if value is None and not _nullable(member.type):
+    value = obj.get(plan.name, _ABSENT)
+    if value is None and not plan.nullable:
         return _ABSENT
     return value
 
@@ -69,13 +110,17 @@ def _object(typ: ObjectType, obj: object, path: str) -> JsonObject:
     if not isinstance(obj, BaseModel | Mapping):
         raise OutputError(f"{path}: expected {typ.name}, got {type(obj).__name__}")
     out: JsonObject = {}
-    for member in typ.members:
-        value = _member_value(obj, member)
+    for plan in _plan(typ):
+        value = _member_value(obj, plan)
         if value is _ABSENT:
-            if not member.optional:
-                raise OutputError(f"{path}: {typ.name} lacks member {member.name!r}")
+            if not plan.optional:
+                raise OutputError(f"{path}: {typ.name} lacks member {plan.name!r}")
             continue
-        out[member.name] = to_json(member.type, value, f"{path}.{member.name}")
+        bounds = plan.int_range
+        if bounds is not None and type(value) is int and bounds[0] <= value <= bounds[1]:
+            out[plan.name] = value
+        else:
+            out[plan.name] = to_json(plan.type, value, f"{path}.{plan.name}")
     if typ.variants is not None:
         branch = typ.variants.branch(str(out[typ.variants.tag.name]))
         assert branch is not None
