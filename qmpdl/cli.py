@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from qmpdl import __version__
 from qmpdl.backend.base import RING_MAX_ENTRIES
 from qmpdl.config import AccelConfig, ChardevSocket, MachineConfig, MonitorConfig
+from qmpdl.dirtylimit.controllers import CONTROLLERS, DEFAULT_CONTROLLER
 from qmpdl.profile import get_profile, profile_names
 from qmpdl.qemuopts import OptionError, parse_bool, parse_opts, parse_uint, split_opts
 from qmpdl.sizes import parse_size
@@ -63,6 +64,7 @@ class _Builder:
     incoming: str | None = None
     compat_monitors: int = 0
     migration_globals: list[tuple[str, str]] = field(default_factory=list)
+    dirtylimit_controller: str = DEFAULT_CONTROLLER
 
 
 def _socket_from_qmp(option: str, value: str, chardev_id: str) -> ChardevSocket:
@@ -284,6 +286,15 @@ def _global(b: _Builder, value: str) -> None:
         b.migration_globals.append((prop, setting))
 
 
+def _dirtylimit_controller(b: _Builder, value: str) -> None:
+    if value not in CONTROLLERS:
+        raise UsageError(
+            f"--dirtylimit-controller {value}",
+            f"unknown controller '{value}' (choose from {', '.join(CONTROLLERS)})",
+        )
+    b.dirtylimit_controller = value
+
+
 def _trace(b: _Builder, value: str) -> None:
     opts = parse_opts(value, implied="enable")
     if "file" in opts:
@@ -361,6 +372,13 @@ OPTIONS: list[_Option] = [
     ),
     _Option("D", "FILE", "write trace output to FILE", _set("trace_file")),
     _Option(
+        "dirtylimit-controller",
+        "NAME",
+        "the dirty limit's throttle controller: "
+        + "; ".join(f"{name}: {factory.summary}" for name, factory in CONTROLLERS.items()),
+        _dirtylimit_controller,
+    ),
+    _Option(
         "serial",
         "file:PATH|none",
         "with -accel kvm: the guests' pass characters ('#' per pass) go to PATH",
@@ -399,6 +417,10 @@ IGNORED_FLAGS = [
 ]
 
 
+#: Options ``--help`` shows with two dashes (qmpdl's own, not QEMU's).
+_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller")
+
+
 def usage() -> str:
     lines = [
         f"usage: {PROG} [options]",
@@ -407,7 +429,7 @@ def usage() -> str:
         "",
     ]
     for opt in OPTIONS:
-        dash = "--" if len(opt.name) > 3 and opt.name in ("workload", "qemu-version") else "-"
+        dash = "--" if len(opt.name) > 3 and opt.name in _DOUBLE_DASH else "-"
         head = f"{dash}{opt.name}" + (f" {opt.arg}" if opt.arg else "")
         lines.append(f"  {head}")
         lines.append(f"        {opt.help}")
@@ -511,6 +533,7 @@ def _build(b: _Builder) -> MachineConfig:
         serial_file=b.serial,
         incoming=b.incoming,
         migration_globals=b.migration_globals,
+        dirtylimit_controller=b.dirtylimit_controller,
     )
     return config
 

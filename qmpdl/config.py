@@ -90,3 +90,5 @@ class MachineConfig(BaseModel):
     migration_globals: list[tuple[str, str]] = []
     #: ``-serial file:PATH``: the guests' pass characters (kvm backend)
     serial_file: str | None = None
+    #: ``--dirtylimit-controller NAME``: the throttle's CALCULATE step (``qemu``: QEMU's)
+    dirtylimit_controller: str = "qemu"

@@ -104,6 +104,12 @@ class VcpuBackend(abc.ABC):
         per ring-full (0 unless the limit applies to it).
         """
 
+    def keep_penalty_sleep_on_kick(self, keep: bool) -> None:  # noqa: B027 - optional
+        """``keep``: a kick (ring flush, ``stop``) neither cuts a penalty sleep short nor
+        waits for it - the sleeping vCPU is out of the guest, its ring is harvested and it
+        sleeps on.  Asked for by the ``target`` throttle controller only; without it the
+        profile's behaviour holds (7.2: cut short, 8.2+: waited for)."""
+
     @abc.abstractmethod
     def dirty_pages(self) -> list[int]:
         """Per vCPU: ring entries harvested so far (monotonic; no flush)."""

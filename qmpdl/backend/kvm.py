@@ -16,7 +16,9 @@ thread does at an exit, as QEMU's vCPU threads do:
 A *kick* (QEMU's): set ``immediate_exit`` and send SIGUSR1 to the vCPU thread, then wait
 until the thread acknowledges that it left the guest.  A vCPU asleep in its penalty
 acknowledges at once when the profile's sleep is interruptible (QEMU before 8.2 used
-``usleep``, which the signal cuts short), else when its sleep ends.  Flushing the rings
+``usleep``, which the signal cuts short), else when its sleep ends; with the ``target``
+throttle controller (``keep_penalty_sleep_on_kick``) it counts as out of the guest at
+once and sleeps on.  Flushing the rings
 (every measurement window) and pausing (``stop``) are kicks.  A reaper thread harvests
 every ring once a second unless the dirty limit is in service.
 """
@@ -79,6 +81,8 @@ class _VcpuState:
     native_id: int = 0
     parked: bool = False
     failed_resyncs: int = 0
+    #: asleep in a penalty that kicks leave alone (``keep_penalty_sleep_on_kick``)
+    sleeping: bool = False
     #: auto-converge: seconds to sleep once the pending kick is served
     throttle_sleep: float = 0.0
     #: work for the vCPU thread, run once it is out of the guest (QEMU's run_on_cpu)
@@ -104,6 +108,8 @@ class KvmBackend(VcpuBackend):
         self.nr_vcpus = len(workloads)
         self.ram_size = ram_size
         self.kick_interrupts_sleep = kick_interrupts_sleep
+        #: kicks neither cut penalty sleeps nor wait for them (``target`` controller)
+        self._keep_sleep = False
         self.vm = KvmVm(ram_size, self.nr_vcpus, ring_size)
         #: where the guests' pass characters go (QEMU's ``-serial``), if anywhere
         self.serial = serial
@@ -184,7 +190,11 @@ class KvmBackend(VcpuBackend):
             number = state.kicks
         state.vcpu.immediate_exit = True
         state.wake.set()
-        if self.kick_interrupts_sleep or self._shutdown.is_set():
+        if (
+            (self.kick_interrupts_sleep and not self._keep_sleep)
+            or self._shutdown.is_set()
+            or (self._keep_sleep and self._paused)
+        ):
             state.cut_sleep.set()
         if state.native_id and state.thread is not None and state.thread.is_alive():
             with contextlib.suppress(ProcessLookupError):
@@ -196,7 +206,11 @@ class KvmBackend(VcpuBackend):
         numbers = [self._kick(state) for state in self._vcpus]
         with self._cond:
             while not all(
-                s.acked >= n or s.parked or s.thread is None or not s.thread.is_alive()
+                s.acked >= n
+                or s.parked
+                or s.sleeping
+                or s.thread is None
+                or not s.thread.is_alive()
                 for s, n in zip(self._vcpus, numbers, strict=True)
             ):
                 self._cond.wait(0.5)
@@ -330,6 +344,17 @@ class KvmBackend(VcpuBackend):
             state.cut_sleep.clear()
             if self._shutdown.is_set():
                 return
+            if self._keep_sleep:
+                # Kicks find the vCPU out of the guest: they harvest and let it sleep on.
+                with self._cond:
+                    state.sleeping = True
+                    self._cond.notify_all()
+                try:
+                    state.cut_sleep.wait(penalty / 1e6)
+                finally:
+                    with self._cond:
+                        state.sleeping = False
+                return
             # A kick ends the sleep early only where usleep did (before 8.2).
             state.cut_sleep.wait(penalty / 1e6)
 
@@ -418,6 +443,9 @@ class KvmBackend(VcpuBackend):
     def update_throttle(self, in_service: bool, penalties_us: Sequence[int]) -> None:
         self._penalties = list(penalties_us)
         self._in_service = in_service
+
+    def keep_penalty_sleep_on_kick(self, keep: bool) -> None:
+        self._keep_sleep = keep
 
     def dirty_pages(self) -> list[int]:
         with self._reap_lock:

@@ -91,6 +91,10 @@ class SimBackend(VcpuBackend):
         with self._lock:
             self.model.set_throttle(self.clock.monotonic(), in_service, penalties_us)
 
+    def keep_penalty_sleep_on_kick(self, keep: bool) -> None:
+        with self._lock:
+            self.model.kick_keeps_sleep = keep
+
     def dirty_pages(self) -> list[int]:
         with self._lock:
             self.model.advance(self.clock.monotonic())

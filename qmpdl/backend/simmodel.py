@@ -22,6 +22,8 @@ The model, per vCPU (all rates while the vCPU runs, i.e. not paused and not asle
 Kicks (a flush of all rings, ``stop``) end a penalty sleep at once when
 ``kick_interrupts_sleep`` (QEMU before 8.2 used ``usleep``, which a signal cuts short);
 otherwise the caller waits for the sleeps to end (:meth:`SimModel.kick_completion`).
+With ``kick_keeps_sleep`` (the ``target`` throttle controller) a kick does neither: the
+sleeper is out of the guest already, its ring is harvested, and it sleeps on.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class SimModel:
         self.ring_size = ring_size
         self.ram_pages = ram_size // PAGE_SIZE
         self.kick_interrupts_sleep = kick_interrupts_sleep
+        #: a kick neither cuts a penalty sleep nor waits for it (``target`` controller)
+        self.kick_keeps_sleep = False
         #: entries at which a ring counts as full
         self.soft_full = max(ring_size - RING_RESERVED_ENTRIES, 1) if ring_size else 0
         self.regions = _layout(workloads, self.ram_pages)
@@ -149,14 +153,14 @@ class SimModel:
     def kick_completion(self, t: float) -> float:
         """When a kick issued at ``t`` has reached every vCPU (sleepers answer on waking)."""
         self.advance(t)
-        if self.kick_interrupts_sleep:
+        if self.kick_interrupts_sleep or self.kick_keeps_sleep:
             return t
         return max(t, float(self.sleep_until.max(initial=_NO_SLEEP)))
 
     def kick(self, t: float) -> None:
         """Every vCPU leaves the guest at ``t``; interruptible sleeps end here."""
         self.advance(t)
-        if self.kick_interrupts_sleep:
+        if self.kick_interrupts_sleep and not self.kick_keeps_sleep:
             cut = self.sleep_until > t + _EPS
             self.sleeps_cut_short += int(cut.sum())
             self.sleep_until[cut] = t

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from qmpdl.backend.base import VcpuBackend
 from qmpdl.clock import Clock
-from qmpdl.dirtylimit.controller import ControllerState, adjust
+from qmpdl.dirtylimit.controller import ControllerState
+from qmpdl.dirtylimit.controllers import DEFAULT_CONTROLLER, PeriodInput, make_controller
 from qmpdl.dirtyrate.measure import MeasurementAbortedError, vcpu_calculate_dirtyrate
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
@@ -63,6 +64,7 @@ class DirtyLimit:
         period_ms: Callable[[], int] = lambda: DIRTYLIMIT_CALC_TIME_MS,
         allowed: Callable[[], bool] = lambda: True,
         threaded: bool = True,
+        controller: str = DEFAULT_CONTROLLER,
     ) -> None:
         self.backend = backend
         self.dirty_log = dirty_log
@@ -86,6 +88,10 @@ class DirtyLimit:
         #: per present vCPU, microseconds slept per ring-full (survives cancel)
         self.throttle_us_per_full = [0] * self.nr_vcpus
         self.controller = ControllerState()
+        #: the CALCULATE step (``--dirtylimit-controller``; ``qemu`` uses ``controller``)
+        self.throttle_controller = make_controller(controller)
+        if self.throttle_controller.keeps_penalty_sleep_on_kick:
+            backend.keep_penalty_sleep_on_kick(True)
         #: last published per-vCPU rates (max_cpus entries) while the thread exists
         self._rates: list[int] | None = None
         self._running = False
@@ -129,6 +135,7 @@ class DirtyLimit:
             entry.quota = quota
             if not entry.enabled:
                 self._limited_nvcpu += 1
+                self.throttle_controller.enabled(cpu_index)
         else:
             entry.quota = 0
             if entry.enabled:
@@ -231,8 +238,19 @@ class DirtyLimit:
                 if not entry.enabled:
                     continue
                 before = self.throttle_us_per_full[cpu]
-                adj = adjust(before, entry.quota, rates[cpu], self.ring_size, self.controller)
-                self.controller = adj.state
+                adj = self.throttle_controller.calculate(
+                    PeriodInput(
+                        cpu,
+                        entry.quota,
+                        rates[cpu],
+                        before,
+                        self.ring_size,
+                        self._period_ms(),
+                        self.controller,
+                    )
+                )
+                if adj.qemu_state is not None:
+                    self.controller = adj.qemu_state
                 self.throttle_us_per_full[cpu] = adj.throttle_us_per_full
                 if adj.linear is not None:
                     pct, step = adj.linear

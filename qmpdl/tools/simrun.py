@@ -31,6 +31,7 @@ class VirtualMachine:
         ram_size: int = 256 << 20,
         qemu_version: str = "7.2",
         max_cpus: int | None = None,
+        controller: str = "qemu",
     ) -> None:
         self.clock = VirtualClock()
         self.profile = get_profile(qemu_version)
@@ -51,6 +52,7 @@ class VirtualMachine:
             max_cpus=max_cpus or len(workloads),
             shutdown=threading.Event(),
             threaded=False,
+            controller=controller,
         )
 
     def set_limit(self, quota: int, cpu_index: int | None = None) -> None:

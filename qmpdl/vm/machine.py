@@ -72,6 +72,7 @@ class Machine:
             shutdown=self.shutdown_event,
             bql=self.bql,
             tracer=tracer,
+            controller=config.dirtylimit_controller,
         )
         self.dirtyrate = DirtyRateCalc(
             dirty_log=self.dirty_log,
