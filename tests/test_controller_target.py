@@ -406,3 +406,42 @@ def test_period_end_flush_neither_cuts_nor_waits_for_sleeps(qemu_version: str) -
             assert cut >= 8
         else:
             assert cut == 0 and elapsed > 10.05
+
+
+def test_measured_sleep_gives_the_run_time_directly() -> None:
+    """With the window's sleep time: t_run = M x (window - slept) / pages, whatever the
+    phase of the cycle (the nominal M/r - p would read 31 as a much slower guest)."""
+    for current in (31, 47):
+        ctl = TargetController()
+        run_s = current / UNTHROTTLED  # the guest ran at 450 MiB/s for this long
+        p = ctl.calculate(
+            PeriodInput(0, 45, current, 300_000, 4096, 1000, window_s=1.0, slept_s=1.0 - run_s)
+        ).throttle_us_per_full
+        assert p == pytest.approx((FILL / 45 - FILL / UNTHROTTLED) * 1e6, abs=2)
+
+
+def test_sim_counts_penalty_sleep() -> None:
+    vm = VirtualMachine([Workload(rate=UNTHROTTLED)], controller="target")
+    vm.set_limit(45)
+    vm.run(2)
+    before = vm.backend.penalty_sleep_seconds()
+    assert before is not None
+    vm.run(10)
+    after = vm.backend.penalty_sleep_seconds()
+    assert after is not None
+    # 10 % duty cycle: about 9 s of the 10 asleep.
+    assert after[0] - before[0] == pytest.approx(9.0, abs=0.1)
+
+
+@pytest.mark.parametrize(("unthrottled", "quota"), [(330, 33), (440, 66), (250, 50)])
+def test_flush_does_not_lock_the_cycle(unthrottled: int, quota: int) -> None:
+    """A flush that harvests a running vCPU's partial ring charges those pages to its next
+    penalty: the fill/sleep cycle does not restart at every period boundary, so the
+    long-run mean is the quota from the start (without the charge it was the quota plus
+    up to one ring for a dozen periods)."""
+    vm = VirtualMachine([Workload(rate=unthrottled)], controller="target")
+    vm.set_limit(quota)
+    rates = _run(vm, 30)
+    assert sum(rates[1:10]) / 9 == pytest.approx(quota, rel=0.08)
+    assert sum(rates[1:]) / 29 == pytest.approx(quota, rel=0.03)
+    assert vm.backend.model.charged[0] < FILL * 256

@@ -110,6 +110,11 @@ class VcpuBackend(abc.ABC):
         sleeps on.  Asked for by the ``target`` throttle controller only; without it the
         profile's behaviour holds (7.2: cut short, 8.2+: waited for)."""
 
+    def penalty_sleep_seconds(self) -> list[float] | None:
+        """Per vCPU: seconds spent in penalty sleeps so far, the current one included
+        (monotonic); None where the backend does not keep count."""
+        return None
+
     @abc.abstractmethod
     def dirty_pages(self) -> list[int]:
         """Per vCPU: ring entries harvested so far (monotonic; no flush)."""

@@ -18,7 +18,8 @@ until the thread acknowledges that it left the guest.  A vCPU asleep in its pena
 acknowledges at once when the profile's sleep is interruptible (QEMU before 8.2 used
 ``usleep``, which the signal cuts short), else when its sleep ends; with the ``target``
 throttle controller (``keep_penalty_sleep_on_kick``) it counts as out of the guest at
-once and sleeps on.  Flushing the rings
+once and sleeps on, its sleeps are timed, and the entries flushes took from its ring
+lengthen its next penalty by their share of a ring.  Flushing the rings
 (every measurement window) and pausing (``stop``) are kicks.  A reaper thread harvests
 every ring once a second unless the dirty limit is in service.
 """
@@ -83,6 +84,13 @@ class _VcpuState:
     failed_resyncs: int = 0
     #: asleep in a penalty that kicks leave alone (``keep_penalty_sleep_on_kick``)
     sleeping: bool = False
+    #: seconds slept in penalties (kept with ``keep_penalty_sleep_on_kick``), and when
+    #: the current penalty sleep began
+    slept: float = 0.0
+    sleep_began: float | None = None
+    #: entries harvested from its ring since its last penalty (with
+    #: ``keep_penalty_sleep_on_kick``: the next penalty is charged for them too)
+    charged: int = 0
     #: auto-converge: seconds to sleep once the pending kick is served
     throttle_sleep: float = 0.0
     #: work for the vCPU thread, run once it is out of the guest (QEMU's run_on_cpu)
@@ -339,21 +347,33 @@ class KvmBackend(VcpuBackend):
                 )
             return
         state.failed_resyncs = 0
+        mine, others = harvested[state.vcpu.index], 0
+        if self._keep_sleep:
+            with self._reap_lock:
+                others, state.charged = max(state.charged - mine, 0), 0
         penalty = self._penalties[state.vcpu.index] if self._in_service else 0
         if penalty > 0:
             state.cut_sleep.clear()
             if self._shutdown.is_set():
                 return
             if self._keep_sleep:
+                # Charged per page: what flushes took from the ring since the last
+                # penalty lengthens this one by its share of a ring.
+                if mine > 0:
+                    penalty = round(penalty * (1 + min(others, mine) / mine))
                 # Kicks find the vCPU out of the guest: they harvest and let it sleep on.
                 with self._cond:
                     state.sleeping = True
+                    state.sleep_began = self.clock.monotonic()
                     self._cond.notify_all()
                 try:
                     state.cut_sleep.wait(penalty / 1e6)
                 finally:
                     with self._cond:
                         state.sleeping = False
+                        if state.sleep_began is not None:
+                            state.slept += self.clock.monotonic() - state.sleep_began
+                        state.sleep_began = None
                 return
             # A kick ends the sleep early only where usleep did (before 8.2).
             state.cut_sleep.wait(penalty / 1e6)
@@ -405,6 +425,8 @@ class KvmBackend(VcpuBackend):
                 result = state.vcpu.harvest(offsets=bitmap is not None)
                 counts[state.vcpu.index] = result.count
                 self._dirty[state.vcpu.index] += result.count
+                if self._keep_sleep and self._in_service:
+                    state.charged += result.count
                 if bitmap is not None and result.count:
                     offsets = result.offsets[result.offsets < len(bitmap)]
                     bitmap[offsets.astype(np.int64)] = True
@@ -446,6 +468,16 @@ class KvmBackend(VcpuBackend):
 
     def keep_penalty_sleep_on_kick(self, keep: bool) -> None:
         self._keep_sleep = keep
+
+    def penalty_sleep_seconds(self) -> list[float] | None:
+        if not self._keep_sleep:
+            return None
+        now = self.clock.monotonic()
+        with self._cond:
+            return [
+                s.slept + (now - s.sleep_began if s.sleep_began is not None else 0.0)
+                for s in self._vcpus
+            ]
 
     def dirty_pages(self) -> list[int]:
         with self._reap_lock:

@@ -95,6 +95,11 @@ class SimBackend(VcpuBackend):
         with self._lock:
             self.model.kick_keeps_sleep = keep
 
+    def penalty_sleep_seconds(self) -> list[float] | None:
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return [float(x) for x in self.model.slept]
+
     def dirty_pages(self) -> list[int]:
         with self._lock:
             self.model.advance(self.clock.monotonic())

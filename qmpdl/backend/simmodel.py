@@ -23,7 +23,9 @@ Kicks (a flush of all rings, ``stop``) end a penalty sleep at once when
 ``kick_interrupts_sleep`` (QEMU before 8.2 used ``usleep``, which a signal cuts short);
 otherwise the caller waits for the sleeps to end (:meth:`SimModel.kick_completion`).
 With ``kick_keeps_sleep`` (the ``target`` throttle controller) a kick does neither: the
-sleeper is out of the guest already, its ring is harvested, and it sleeps on.
+sleeper is out of the guest already, its ring is harvested, and it sleeps on; and the
+pages a flush harvests lengthen the vCPU's next penalty by their share of a ring.
+Penalty sleep is counted per vCPU (``slept``).
 """
 
 from __future__ import annotations
@@ -78,8 +80,15 @@ class SimModel:
         self.ring_size = ring_size
         self.ram_pages = ram_size // PAGE_SIZE
         self.kick_interrupts_sleep = kick_interrupts_sleep
-        #: a kick neither cuts a penalty sleep nor waits for it (``target`` controller)
+        #: a kick neither cuts a penalty sleep nor waits for it, and the penalty is
+        #: charged per page (``target`` controller; see :attr:`charged`)
         self.kick_keeps_sleep = False
+        #: pages other harvests (flushes) took from a vCPU's ring since its last
+        #: ring-full: with ``kick_keeps_sleep`` its next sleep is longer by that share of
+        #: a ring, so a flush does not restart the fill/sleep cycle for free
+        self.charged: FloatArray = np.zeros(n)
+        #: seconds each vCPU spent in penalty sleeps so far
+        self.slept: FloatArray = np.zeros(n)
         #: entries at which a ring counts as full
         self.soft_full = max(ring_size - RING_RESERVED_ENTRIES, 1) if ring_size else 0
         self.regions = _layout(workloads, self.ram_pages)
@@ -205,8 +214,10 @@ class SimModel:
             )
 
     def _active_time(self, t: float) -> tuple[FloatArray, FloatArray]:
-        """Per vCPU: when it runs from (after any sleep) and for how long until ``t``."""
+        """Per vCPU: when it runs from (after any sleep) and for how long until ``t``;
+        the part of a sleep begun earlier that falls before ``t`` counts as slept."""
         begin = np.maximum(self.sleep_until, self.t)
+        self.slept += np.minimum(begin, t) - self.t
         return begin, np.maximum(t - begin, 0.0)
 
     def _finish(self, t: float) -> None:
@@ -251,14 +262,22 @@ class SimModel:
         if yes.size:
             r = rate[yes]
             p = self.penalty[yes]
+            # The first ring-full's sleep also covers the pages flushes took since the
+            # last one (0 unless the penalty is charged per page): delta longer.
+            delta = p * self.charged[yes] / full
+            self.charged[yes] = 0.0
             u = np.minimum(first_full[reaches], t)
             cycle = full / r + p
-            extra = np.floor((t - u) / cycle + _EPS)
+            extra = np.maximum(np.floor((t - u - delta) / cycle + _EPS), 0.0)
             fulls = 1 + extra
-            last_full = u + extra * cycle
+            last_full = np.where(extra > 0, u + delta + extra * cycle, u)
+            p_now = np.where(extra > 0, p, p + delta)
             rem = t - last_full
-            sleeping = rem < p - _EPS
-            ring1 = np.where(sleeping, 0.0, np.maximum(rem - p, 0.0) * r)
+            self.slept[yes] += np.where(extra > 0, p + delta + (extra - 1) * p, 0.0) + np.minimum(
+                p_now, rem
+            )
+            sleeping = rem < p_now - _EPS
+            ring1 = np.where(sleeping, 0.0, np.maximum(rem - p_now, 0.0) * r)
             self.written[yes] += (
                 (full - np.minimum(self.since[yes], full)) + (fulls - 1) * full + ring1
             )
@@ -267,7 +286,7 @@ class SimModel:
             self.ring_full_exits[yes] += fulls.astype(np.int64)
             slept = p > 0
             self.penalty_sleeps[yes] += np.where(slept, fulls, 0).astype(np.int64)
-            self.sleep_until[yes] = np.where(sleeping, last_full + p, _NO_SLEEP)
+            self.sleep_until[yes] = np.where(sleeping, last_full + p_now, _NO_SLEEP)
         self._finish(t)
 
     def _run_with_reaper(self, t: float) -> None:
@@ -303,6 +322,8 @@ class SimModel:
         ring = np.minimum(self.since, self.wss)
         entries = np.floor(ring + 1e-9)
         self.dirty += entries.astype(np.int64)
+        if self.kick_keeps_sleep and self.in_service:
+            self.charged += entries
         # A saturated small working set restarts empty; otherwise keep the partial page.
         self.since = np.where(self.since > self.wss, 0.0, np.maximum(self.since - entries, 0.0))
 

@@ -24,16 +24,20 @@ when not throttled.  So from one period's measurement, ``t_run = M/r - p``, and 
 penalty that yields the quota ``q`` is ``p' = M/q - t_run``: one step, no dead band, no
 dependence on any other vCPU's rate or on the largest rate ever seen.  Details:
 
-* *Estimating t_run.*  One period's value is noisy at low quotas: the number of ring
-  fills that fall into a 1 s window varies by one with the phase of the fill/sleep cycle,
-  and at a duty cycle of 10 % the error of ``M/r - p`` is ten times the relative error of
-  ``r``.  The controller therefore keeps a *rate-weighted*, exponentially decaying
-  average, ``t_run = sum(w (M - r p)) / sum(w r)`` (decay ``DECAY`` per period), which
-  is "total run time / total pages dirtied" over the recent periods: periods with a high
-  rate (such as the unthrottled first one) are the informative ones and count most; one
-  at a tenth of the rate counts a tenth.  ``M`` need not be exact: at the fixed point
-  (``r = q``) any constant error in ``M``, or in the real sleep length (timer slack,
-  scheduling), cancels out, since it enters ``t_run`` and ``p'`` alike.
+* *Estimating t_run.*  From the nominal formula ``M/r - p`` one period's value is very
+  noisy at low quotas: the number of ring fills that fall into a 1 s window varies by one
+  with the phase of the fill/sleep cycle, and at a duty cycle of 10 % the error of
+  ``M/r - p`` is ten times the relative error of ``r``.  So the service also tells the
+  controller how long the vCPU really slept in the window (``slept_s``, kept by the
+  backend): then ``t_run = M x (window - slept) / pages``, the run time per ring
+  actually observed, whatever the phase, the timer slack or the scheduling delays of the
+  sleeps (the nominal formula remains the fallback).  These per-period values are
+  averaged with weights that favour the periods at a high rate (``r x predicted rate``:
+  where one page more or less matters least; among periods with the same penalty the
+  weight is proportional to ``r``, so their mean is "total run time / total pages",
+  unbiased), decaying by ``DECAY`` per period.  ``M`` need not be exact: at the fixed
+  point (``r = q``) a constant error in it cancels out, since it enters ``t_run`` and
+  ``p'`` alike.
 * *Changes of the workload.*  If a period's rate is far above what the estimate predicts
   for the penalty in effect (more than the quantisation of one ring per period allows),
   the guest sped up: the estimate restarts from that period at once, so a quota is never
@@ -56,8 +60,18 @@ dependence on any other vCPU's rate or on the largest rate ever seen.  Details:
   without waiting - the vCPU is out of the guest anyway - so the cycle runs on
   undisturbed and the penalty acts smoothly (:attr:`ThrottleController.
   keeps_penalty_sleep_on_kick`; backends implement it in
-  :meth:`~qmpdl.backend.base.VcpuBackend.keep_penalty_sleep_on_kick`).  Only ``target``
-  asks for this; ``qemu`` keeps the profile's behaviour.
+  :meth:`~qmpdl.backend.base.VcpuBackend.keep_penalty_sleep_on_kick`).  A flush that
+  harvests a *running* vCPU's partly filled ring would still restart its cycle (the next
+  ring-full comes a whole ring later); so in this mode the pages a flush took are charged
+  to the next penalty (that sleep is longer by their share of a ring): the penalty is
+  effectively per page dirtied, and the duty cycle ``t_run / (t_run + p)`` holds across
+  period boundaries.  Only ``target`` asks for this; ``qemu`` keeps the profile's
+  behaviour.
+* *Granularity.*  A 1 s reading counts whole rings plus the part of a run the window
+  boundary cuts, so at a steady rate of ``x`` rings per period the readings alternate
+  between neighbouring whole numbers of rings; a mean of 3 periods can then miss the
+  quota by up to ``1/(3x)`` (10 % at 3.3 rings, 53 MiB/s with a 4096-entry ring) even
+  when the true rate is exact.
 * The penalty lies in ``[0, M/q]`` (never longer than one ring's worth at the quota).
 """
 
@@ -95,6 +109,11 @@ class PeriodInput:
     period_ms: int
     #: QEMU's controller memory (the process-wide largest rate); only ``qemu`` uses it
     qemu_state: ControllerState = field(default_factory=ControllerState)
+    #: seconds the window really lasted, and the vCPU's penalty sleep in it (None unless
+    #: the controller has :attr:`ThrottleController.uses_sleep_time` and the backend
+    #: keeps count)
+    window_s: float = 1.0
+    slept_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +137,8 @@ class ThrottleController(abc.ABC):
     #: True: a kick (the measurement's ring flush, ``stop``) neither cuts a penalty
     #: sleep short nor waits for it; False: the QEMU profile's behaviour
     keeps_penalty_sleep_on_kick: ClassVar[bool] = False
+    #: True: the service measures each vCPU's penalty sleep per window (``slept_s``)
+    uses_sleep_time: ClassVar[bool] = False
 
     def enabled(self, cpu_index: int) -> None:  # noqa: B027 - optional hook
         """The limit was just enabled for ``cpu_index`` (it was not before)."""
@@ -185,9 +206,12 @@ class TargetController(ThrottleController):
     name = "target"
     summary = "an absolute penalty target per vCPU (settles at the quota)"
     keeps_penalty_sleep_on_kick = True
+    uses_sleep_time = True
 
     #: weight of the past per period in the run-time estimate
     DECAY = 0.8
+    #: a period's weight grows as its rate to this power
+    WEIGHT_POWER = 2.0
     #: a period whose rate differs from the prediction by more than this share (beyond
     #: the quantisation of one ring per period) counts as a change of the workload
     CHANGE = 0.25
@@ -208,15 +232,24 @@ class TargetController(ThrottleController):
         partial = period.cpu_index in self._partial
         self._partial.discard(period.cpu_index)
         if r > 0 and not (partial and p > 0 and est.known):
-            self._learn(est, fill, r, p, period.period_ms)
+            self._learn(est, fill, r, p, period)
         if not est.known:
             return Decision(period.throttle_us_per_full)
         return Decision(self.penalty_us(fill, period.quota, est.t_run))
 
-    def _learn(self, est: RunTimeEstimate, fill: float, r: float, p: float, period_ms: int) -> None:
-        sample = fill / r - p
+    def _learn(
+        self, est: RunTimeEstimate, fill: float, r: float, p: float, period: PeriodInput
+    ) -> None:
+        period_ms = period.period_ms
+        run_s = period.window_s - period.slept_s if period.slept_s is not None else 0.0
+        if run_s > 0.01 * period.window_s:
+            # Measured: the pages dirtied over the time the vCPU did not sleep.
+            sample = fill * run_s / (r * period_ms / 1000)
+        else:
+            # Nominal: as many sleeps of p as rings were filled.
+            sample = fill / r - p
         if not est.known:
-            est.restart(sample, (r / fill) ** 2)
+            est.restart(sample, (r / fill) ** self.WEIGHT_POWER)
             return
         predicted = fill / (est.t_run + p) if est.t_run + p > 0 else r
         # The error of M/r - p from one ring more or less in a period grows as 1/r^2, so
@@ -224,7 +257,7 @@ class TargetController(ThrottleController):
         # this penalty).  Among periods with the same penalty it is proportional to r,
         # which makes their mean "total run time / total pages" - unbiased, where
         # weighing by r^2 would favour the periods that happened to catch one ring more.
-        weight = r * predicted / fill**2
+        weight = r * (predicted / fill) ** (self.WEIGHT_POWER - 1) / fill
         # One ring more or less per period is the measurement's own granularity.
         slack = self.CHANGE + fill * 1000 / max(period_ms, 1) / max(predicted, 1e-9)
         if r > predicted * (1 + slack):

@@ -97,6 +97,9 @@ class DirtyLimit:
         self._running = False
         self._thread: threading.Thread | None = None
         self._quit = False
+        #: the last window: its length as the rates use it (ms), as it really was (s), and
+        #: each vCPU's penalty sleep in it (s; None unless the controller asks for it)
+        self._window: tuple[int, float, list[float] | None] = (DIRTYLIMIT_CALC_TIME_MS, 1.0, None)
 
     def set_migration_hooks(
         self, *, allowed: Callable[[], bool], period_ms: Callable[[], int]
@@ -202,6 +205,10 @@ class DirtyLimit:
     def run_period(self) -> bool:
         """One iteration of the throttle loop: measure every vCPU over one period,
         publish the rates, adjust the penalties.  False when the machine shuts down."""
+        # Controllers that ask for it also learn how long each vCPU slept in the window.
+        measure_sleep = self.throttle_controller.uses_sleep_time
+        slept0 = self.backend.penalty_sleep_seconds() if measure_sleep else None
+        t0 = self.clock.monotonic()
         try:
             result = vcpu_calculate_dirtyrate(
                 clock=self.clock,
@@ -214,6 +221,11 @@ class DirtyLimit:
             )
         except MeasurementAbortedError:
             return False
+        self._window = (result.duration_ms, self.clock.monotonic() - t0, None)
+        slept1 = self.backend.penalty_sleep_seconds() if slept0 is not None else None
+        if slept0 is not None and slept1 is not None:
+            slept = [b - a for a, b in zip(slept0, slept1, strict=True)]
+            self._window = (result.duration_ms, self._window[1], slept)
         rates = self._rates
         if rates is not None:
             for i, rate in enumerate(result.rates[: self.max_cpus]):
@@ -238,6 +250,7 @@ class DirtyLimit:
                 if not entry.enabled:
                     continue
                 before = self.throttle_us_per_full[cpu]
+                duration_ms, elapsed, slept = self._window
                 adj = self.throttle_controller.calculate(
                     PeriodInput(
                         cpu,
@@ -245,8 +258,10 @@ class DirtyLimit:
                         rates[cpu],
                         before,
                         self.ring_size,
-                        self._period_ms(),
+                        duration_ms,
                         self.controller,
+                        elapsed,
+                        slept[cpu] if slept is not None else None,
                     )
                 )
                 if adj.qemu_state is not None:
