@@ -207,38 +207,46 @@ REQUESTS: dict[str, bytes] = {
 
 
 def one_run(kind: str, n: int) -> dict[str, Any]:
-    """Every case of one run on a fresh VM of ``kind``."""
+    """Every case of one run, each on a fresh VM of ``kind`` with only the monitors it
+    uses (QEMU's main loop polls every monitor, so idle ones would slow it)."""
     out: dict[str, Any] = {}
     replies: dict[str, str] = {}
-    with vm(kind, max(MONITORS)) as paths:
-        conn = Conn(paths[0])
-
-        def cases(tag: str) -> None:
-            for name, request in REQUESTS.items():
-                label = f"{name}{tag}"
-                lat: list[float] = []
-                t0 = time.perf_counter()
-                replies[label] = sequential(conn, request, n, lat).decode()
-                out[f"{label}/sequential"] = _stats(lat, time.perf_counter() - t0, n)
-                out[f"{label}/pipelined"], _ = pipelined(conn, request, n)
-                for m in MONITORS[1:]:
-                    out[f"{label}/monitors-{m}"], _ = concurrent(paths[1 : m + 1], request, n)
-
-        cases("")
-        conn.call(b'{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 100}}\n')
-        cases("[limit-set]")
-        conn.close()
+    set_limit = b'{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 100}}\n'
+    for tag in ("", "[limit-set]"):
+        for monitors in MONITORS:
+            # monitor 0 sets the limit (and carries the one-connection cases)
+            with vm(kind, monitors + (monitors > 1)) as paths:
+                conn = Conn(paths[0])
+                if tag:
+                    conn.call(set_limit)
+                for name, request in REQUESTS.items():
+                    label = f"{name}{tag}"
+                    if monitors == 1:
+                        lat: list[float] = []
+                        t0 = time.perf_counter()
+                        replies[label] = sequential(conn, request, n, lat).decode()
+                        out[f"{label}/sequential"] = _stats(lat, time.perf_counter() - t0, n)
+                        out[f"{label}/pipelined"], _ = pipelined(conn, request, n)
+                    else:
+                        out[f"{label}/monitors-{monitors}"], _ = concurrent(paths[1:], request, n)
+                conn.close()
     out["replies"] = replies
     return out
+
+
+_MODES = ("sequential", "pipelined", *(f"monitors-{m}" for m in MONITORS[1:]))
+
+
+def _case_order(case: str) -> tuple[str, int]:
+    label, mode = case.split("/")
+    return label, _MODES.index(mode)
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """Medians per kind and case."""
     table: dict[str, dict[str, float]] = {}
     for kind, results in runs.items():
-        for case in results[0]:
-            if case == "replies":
-                continue
+        for case in sorted((c for c in results[0] if c != "replies"), key=_case_order):
             row = table.setdefault(case, {})
             for key in ("req_per_s", "lat_ms_p50", "lat_ms_p99"):
                 row[f"{kind}_{key}"] = round(median([r[case][key] for r in results]), 4)

@@ -8,21 +8,23 @@ benchmarks can tell the throttle thread from the vCPUs.  Linux keeps 15 bytes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
+from collections.abc import Callable
 
 _PR_SET_NAME = 15
-_libc: ctypes.CDLL | None = None
+
+_prctl: Callable[..., int] | None
+try:
+    # the process's own symbols include libc's (no library search, which would spawn
+    # ldconfig and stall the first thread that names itself)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
 
 
 def name_this_thread() -> None:
-    """Copy ``threading.current_thread().name`` to the OS thread; silently a no-op where
+    """Copy ``threading.current_thread().name`` to the OS thread; a no-op where
     ``prctl`` is missing."""
-    global _libc
-    try:
-        if _libc is None:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if _prctl is not None:
         name = threading.current_thread().name.encode()[:15]
-        _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+        _prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)

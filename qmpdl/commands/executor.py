@@ -43,6 +43,11 @@ class CommandExecutor:
         assert command is not None
         return bool(command.allow_oob)
 
+    def blocks(self, name: str) -> bool:
+        """True when command ``name`` runs in a worker thread (it may take long)."""
+        spec = self._commands.get(name)
+        return spec is not None and spec.blocking
+
     def command_set(self, *, negotiating: bool) -> CommandSet:
         return self._negotiation_mode if negotiating else self._command_mode
 

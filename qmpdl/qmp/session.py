@@ -124,6 +124,10 @@ class MonitorSession:
     def has_in_band(self) -> bool:
         return bool(self._queue)
 
+    def peek_in_band(self) -> InBandRequest | None:
+        """The oldest queued request, left in the queue."""
+        return self._queue[0] if self._queue else None
+
     def pop_in_band(self) -> InBandRequest | None:
         """The dispatcher takes the oldest queued request (QEMU resumes a full OOB queue
         right away, so OOB commands keep flowing while it runs)."""

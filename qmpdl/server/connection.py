@@ -94,7 +94,7 @@ class MonitorConnection(asyncio.Protocol):
         for request in oob:
             self.dispatcher.run_oob(self, request)
         if self.session.has_in_band:
-            self.dispatcher.wake()
+            self.dispatcher.submit(self)
         self._update_reading()
 
     def _update_reading(self) -> None:
