@@ -138,14 +138,18 @@ class DirtyRateCalc:
                 calc_time=stored_calc_time,
                 sample_pages=sample_pages,
             )
+        started = threading.Event()
         thread = threading.Thread(
             target=self._thread_main,
-            args=(mode, calc_time_ms, sample_pages),
+            args=(mode, calc_time_ms, sample_pages, started),
             name="get_dirtyrate",
             daemon=True,
         )
         self._thread = thread
         thread.start()
+        # QEMU's thread marks the measurement started within microseconds, before any
+        # next command; a Python thread waits for the GIL, so the command waits for it.
+        started.wait(1.0)
 
     def query_dirty_rate(self, calc_time_unit: TimeUnit | None = None) -> DirtyRateInfo:
         """``query-dirty-rate``."""
@@ -192,12 +196,17 @@ class DirtyRateCalc:
     def _to_stored(self, ms: int) -> int:
         return ms if self.profile.has("calc-time-unit") else ms // 1000
 
-    def _thread_main(self, mode: MeasureMode, calc_time_ms: int, sample_pages: int) -> None:
+    def _thread_main(
+        self, mode: MeasureMode, calc_time_ms: int, sample_pages: int, started: threading.Event
+    ) -> None:
         name_this_thread()
         with self._lock:
-            if self.status != DirtyRateStatus.UNSTARTED:
-                return
-            self.status = DirtyRateStatus.MEASURING
+            proceed = self.status == DirtyRateStatus.UNSTARTED
+            if proceed:
+                self.status = DirtyRateStatus.MEASURING
+        started.set()
+        if not proceed:
+            return
         try:
             if mode == MeasureMode.DIRTY_RING:
                 self._dirty_ring(calc_time_ms)
