@@ -41,6 +41,8 @@ class QapiSchema:
         self.profile = profile
         self.schema = schema
         self._introspection: list[JsonValue] | None = None
+        #: argument models of commands called without arguments (see parse_arguments)
+        self._no_arguments: dict[str, BaseModel] = {}
 
     @classmethod
     def load(cls, profile: Profile) -> QapiSchema:
@@ -86,8 +88,16 @@ class QapiSchema:
         definition = self._command(command)
         if not isinstance(arguments, dict):
             raise QMPError("QMP input member 'arguments' must be an object")
+        if not arguments:
+            # the commonest case (query-*): models are frozen, so one instance serves
+            cached = self._no_arguments.get(command)
+            if cached is not None:
+                return cached
         values = InputVisitor().visit_arguments(definition.arg_type, arguments)
-        return bind_object(generated.COMMAND_ARGS[command], definition.arg_type, values)
+        model = bind_object(generated.COMMAND_ARGS[command], definition.arg_type, values)
+        if not arguments:
+            self._no_arguments[command] = model
+        return model
 
     def return_value(self, command: str, value: object) -> JsonValue:
         """A handler's result as QEMU's reply value (``{}`` for commands returning nothing)."""
