@@ -403,13 +403,15 @@ class MigrationManager:
         with self._lock:
             self._last_stats = outgoing.stats
             state = self.state
-        if state == "cancelling":
-            self.set_state("cancelling", "cancelled")
-            state = "cancelled"
-        if state == "completed":
-            self.machine.set_runstate(RunState.POSTMIGRATE)
-        elif state in ("failed", "cancelled"):
-            self.machine.restart_after_migration(outgoing.was_running)
+        # One locked section: commands see the end state and the run state together.
+        with self.machine.bql:
+            if state == "cancelling":
+                self.set_state("cancelling", "cancelled")
+                state = "cancelled"
+            if state == "completed":
+                self.machine.set_runstate(RunState.POSTMIGRATE)
+            elif state in ("failed", "cancelled"):
+                self.machine.restart_after_migration(outgoing.was_running)
 
     def cancel(self, *, wait: bool = False) -> None:
         """QMP ``migrate_cancel`` (and machine shutdown): first try to lift the dirty

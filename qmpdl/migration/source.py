@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
+from qmpdl.qapi.types import RunState
 from qmpdl.threadname import name_this_thread
 from qmpdl.vm.dirtylog import DirtyLogUser
 
@@ -194,7 +195,11 @@ class OutgoingMigration:
         if transfer_time:
             self.stats.mbps = self.stats.transferred * 8.0 / transfer_time / 1000
         self.stats.remaining = 0
-        m.set_state(m.state, "completed")
+        # Under the BQL, so no command sees "completed" with the VM still in
+        # finish-migrate (QEMU sets postmigrate in the same locked section).
+        with self.machine.bql:
+            m.set_state(m.state, "completed")
+            self.machine.set_runstate(RunState.POSTMIGRATE)
 
     def _await_ack(self) -> None:
         assert self.channel is not None
