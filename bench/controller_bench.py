@@ -132,6 +132,9 @@ def machine(kind: str, workdir: Path) -> Iterator[tuple[RawQMP, Path]]:
             "-nodefaults",
             "-kernel",
             str(image),
+            # trace lines carry pid@time only with timestamps on
+            "-msg",
+            "timestamp=on",
             *common,
         ]
     else:
@@ -404,6 +407,11 @@ def plot(results: dict[str, Any], prefix: str) -> list[Path]:
                 )
             offset += n
             ax.axvline(offset + 0.5, color="0.7", lw=0.5)
+        quotas = [p["quota"] for p in results["kinds"][kinds[0]][name] if "quota" in p]
+        if len(quotas) == 1 and quotas[0] < 250:
+            # The unthrottled first period would squash the curves: clip it.
+            ax.set_ylim(0, quotas[0] * 2 + 20)
+            ax.text(1.1, quotas[0] * 2 + 10, "period 1: unthrottled, off scale", fontsize=8)
         ax.set_xlabel("period (1 s)")
         ax.set_ylabel("current-rate MiB/s")
         ax.set_title(f"{name}: per-period dirty rate (median of runs), quota +-10 % shaded")
@@ -441,6 +449,7 @@ def main() -> int:
     unthrottled = opts.unthrottled or (calibrate() if real else 442.0)
     print(f"U = {unthrottled:.0f} MiB/s", file=sys.stderr, flush=True)
     plan = scenarios(opts.periods, opts.quick)
+    out_name = "controller" + ("-quick" if opts.quick else "")
     results: dict[str, Any] = {
         "runs": runs,
         "periods": opts.periods,
@@ -464,15 +473,16 @@ def main() -> int:
                     curves.append(real_run(kind, steps, unthrottled))
                     print(f"{kind} {name}: {curves[-1]}", file=sys.stderr, flush=True)
                 results["kinds"][kind][name] = summarise(curves, steps, unthrottled)
+                save(out_name + "-partial", results)  # nothing lost if a later run fails
         quota = round(0.1 * unthrottled)
         results["reader"] = {
             kind: [reader_under_limit(kind.removeprefix("kvm-"), quota, 4.0) for _ in range(runs)]
             for kind in opts.kinds.split(",")
             if kind.startswith("kvm-")
         }
-    name = "controller" + ("-quick" if opts.quick else "")
-    path = save(name, results)
-    pngs = plot(results, name)
+    path = save(out_name, results)
+    (RESULTS / f"{out_name}-partial.json").unlink(missing_ok=True)
+    pngs = plot(results, out_name)
     print(report(results))
     print(f"\n(results: {path}" + "".join(f", {p}" for p in pngs) + ")")
     return 0
