@@ -50,6 +50,7 @@ from qmpdl.kvm.uapi import (
     exit_reason_name,
 )
 from qmpdl.kvm.vm import KvmVcpu, KvmVm
+from qmpdl.threadname import name_this_thread
 from qmpdl.vm.registers import SEGMENTS, Segment, X86Registers, x86_reset_state
 from qmpdl.workload import Workload
 
@@ -232,6 +233,7 @@ class KvmBackend(VcpuBackend):
     # ------------------------------------------------------------------ the vCPU thread
 
     def _vcpu_thread(self, state: _VcpuState) -> None:
+        name_this_thread()
         with self._cond:
             state.native_id = threading.get_native_id()
             self._cond.notify_all()
@@ -434,6 +436,7 @@ class KvmBackend(VcpuBackend):
         return counts
 
     def _reaper_thread(self) -> None:
+        name_this_thread()
         while not self._shutdown.wait(REAPER_PERIOD):
             if not self._in_service and self._logging:
                 self._harvest(self._vcpus)
@@ -585,6 +588,7 @@ class KvmBackend(VcpuBackend):
     def _throttle_thread_main(self) -> None:
         """QEMU's cpu-throttle timer: every timeslice / (1 - pct) each vCPU is asked to
         sleep pct / (1 - pct) timeslices."""
+        name_this_thread()
         while not self._shutdown.is_set():
             percent = self._cpu_throttle
             if not percent:

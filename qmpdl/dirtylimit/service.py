@@ -26,6 +26,7 @@ from qmpdl.dirtyrate.measure import MeasurementAbortedError, vcpu_calculate_dirt
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import DirtyLimitInfo
+from qmpdl.threadname import name_this_thread
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
@@ -191,6 +192,7 @@ class DirtyLimit:
         self._trace("dirtylimit_state_finalize", "")
 
     def _stat_thread(self) -> None:
+        name_this_thread()
         # Dirty logging is switched under the BQL: while the handler that started this
         # thread still runs, the thread waits here.
         with self._bql:
