@@ -1,7 +1,9 @@
-"""Shared pieces of the benchmarks: where results go, what machine they ran on."""
+"""Shared pieces of the benchmarks: where results go, what machine they ran on, how
+QEMU and qmpdl are started, the options every benchmark takes."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -65,3 +67,33 @@ def qemu_path() -> str:
     if binary is None:
         raise SystemExit("qemu-system-x86_64 not found: apt-get install -y qemu-system-x86")
     return binary
+
+
+def qemu_argv(*args: str) -> list[str]:
+    """QEMU as every benchmark runs it: KVM with a 4096-entry dirty ring, a pc board,
+    no display or default devices; ``args`` add the rest."""
+    return [
+        qemu_path(),
+        "-accel",
+        "kvm,dirty-ring-size=4096",
+        "-machine",
+        "pc",
+        "-nographic",
+        "-nodefaults",
+        *args,
+    ]
+
+
+def qmpdl_argv(*args: str) -> list[str]:
+    """qmpdl from this checkout's Python; ``args`` are its options."""
+    return [sys.executable, "-m", "qmpdl", *args]
+
+
+def parser(doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """The options every benchmark has: ``--quick`` (what it does: ``quick``),
+    ``--runs`` and ``--report JSON``; the description is the docstring's first line."""
+    out = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    out.add_argument("--quick", action="store_true", help=quick)
+    out.add_argument("--runs", type=int, default=3)
+    out.add_argument("--report", metavar="JSON", help="print the table(s) of a saved result")
+    return out

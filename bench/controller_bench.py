@@ -28,7 +28,6 @@ PNG plots ``bench/results/controller-*.png`` when matplotlib is installed
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -44,11 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, median, save
-from bench.kvm_bench import calc_dirty_rate, wait_passes
+from bench import kvm_bench
+from bench.common import RESULTS, median, parser, save
+from bench.kvm_bench import calc_dirty_rate
 from qmpdl.dirtylimit.goals import judge
-from qmpdl.kvm import guest
-from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import qemu_binary
 from qmpdl.tools.rawqmp import RawQMP
 from qmpdl.tools.simrun import VirtualMachine
@@ -101,61 +99,18 @@ def scenarios(periods: int, quick: bool) -> dict[str, list[Step]]:
 
 @contextlib.contextmanager
 def machine(kind: str, workdir: Path) -> Iterator[tuple[RawQMP, Path]]:
-    """QEMU or qmpdl-kvm with the writer, tracing each period's rate; yields once the
-    guest's own loop runs (QEMU: after SeaBIOS)."""
-    sock, serial, trace = workdir / "qmp.sock", workdir / "serial", workdir / "trace.log"
-    common = [
-        "-m",
-        "256",
-        "-smp",
-        "1",
-        "-serial",
-        f"file:{serial}",
-        "-qmp",
-        f"unix:{sock},server=on,wait=off",
-        "-trace",
-        "enable=dirtyrate_do_calculate_vcpu",
-        "-D",
-        str(trace),
-    ]
-    if kind == "qemu":
-        binary = qemu_binary()
-        assert binary is not None
-        image = guest.write_multiboot_image(workdir / "writer.img")
-        argv = [
-            binary,
-            "-accel",
-            "kvm,dirty-ring-size=4096",
-            "-machine",
-            "pc",
-            "-nographic",
-            "-nodefaults",
-            "-kernel",
-            str(image),
-            # trace lines carry pid@time only with timestamps on
-            "-msg",
-            "timestamp=on",
-            *common,
-        ]
-    else:
-        argv = [
-            sys.executable,
-            "-m",
-            "qmpdl",
-            "-accel",
-            "kvm,dirty-ring-size=4096",
-            "--qemu-version",
-            "7.2",
-            "--dirtylimit-controller",
-            kind.removeprefix("kvm-"),
-            *common,
-        ]
-    with ManagedProcess(argv, workdir=workdir) as proc:
-        proc.wait_for_path(str(sock))
-        with RawQMP(str(sock), timeout=30) as qmp:
-            qmp.negotiate()
-            wait_passes(serial, 1, 60)
-            yield qmp, trace
+    """QEMU or qmpdl-kvm (``kvm-<controller>``) with the writer, tracing each period's
+    rate; yields once the guest's own loop runs (QEMU: after SeaBIOS)."""
+    trace = workdir / "trace.log"
+    with kvm_bench.machine(
+        "qemu" if kind == "qemu" else "qmpdl",
+        workdir,
+        extra=["-trace", "enable=dirtyrate_do_calculate_vcpu", "-D", str(trace)],
+        # trace lines carry pid@time only with timestamps on
+        qemu_extra=["-msg", "timestamp=on"],
+        qmpdl_extra=["--dirtylimit-controller", kind.removeprefix("kvm-")],
+    ) as (qmp, _):
+        yield qmp, trace
 
 
 def trace_rates(trace: Path) -> list[tuple[float, int]]:
@@ -218,57 +173,6 @@ def calibrate() -> float:
         machine("qemu", Path(tmp)) as (qmp, _),
     ):
         return float(statistics.median(calc_dirty_rate(qmp) for _ in range(3)))
-
-
-def reader_under_limit(controller: str, quota: int, seconds: float) -> dict[str, Any]:
-    """qmpdl-kvm: vCPU 1 reads 16 MiB over and over while vCPU 0 writes; the reader's
-    MiB/s without a limit, then with both vCPUs limited to ``quota``."""
-    from qmpdl.cli import parse_args
-    from qmpdl.server.app import build_machine
-
-    m = build_machine(
-        parse_args(
-            [
-                "-accel",
-                "kvm,dirty-ring-size=4096",
-                "-smp",
-                "2",
-                "-m",
-                "256M",
-                "--workload",
-                "1:read,wss=16M",
-                "--qemu-version",
-                "7.2",
-                "--dirtylimit-controller",
-                controller,
-            ]
-        )
-    )
-    m.start()
-    vm = m.backend.vm  # type: ignore[attr-defined]
-
-    def reader_rate() -> float:
-        start, t0 = guest.passes(vm, 1), time.monotonic()
-        time.sleep(seconds)
-        return (guest.passes(vm, 1) - start) * 16 / (time.monotonic() - t0)
-
-    try:
-        time.sleep(1)
-        free = reader_rate()
-        m.dirtylimit.set_vcpu_dirty_limit(None, quota)
-        time.sleep(3)
-        limited = reader_rate()
-        writer = m.dirtylimit.current_rate(0)
-        penalty = m.dirtylimit.throttle_us_per_full[1]
-    finally:
-        m.teardown()
-    return {
-        "reader_free_MiBps": round(free, 1),
-        "reader_limited_MiBps": round(limited, 1),
-        "ratio": round(limited / free, 3),
-        "writer_current_rate": writer,
-        "reader_penalty_us": penalty,
-    }
 
 
 # ---------------------------------------------------------------------- sim
@@ -425,19 +329,16 @@ def plot(results: dict[str, Any], prefix: str) -> list[Path]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 run, quotas 10 and 50 %%")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--periods", type=int, default=16, help="periods per phase")
-    parser.add_argument("--unthrottled", type=float, help="U in MiB/s (skip calibration)")
-    parser.add_argument("--no-real", action="store_true", help="the sim only")
-    parser.add_argument(
+    options = parser(__doc__, "1 run, quotas 10 and 50 %%")
+    options.add_argument("--periods", type=int, default=16, help="periods per phase")
+    options.add_argument("--unthrottled", type=float, help="U in MiB/s (skip calibration)")
+    options.add_argument("--no-real", action="store_true", help="the sim only")
+    options.add_argument(
         "--kinds",
         default=",".join(REAL_KINDS),
         help="real machines to run (default: %(default)s)",
     )
-    parser.add_argument("--report", metavar="JSON", help="print the tables of a saved result")
-    opts = parser.parse_args()
+    opts = options.parse_args()
     if opts.report:
         print(report(json.loads(Path(opts.report).read_text())))
         return 0
@@ -465,7 +366,7 @@ def main() -> int:
     if real:
         for kind in opts.kinds.split(","):
             if kind not in REAL_KINDS:
-                parser.error(f"--kinds: {kind} is not one of {', '.join(REAL_KINDS)}")
+                options.error(f"--kinds: {kind} is not one of {', '.join(REAL_KINDS)}")
             results["kinds"][kind] = {}
             for name, steps in plan.items():
                 curves = []
@@ -476,7 +377,14 @@ def main() -> int:
                 save(out_name + "-partial", results)  # nothing lost if a later run fails
         quota = round(0.1 * unthrottled)
         results["reader"] = {
-            kind: [reader_under_limit(kind.removeprefix("kvm-"), quota, 4.0) for _ in range(runs)]
+            kind: [
+                kvm_bench.reader_under_limit(
+                    4.0,
+                    quota,
+                    ["--qemu-version", "7.2", "--dirtylimit-controller", kind.removeprefix("kvm-")],
+                )
+                for _ in range(runs)
+            ]
             for kind in opts.kinds.split(",")
             if kind.startswith("kvm-")
         }

@@ -20,7 +20,6 @@ Results: ``bench/results/kvm.json`` and a Markdown table on stdout.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -28,11 +27,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import mean_sd, median, save
+from bench.common import mean_sd, median, parser, qemu_argv, qmpdl_argv, save
 from qmpdl.kvm import guest
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import qemu_binary
@@ -43,9 +42,17 @@ QUOTAS = [50, 100, 200, 300, 400]
 
 
 @contextlib.contextmanager
-def machine(kind: str, workdir: Path) -> Iterator[tuple[RawQMP, Path]]:
-    """QEMU or qmpdl with the writer, a serial file and a negotiated QMP connection;
-    returns once the guest completed its first pass."""
+def machine(
+    kind: str,
+    workdir: Path,
+    *,
+    extra: Sequence[str] = (),
+    qemu_extra: Sequence[str] = (),
+    qmpdl_extra: Sequence[str] = (),
+) -> Iterator[tuple[RawQMP, Path]]:
+    """QEMU (``kind`` "qemu") or qmpdl-kvm with the writer, a serial file and a
+    negotiated QMP connection; returns once the guest completed its first pass.
+    ``extra`` options go to both, ``qemu_extra``/``qmpdl_extra`` to one."""
     sock, serial = workdir / "qmp.sock", workdir / "serial"
     common = [
         "-m",
@@ -56,34 +63,15 @@ def machine(kind: str, workdir: Path) -> Iterator[tuple[RawQMP, Path]]:
         f"file:{serial}",
         "-qmp",
         f"unix:{sock},server=on,wait=off",
+        *extra,
     ]
     if kind == "qemu":
-        binary = qemu_binary()
-        assert binary is not None
         image = guest.write_multiboot_image(workdir / "writer.img")
-        argv = [
-            binary,
-            "-accel",
-            "kvm,dirty-ring-size=4096",
-            "-machine",
-            "pc",
-            "-nographic",
-            "-nodefaults",
-            "-kernel",
-            str(image),
-            *common,
-        ]
+        argv = qemu_argv("-kernel", str(image), *qemu_extra, *common)
     else:
-        argv = [
-            sys.executable,
-            "-m",
-            "qmpdl",
-            "-accel",
-            "kvm,dirty-ring-size=4096",
-            "--qemu-version",
-            "7.2",
-            *common,
-        ]
+        argv = qmpdl_argv(
+            "-accel", "kvm,dirty-ring-size=4096", "--qemu-version", "7.2", *qmpdl_extra, *common
+        )
     with ManagedProcess(argv, workdir=workdir) as proc:
         proc.wait_for_path(str(sock))
         with RawQMP(str(sock), timeout=30) as qmp:
@@ -173,10 +161,10 @@ def convergence(kind: str, quota: int, periods: int) -> dict[str, Any]:
     }
 
 
-def reader_under_limit(seconds: float) -> dict[str, Any]:
-    """qmpdl only: vCPU 1 reads a 16 MiB working set while vCPU 0 writes; the reader's
-    MiB/s with no limit, then with every vCPU limited to 50 MiB/s (only the writer fills
-    its ring)."""
+def reader_under_limit(seconds: float, quota: int = 50, args: Sequence[str] = ()) -> dict[str, Any]:
+    """qmpdl-kvm only: vCPU 1 reads a 16 MiB working set while vCPU 0 writes; the
+    reader's MiB/s with no limit, then with every vCPU limited to ``quota`` MiB/s (only
+    the writer fills its ring).  ``args``: more qmpdl options."""
     from qmpdl.cli import parse_args
     from qmpdl.server.app import build_machine
 
@@ -191,12 +179,12 @@ def reader_under_limit(seconds: float) -> dict[str, Any]:
                 "256M",
                 "--workload",
                 "1:read,wss=16M",
+                *args,
             ]
         )
     )
     m.start()
-    backend = m.backend
-    vm = backend.vm  # type: ignore[attr-defined]
+    vm = m.backend.vm  # type: ignore[attr-defined]
 
     def reader_rate() -> float:
         start, t0 = guest.passes(vm, 1), time.monotonic()
@@ -206,26 +194,24 @@ def reader_under_limit(seconds: float) -> dict[str, Any]:
     try:
         time.sleep(1)
         free = reader_rate()
-        m.dirtylimit.set_vcpu_dirty_limit(None, 50)
+        m.dirtylimit.set_vcpu_dirty_limit(None, quota)
         time.sleep(3)
         limited = reader_rate()
-        writer_rate = m.dirtylimit.current_rate(0)
+        writer = m.dirtylimit.current_rate(0)
+        penalty = m.dirtylimit.throttle_us_per_full[1]
     finally:
         m.teardown()
     return {
         "reader_free_MiBps": round(free, 1),
         "reader_limited_MiBps": round(limited, 1),
         "ratio": round(limited / free, 3),
-        "writer_current_rate_limited": writer_rate,
+        "writer_current_rate": writer,
+        "reader_penalty_us": penalty,
     }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 run, 8 periods, 2 quotas")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--report", metavar="JSON", help="print the table of a saved result")
-    opts = parser.parse_args()
+    opts = parser(__doc__, "1 run, 8 periods, 2 quotas").parse_args()
     if opts.report:
         print(report(json.loads(Path(opts.report).read_text())))
         return 0

@@ -23,7 +23,6 @@ migration.  Medians over the runs.  Results: ``bench/results/migration.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, save
+from bench.common import median, parser, qemu_argv, qmpdl_argv, save
 from qmpdl.kvm import guest
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import kvm_usable, qemu_binary
@@ -78,19 +77,15 @@ def vm(kind: str, wss: int, workdir: Path, name: str, incoming: str | None) -> I
     sock = workdir / f"{name}.sock"
     ram = wss + READER_WSS + 64
     if kind == "qemu":
-        binary = qemu_binary()
-        assert binary is not None
         image = workdir / "writer.img"
         if not image.exists():
             base = guest.MULTIBOOT_WS[0]
             guest.write_multiboot_image(image, ws_base=base, ws_end=base + wss * (1 << 20))
-        argv = [binary, "-accel", "kvm,dirty-ring-size=4096", "-machine", "pc", "-nographic"]
-        argv += ["-nodefaults", "-kernel", str(image), "-m", str(ram), "-smp", "1"]
+        argv = qemu_argv("-kernel", str(image), "-m", str(ram), "-smp", "1")
         blocks = [(guest.MULTIBOOT_LOAD + 0x1000, wss)]
     else:
-        argv = [sys.executable, "-m", "qmpdl", "-accel", f"{kind},dirty-ring-size=4096"]
-        argv += ["-m", f"{ram}M", "-smp", "2", "--workload", f"0:write,wss={wss}M"]
-        argv += ["--workload", f"1:read,wss={READER_WSS}M"]
+        argv = qmpdl_argv("-accel", f"{kind},dirty-ring-size=4096", "-m", f"{ram}M", "-smp", "2")
+        argv += ["--workload", f"0:write,wss={wss}M", "--workload", f"1:read,wss={READER_WSS}M"]
         blocks = [(guest.BLOCK_BASE, wss), (guest.BLOCK_BASE + 0x1000, READER_WSS)]
     argv += ["-qmp", f"unix:{sock},server=on,wait=off"]
     if incoming:
@@ -171,11 +166,7 @@ def one_run(kind: str, mode: str, wss: int, cap: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 run, 64 MiB only, 30 s cap")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--report", metavar="JSON", help="print the table of a saved result")
-    opts = parser.parse_args()
+    opts = parser(__doc__, "1 run, 64 MiB only, 30 s cap").parse_args()
     if opts.report:
         print(report(json.loads(Path(opts.report).read_text())))
         return 0

@@ -24,9 +24,7 @@ ratios are the figures to read.
 
 from __future__ import annotations
 
-import argparse
 import json
-import socket
 import sys
 import threading
 import time
@@ -35,46 +33,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, qemu_path, save
+from bench.common import median, parser, qemu_argv, qmpdl_argv, save
 from qmpdl.tools.process import ManagedProcess
+from qmpdl.tools.rawqmp import RawQMP
 
 KINDS = ("qemu", "qmpdl")
 MONITORS = (1, 8, 64)
-
-
-class Conn:
-    """A negotiated QMP connection on a blocking unix socket, reading whole lines."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
-        self.buf = b""
-        self.line()  # greeting
-        self.sock.sendall(b'{"execute": "qmp_capabilities"}\n')
-        self.line()
-
-    def line(self) -> bytes:
-        while b"\n" not in self.buf:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise ConnectionError("QMP connection closed")
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line
-
-    def reply(self) -> bytes:
-        """The next line that is not an event."""
-        while True:
-            line = self.line()
-            if not line.startswith(b'{"event"'):
-                return line
-
-    def call(self, request: bytes) -> bytes:
-        self.sock.sendall(request)
-        return self.reply()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @contextmanager
@@ -85,38 +49,11 @@ def vm(kind: str, monitors: int) -> Iterator[list[Path]]:
     qmp: list[str] = []
     for p in paths:
         qmp += ["-qmp", f"unix:{p},server=on,wait=off"]
+    shape = ["-smp", "1", "-m", "128M", "-S", *qmp]
     if kind == "qemu":
-        argv = [
-            qemu_path(),
-            "-accel",
-            "kvm,dirty-ring-size=4096",
-            "-machine",
-            "pc",
-            "-smp",
-            "1",
-            "-m",
-            "128M",
-            "-nographic",
-            "-nodefaults",
-            "-S",
-            *qmp,
-        ]
+        argv = qemu_argv(*shape)
     else:
-        argv = [
-            sys.executable,
-            "-m",
-            "qmpdl",
-            "--qemu-version",
-            "7.2",
-            "-accel",
-            "sim,dirty-ring-size=4096",
-            "-smp",
-            "1",
-            "-m",
-            "128M",
-            "-S",
-            *qmp,
-        ]
+        argv = qmpdl_argv("--qemu-version", "7.2", "-accel", "sim,dirty-ring-size=4096", *shape)
     with proc:
         proc.spawn(argv)
         for p in paths:
@@ -124,7 +61,7 @@ def vm(kind: str, monitors: int) -> Iterator[list[Path]]:
         yield paths
 
 
-def _stats(lat: list[float], wall: float, n: int) -> dict[str, float]:
+def stats(lat: list[float], wall: float, n: int) -> dict[str, float]:
     lat.sort()
 
     def pct(q: float) -> float:
@@ -139,25 +76,32 @@ def _stats(lat: list[float], wall: float, n: int) -> dict[str, float]:
     }
 
 
-def sequential(conn: Conn, request: bytes, n: int, lat: list[float]) -> bytes:
-    first = conn.call(request)
+def connect(path: Path) -> RawQMP:
+    """A negotiated connection to the monitor at ``path``."""
+    conn = RawQMP(str(path), timeout=30)
+    conn.negotiate()
+    return conn
+
+
+def sequential(conn: RawQMP, request: bytes, n: int, lat: list[float]) -> bytes:
+    first = conn.command(request)
     for _ in range(n):
         t = time.perf_counter()
-        reply = conn.call(request)
+        reply = conn.command(request)
         lat.append(time.perf_counter() - t)
         if reply != first:
             raise AssertionError(f"reply changed: {first!r} -> {reply!r}")
     return first
 
 
-def pipelined(conn: Conn, request: bytes, n: int) -> tuple[dict[str, float], bytes]:
-    first = conn.call(request)
+def pipelined(conn: RawQMP, request: bytes, n: int) -> tuple[dict[str, float], bytes]:
+    first = conn.command(request)
     sent: list[float] = [0.0] * n
 
     def writer() -> None:
         for i in range(n):
             sent[i] = time.perf_counter()
-            conn.sock.sendall(request)
+            conn.send(request)
 
     t0 = time.perf_counter()
     thread = threading.Thread(target=writer)
@@ -170,12 +114,12 @@ def pipelined(conn: Conn, request: bytes, n: int) -> tuple[dict[str, float], byt
             raise AssertionError(f"reply changed: {first!r} -> {reply!r}")
     wall = time.perf_counter() - t0
     thread.join()
-    return _stats(lat, wall, n), first
+    return stats(lat, wall, n), first
 
 
 def concurrent(paths: list[Path], request: bytes, n: int) -> tuple[dict[str, float], bytes]:
     """Every monitor does ``n // len(paths)`` sequential round trips at once."""
-    conns = [Conn(p) for p in paths]
+    conns = [connect(p) for p in paths]
     each = max(1, n // len(paths))
     lats: list[list[float]] = [[] for _ in conns]
     firsts: list[bytes] = [b""] * len(conns)
@@ -197,7 +141,7 @@ def concurrent(paths: list[Path], request: bytes, n: int) -> tuple[dict[str, flo
         c.close()
     if len(set(firsts)) != 1:
         raise AssertionError(f"monitors answered differently: {set(firsts)}")
-    return _stats([x for lat in lats for x in lat], wall, each * len(conns)), firsts[0]
+    return stats([x for lat in lats for x in lat], wall, each * len(conns)), firsts[0]
 
 
 REQUESTS: dict[str, bytes] = {
@@ -216,16 +160,16 @@ def one_run(kind: str, n: int) -> dict[str, Any]:
         for monitors in MONITORS:
             # monitor 0 sets the limit (and carries the one-connection cases)
             with vm(kind, monitors + (monitors > 1)) as paths:
-                conn = Conn(paths[0])
+                conn = connect(paths[0])
                 if tag:
-                    conn.call(set_limit)
+                    conn.command(set_limit)
                 for name, request in REQUESTS.items():
                     label = f"{name}{tag}"
                     if monitors == 1:
                         lat: list[float] = []
                         t0 = time.perf_counter()
                         replies[label] = sequential(conn, request, n, lat).decode()
-                        out[f"{label}/sequential"] = _stats(lat, time.perf_counter() - t0, n)
+                        out[f"{label}/sequential"] = stats(lat, time.perf_counter() - t0, n)
                         out[f"{label}/pipelined"], _ = pipelined(conn, request, n)
                     else:
                         out[f"{label}/monitors-{monitors}"], _ = concurrent(paths[1:], request, n)
@@ -272,12 +216,9 @@ def print_table(results: dict[str, Any], out: Callable[[str], None] = print) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 run of 500 requests")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--n", type=int, default=5000, help="requests per case")
-    parser.add_argument("--report", metavar="JSON", help="print the table of a saved result")
-    opts = parser.parse_args()
+    options = parser(__doc__, "1 run of 500 requests")
+    options.add_argument("--n", type=int, default=5000, help="requests per case")
+    opts = options.parse_args()
     if opts.report:
         print_table(json.loads(Path(opts.report).read_text()))
         return

@@ -18,8 +18,8 @@ vCPUs all write: the comparison favours QEMU.
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,57 +27,39 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, qemu_path, save
-from bench.qmp_bench import Conn
+from bench.common import median, parser, qemu_argv, qmpdl_argv, save
+from bench.qmp_bench import connect, stats
 from qmpdl.tools.process import ManagedProcess
+from qmpdl.tools.rawqmp import RawQMP
 
 SIZES = {"qmpdl": (1, 64, 256, 1024), "qemu": (1, 64, 255)}
-CLK_TCK = 100  # USER_HZ; the kernel reports thread times in these ticks
+#: the kernel reports thread times in these ticks (USER_HZ)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def vm(kind: str, vcpus: int) -> Iterator[tuple[ManagedProcess, Conn]]:
+def vm(kind: str, vcpus: int) -> Iterator[tuple[ManagedProcess, RawQMP]]:
     proc = ManagedProcess()
     sock = proc.dir / "qmp.sock"
-    qmp = ["-qmp", f"unix:{sock},server=on,wait=off"]
+    qmp = ["-qmp", f"unix:{sock},server=on,wait=off", "-smp", str(vcpus)]
     if kind == "qemu":
-        argv = [
-            qemu_path(),
-            "-accel",
-            "kvm,dirty-ring-size=4096",
-            "-machine",
-            "pc",
-            "-smp",
-            str(vcpus),
-            "-m",
-            "512M",
-            "-name",
-            "scale,debug-threads=on",
-            "-nographic",
-            "-nodefaults",
-            *qmp,
-        ]
+        argv = qemu_argv("-m", "512M", "-name", "scale,debug-threads=on", *qmp)
     else:
-        argv = [
-            sys.executable,
-            "-m",
-            "qmpdl",
+        argv = qmpdl_argv(
             "--qemu-version",
             "7.2",
             "-accel",
             "sim,dirty-ring-size=4096",
-            "-smp",
-            str(vcpus),
             "-m",
             f"{128 + 16 * vcpus}M",
             "--workload",
             "all:write,wss=16M",
             *qmp,
-        ]
+        )
     with proc:
         proc.spawn(argv)
         proc.wait_for_path(str(sock), 60)
-        conn = Conn(sock)
+        conn = connect(sock)
         try:
             yield proc, conn
         finally:
@@ -103,17 +85,17 @@ def rss_kib(pid: int) -> int:
     raise LookupError("VmRSS")
 
 
-def latency(conn: Conn, request: bytes, n: int) -> dict[str, float]:
+def latency(conn: RawQMP, request: bytes, n: int) -> dict[str, float]:
+    """p50/p99 of ``n`` sequential round trips (the replies change while the throttle
+    runs, so they are not compared)."""
     lat = []
+    t0 = time.perf_counter()
     for _ in range(n):
         t = time.perf_counter()
-        conn.call(request)
+        conn.command(request)
         lat.append(time.perf_counter() - t)
-    lat.sort()
-    return {
-        "p50_ms": round(lat[len(lat) // 2] * 1000, 3),
-        "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 3),
-    }
+    found = stats(lat, time.perf_counter() - t0, n)
+    return {"p50_ms": found["lat_ms_p50"], "p99_ms": found["lat_ms_p99"]}
 
 
 def one_run(kind: str, vcpus: int, seconds: float, n: int) -> dict[str, Any]:
@@ -121,12 +103,12 @@ def one_run(kind: str, vcpus: int, seconds: float, n: int) -> dict[str, Any]:
         pid = proc.proc.pid
         time.sleep(1.0)  # let the BIOS / the workloads start
         rss = rss_kib(pid)
-        conn.call(b'{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 50}}\n')
+        conn.command(b'{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 50}}\n')
         time.sleep(2.5)  # two periods: the penalties are in place
         cpu0, t0 = thread_cpu_s(pid, "dirtyrate-stat"), time.monotonic()
         time.sleep(seconds)
         cpu1, t1 = thread_cpu_s(pid, "dirtyrate-stat"), time.monotonic()
-        limits = json.loads(conn.call(b'{"execute": "query-vcpu-dirty-limit"}\n'))["return"]
+        limits = json.loads(conn.command(b'{"execute": "query-vcpu-dirty-limit"}\n'))["return"]
         if len(limits) != vcpus:
             raise AssertionError(f"{len(limits)} limits for {vcpus} vCPUs")
         return {
@@ -180,11 +162,7 @@ def print_table(results: dict[str, Any], out: Callable[[str], None] = print) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 run, 3 s, 200 round trips")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--report", metavar="JSON", help="print the table of a saved result")
-    opts = parser.parse_args()
+    opts = parser(__doc__, "1 run, 3 s, 200 round trips").parse_args()
     if opts.report:
         print_table(json.loads(Path(opts.report).read_text()))
         return

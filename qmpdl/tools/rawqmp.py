@@ -84,13 +84,17 @@ class RawQMP:
             except (TimeoutError, EOFError):
                 return lines
 
-    def command(self, data: bytes, timeout: float | None = None) -> bytes:
-        """Send ``data`` and return the next line that is not an event."""
-        self.send(data)
+    def reply(self, timeout: float | None = None) -> bytes:
+        """The next line that is not an event."""
         while True:
             line = self.read_line(timeout)
             if not line.startswith(b'{"timestamp"'):
                 return line
+
+    def command(self, data: bytes, timeout: float | None = None) -> bytes:
+        """Send ``data`` and return the next line that is not an event."""
+        self.send(data)
+        return self.reply(timeout)
 
     def negotiate(self) -> bytes:
         """Read the greeting, send ``qmp_capabilities``; returns the greeting line."""
