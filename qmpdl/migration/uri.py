@@ -259,21 +259,10 @@ def connect(address: MigrationAddress) -> Channel:
     if t == "rdma":
         raise OSError("RDMA ERROR: could not create CM channel")
     if t == "unix":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(address.path)
-        except OSError as e:
-            sock.close()
-            raise OSError(f"Failed to connect to '{address.path}': {e.strerror}") from None
-        return Channel(sock)
+        return _connected(socket.AF_UNIX, address.path, address.path)
     if t == "vsock":
-        sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-        try:
-            sock.connect((int(address.host), int(address.port)))
-        except OSError as e:
-            sock.close()
-            raise OSError(f"Failed to connect to '{address.describe()}': {e.strerror}") from None
-        return Channel(sock)
+        target = (int(address.host), int(address.port))
+        return _connected(socket.AF_VSOCK, target, address.describe())
     last: OSError | None = None
     for family, addr in _resolve(address.host, address.port, passive=False):
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -287,6 +276,17 @@ def connect(address: MigrationAddress) -> Channel:
         return Channel(sock)
     reason = last.strerror if last is not None else "No address"
     raise OSError(f"Failed to connect to '{address.describe()}': {reason}")
+
+
+def _connected(family: int, target: str | tuple[int, int], name: str) -> Channel:
+    """A stream socket of ``family`` connected to ``target``; QEMU's text on failure."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.connect(target)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"Failed to connect to '{name}': {e.strerror}") from None
+    return Channel(sock)
 
 
 def listen(address: MigrationAddress) -> list[socket.socket]:

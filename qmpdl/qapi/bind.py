@@ -11,6 +11,7 @@ from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi import types as generated
 from qmpdl.qapi.base import QapiModel
 from qmpdl.qapi.schema import AlternateType, ArrayType, ObjectType, QapiType, alternate_json_kind
+from qmpdl.qapi.visitor import json_kind
 
 _COMBINED: dict[tuple[type[QapiModel], type[QapiModel]], type[QapiModel]] = {}
 
@@ -60,7 +61,7 @@ def bind_value(typ: QapiType, value: JsonValue) -> object:
     if isinstance(typ, AlternateType):
         # the visitor chose the branch of the value's JSON kind; the same one binds it
         for _, branch in typ.branches:
-            if alternate_json_kind(branch) == _kind(value):
+            if alternate_json_kind(branch) == json_kind(value):
                 return bind_value(branch, value)
         return value
     if isinstance(typ, ArrayType):
@@ -70,18 +71,6 @@ def bind_value(typ: QapiType, value: JsonValue) -> object:
         assert isinstance(value, dict)
         return model_class(typ, value).model_validate(bind_members(typ, value))
     return value
-
-
-def _kind(value: JsonValue) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def bind_object(cls: type[QapiModel], typ: ObjectType | None, value: JsonObject) -> QapiModel:

@@ -51,10 +51,9 @@ def _nullable(typ: QapiType) -> bool:
 class _MemberPlan:
     """What shaping needs to know about one member, worked out once per member."""
 
-    __slots__ = ("attr", "int_range", "member", "name", "nullable", "optional", "type")
+    __slots__ = ("attr", "int_range", "name", "nullable", "optional", "type")
 
     def __init__(self, member: ObjectMember) -> None:
-        self.member = member
         self.name = member.name
         self.attr = field_name(member.name)
         self.optional = member.optional

@@ -61,7 +61,7 @@ class _Frame:
     items: list[JsonValue] = field(default_factory=list)
 
 
-def _json_kind(value: object) -> str:
+def json_kind(value: object) -> str:
     """The JSON kind of a parsed value, as :func:`alternate_json_kind` names them."""
     if value is None:
         return "null"
@@ -201,7 +201,7 @@ class InputVisitor:
         value = self._peek(name)
         if value is _MISSING:
             self._take(name)  # raises "is missing"
-        kind = _json_kind(value)
+        kind = json_kind(value)
         for _, branch in typ.branches:
             if alternate_json_kind(branch) == kind:
                 return self.visit(branch, name)
