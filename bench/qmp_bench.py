@@ -78,7 +78,7 @@ def stats(lat: list[float], wall: float, n: int) -> dict[str, float]:
 
 def connect(path: Path) -> RawQMP:
     """A negotiated connection to the monitor at ``path``."""
-    conn = RawQMP(str(path), timeout=30)
+    conn = RawQMP(str(path), timeout=None)  # blocking reads: the client adds the least
     conn.negotiate()
     return conn
 

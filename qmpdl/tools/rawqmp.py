@@ -15,9 +15,11 @@ from types import TracebackType
 class RawQMP:
     """A blocking socket to a QMP server with line-level reads and a deadline on each."""
 
-    def __init__(self, address: str | tuple[str, int], timeout: float = 10.0) -> None:
+    def __init__(self, address: str | tuple[str, int], timeout: float | None = 10.0) -> None:
+        """``timeout``: the default deadline of each read; ``None`` reads block without
+        one (no per-read poll, for benchmarks that time the server, not the client)."""
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (10.0 if timeout is None else timeout)
         while True:
             self.sock = socket.socket(family, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
@@ -52,7 +54,11 @@ class RawQMP:
 
     def read_line(self, timeout: float | None = None) -> bytes:
         """The next line, including its line end; raises ``TimeoutError`` after ``timeout``."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        if timeout is None and self.timeout is None:
+            return self._read_line_blocking()
+        limit = timeout if timeout is not None else self.timeout
+        assert limit is not None
+        deadline = time.monotonic() + limit
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -68,6 +74,22 @@ class RawQMP:
             if not chunk:
                 raise EOFError(f"connection closed; pending {self._buf!r}")
             self._buf += chunk
+        if self.timeout is None:
+            self.sock.settimeout(None)  # back to blocking reads
+        return self._take_line()
+
+    def _read_line_blocking(self) -> bytes:
+        while b"\n" not in self._buf:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except ConnectionResetError as err:
+                raise EOFError(f"connection reset; pending {self._buf!r}") from err
+            if not chunk:
+                raise EOFError(f"connection closed; pending {self._buf!r}")
+            self._buf += chunk
+        return self._take_line()
+
+    def _take_line(self) -> bytes:
         line, _, self._buf = self._buf.partition(b"\n")
         return line + b"\n"
 
