@@ -33,7 +33,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +98,14 @@ class _VcpuState:
     work: list[Callable[[], None]] = field(default_factory=list)
 
 
+class SerialPort(Protocol):
+    """Where a guest's COM1 output goes (a file, or a chardev's serial frontend)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
 class KvmBackend(VcpuBackend):
     """Real vCPUs with KVM's dirty ring."""
 
@@ -110,7 +118,7 @@ class KvmBackend(VcpuBackend):
         *,
         kick_interrupts_sleep: bool,
         start_paused: bool = False,
-        serial: BinaryIO | None = None,
+        serial: SerialPort | None = None,
     ) -> None:
         self.clock = clock
         self.ring_size = ring_size

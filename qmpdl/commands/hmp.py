@@ -6,13 +6,15 @@ import weakref
 from typing import TYPE_CHECKING
 
 from qmpdl.commands.registry import CommandContext, qmp_command
-from qmpdl.hmp import DumpDefaults, MemoryReader, cpu_index_error, execute
+from qmpdl.hmp import DumpDefaults, MemoryReader, cpu_index_error
 from qmpdl.hmp.cchar import to_i32
+from qmpdl.hmp.monitor import execute_line
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.types import HumanMonitorCommandArgs
 
 if TYPE_CHECKING:
     from qmpdl.backend.base import VcpuBackend
+    from qmpdl.commands.executor import CommandExecutor
     from qmpdl.vm.machine import Machine
 
 #: The memory dump format each machine's monitors remember (QEMU: one per process).
@@ -36,9 +38,18 @@ def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) ->
     cpu_index = None if args.cpu_index is None else to_i32(args.cpu_index)
     if cpu_index is not None and not 0 <= cpu_index < ctx.machine.backend.nr_vcpus:
         raise cpu_index_error()
+    return run_line(ctx.machine, ctx.executor, args.command_line, cpu_index)[0]
+
+
+def run_line(
+    machine: Machine, executor: CommandExecutor, line: str, cpu_index: int | None
+) -> tuple[str, int | None]:
+    """One HMP command line on a monitor whose current CPU is ``cpu_index``: its output
+    and the monitor's current CPU after it (``human-monitor-command``'s monitor lives
+    for one line; a readline monitor keeps it)."""
 
     def qmp(command: str, arguments: JsonObject) -> JsonValue:
-        return ctx.executor.call_sync(command, arguments, None)
+        return executor.call_sync(command, arguments, None)
 
     registers = None
 
@@ -46,17 +57,17 @@ def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) ->
         # Read the current vCPU's registers once per command line, when first needed.
         nonlocal registers
         if registers is None:
-            registers = ctx.machine.backend.registers(cpu_index or 0)
+            registers = machine.backend.registers(cpu_index or 0)
         return registers.lookup(name)
 
-    dump_defaults = _DUMP_DEFAULTS.setdefault(ctx.machine, DumpDefaults())
-    return execute(
-        args.command_line,
-        profile=ctx.machine.profile,
+    dump_defaults = _DUMP_DEFAULTS.setdefault(machine, DumpDefaults())
+    return execute_line(
+        line,
+        profile=machine.profile,
         qmp=qmp,
         cpu_index=cpu_index,
         registers=register,
-        migration_globals=ctx.machine.migration_config.globals,
-        memory=guest_memory(ctx.machine.backend),
+        migration_globals=machine.migration_config.globals,
+        memory=guest_memory(machine.backend),
         dump_defaults=dump_defaults,
     )

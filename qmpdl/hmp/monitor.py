@@ -58,6 +58,31 @@ def execute(
     memory: MemoryReader | None = None,
     dump_defaults: DumpDefaults | None = None,
 ) -> str:
+    """Run ``command_line`` as QEMU's human monitor would and return its output (see
+    :func:`execute_line`)."""
+    return execute_line(
+        command_line,
+        profile=profile,
+        qmp=qmp,
+        cpu_index=cpu_index,
+        registers=registers,
+        migration_globals=migration_globals,
+        memory=memory,
+        dump_defaults=dump_defaults,
+    )[0]
+
+
+def execute_line(
+    command_line: str,
+    *,
+    profile: Profile,
+    qmp: QmpCaller,
+    cpu_index: int | None = None,
+    registers: RegisterLookup | None = None,
+    migration_globals: Mapping[str, bool | int] | None = None,
+    memory: MemoryReader | None = None,
+    dump_defaults: DumpDefaults | None = None,
+) -> tuple[str, int | None]:
     """Run ``command_line`` as QEMU's human monitor would and return its output.
 
     Every QMP command the monitor needs goes through ``qmp``.  ``cpu_index`` is the
@@ -68,7 +93,8 @@ def execute(
     and ``xp`` (``None``: a machine without a CPU).  ``dump_defaults`` is the memory dump
     format ``/fmt`` remembers; QEMU keeps one for the whole process, so a caller passes
     the same object every time (``None``: the initial one, forgotten after this line).
-    Line ends in the result are ``\\r\\n``.
+    Line ends in the result are ``\\r\\n``.  Also returns the monitor's current CPU
+    after the line (``cpu N`` changes it; a readline monitor keeps it for the next line).
     """
     commands = commands_for(profile)
     mon = Monitor(profile, qmp, commands, cpu_index, registers, memory)
@@ -88,4 +114,4 @@ def execute(
             mon.print(f'Try "help {command_line[:end]}" for more information\n')
         else:
             cmd.handler(mon, args)
-    return mon.text()
+    return mon.text(), mon.cpu_index

@@ -1,4 +1,5 @@
-"""The qmpdl process: build the machine, open the monitors, serve until quit or signal.
+"""The qmpdl process: build the machine, open the character devices with their monitors
+and serial ports, serve until quit or signal.
 
 Shutdown (``quit``, SIGINT, SIGTERM) is orderly, as QEMU's: a SHUTDOWN event goes to
 every negotiated monitor (for ``quit`` before its reply), client connections are
@@ -9,45 +10,58 @@ thread is joined, and the process exits with status 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import os
-import signal
-import socket
-import sys
-from collections import deque
+import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from qmpdl import report
 from qmpdl.backend.base import VcpuBackend
-from qmpdl.backend.sim import SimBackend
 from qmpdl.clock import Clock, RealClock
 from qmpdl.commands.executor import CommandExecutor
-from qmpdl.config import ChardevSocket, MachineConfig, MonitorConfig
+from qmpdl.config import Chardev, MachineConfig, MonitorConfig
 from qmpdl.errors import QMPError
+from qmpdl.hmp.session import HmpSession
+from qmpdl.hmp.table import commands_for
 from qmpdl.profile import Profile, get_profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.session import MonitorSession
+from qmpdl.server.chardev import ChardevEndpoint, ChardevError
 from qmpdl.server.connection import MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
+from qmpdl.server.frontends import HmpConnection, SerialConnection
 from qmpdl.trace import Tracer
 from qmpdl.vm.machine import Machine
 from qmpdl.workload import Workload, WorkloadError, resolve_workloads
 
-PROG = "qmpdl"
+if TYPE_CHECKING:
+    from qmpdl.backend.kvm import SerialPort
+
+PROG = report.PROG
 
 
 class ConfigError(Exception):
-    """The machine cannot be built or a monitor cannot be opened (QEMU-style text)."""
+    """The machine cannot be built or a device cannot be opened: QEMU's text, and the
+    option it is about (None: the text says it all)."""
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
 
 
-def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> VcpuBackend:
+def build_backend(
+    config: MachineConfig, profile: Profile, clock: Clock, serial: SerialPort | None = None
+) -> VcpuBackend:
     try:
         workloads = resolve_workloads(config.workloads, config.cpus)
     except WorkloadError as e:
         raise ConfigError(f"--workload: {e}") from None
     kick_interrupts_sleep = not profile.has("dirtylimit-sleep-uninterruptible")
     if config.accel.kind == "kvm":
-        return build_kvm_backend(config, workloads, clock, kick_interrupts_sleep)
+        return build_kvm_backend(config, workloads, clock, kick_interrupts_sleep, serial)
+    from qmpdl.backend.sim import SimBackend
+
     try:
         return SimBackend(
             workloads,
@@ -62,7 +76,11 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
 
 
 def build_kvm_backend(
-    config: MachineConfig, workloads: list[Workload], clock: Clock, kick_interrupts_sleep: bool
+    config: MachineConfig,
+    workloads: list[Workload],
+    clock: Clock,
+    kick_interrupts_sleep: bool,
+    serial: SerialPort | None = None,
 ) -> VcpuBackend:
     """Real vCPUs; the accelerator's checks and texts are QEMU's."""
     from qmpdl.backend.kvm import KvmBackend
@@ -78,10 +96,7 @@ def build_kvm_backend(
     if ring:
         maximum = dirty_ring_max_entries()
         if not maximum:
-            print(
-                f"{PROG}: warning: KVM dirty ring not available, using bitmap method",
-                file=sys.stderr,
-            )
+            report.warning("KVM dirty ring not available, using bitmap method")
             ring = 0
         elif ring > maximum:
             raise ConfigError(
@@ -89,8 +104,6 @@ def build_kvm_backend(
                 f"Please use a smaller value.\n{PROG}: {where}: failed to initialize kvm: "
                 "Invalid argument"
             )
-    # Open for the life of the process, like QEMU's -serial file.
-    serial = open(config.serial_file, "ab") if config.serial_file else None  # noqa: SIM115
     try:
         return KvmBackend(
             workloads,
@@ -107,13 +120,17 @@ def build_kvm_backend(
         raise ConfigError(f"-accel kvm: failed to initialize kvm: {e.strerror or e}") from None
 
 
-def build_machine(config: MachineConfig, clock: Clock | None = None) -> Machine:
+def build_machine(
+    config: MachineConfig, clock: Clock | None = None, *, serial: SerialPort | None = None
+) -> Machine:
+    """The machine of ``config``; ``serial`` is where its guests' COM1 output goes."""
     profile = get_profile(config.qemu_version)
     clock = clock or RealClock()
     # The trace file stays open for the life of the process, like QEMU's -D file.
     out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
     tracer = Tracer(config.trace_patterns, out)
-    return Machine(config, profile, build_backend(config, profile, clock), clock, tracer=tracer)
+    backend = build_backend(config, profile, clock, serial)
+    return Machine(config, profile, backend, clock, tracer=tracer)
 
 
 def greeting(executor: CommandExecutor) -> dict[str, object]:
@@ -121,185 +138,197 @@ def greeting(executor: CommandExecutor) -> dict[str, object]:
     return {"QMP": {"version": version, "capabilities": ["oob"]}}
 
 
-def _listening_unix_socket(path: str) -> socket.socket:
-    """A unix socket already listening when ``path`` appears: bound under a temporary
-    name, then renamed into place, so a client that connects as soon as it sees the
-    path is never refused (bind-then-listen leaves a window in which it would be)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    staging = f"{path}.{os.getpid()}.tmp"
-    if len(os.fsencode(staging)) > 107:  # no room in sun_path for the staging name
-        staging = path
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staging)
-        sock.bind(staging)
-        sock.listen(100)
-        if staging != path:
-            os.rename(staging, path)
-    except OSError as e:
-        sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staging)
-        # report the path the user gave, as a plain bind would
-        raise OSError(e.errno, e.strerror, path) from None
-    return sock
+class GuestSerial:
+    """COM1 as the vCPU threads see it: what they write goes, on the event loop, to the
+    first serial port's chardev (dropped before it is open, as QEMU's chardevs drop
+    output nobody reads)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._endpoint: ChardevEndpoint | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, loop: asyncio.AbstractEventLoop, endpoint: ChardevEndpoint) -> None:
+        with self._lock:
+            self._loop, self._endpoint = loop, endpoint
+
+    def detach(self) -> None:
+        with self._lock:
+            self._loop = self._endpoint = None
+
+    def write(self, data: bytes, /) -> int:
+        with self._lock:
+            if self._loop is not None and self._endpoint is not None:
+                self._loop.call_soon_threadsafe(self._endpoint.write, bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
-class MonitorEndpoint:
-    """One monitor's socket: listening (one client at a time, the next one served when
-    it leaves) or connected out to a listening client."""
+def hmp_version(profile: Profile) -> str:
+    """What the human monitor's banner calls the version (``7.2.22``)."""
+    return ".".join(str(n) for n in profile.version)
+
+
+class Frontends:
+    """Who uses which chardev: monitors (QMP or human) and serial ports."""
 
     def __init__(
         self,
-        chardev: ChardevSocket,
-        monitor: MonitorConfig,
+        config: MachineConfig,
+        machine: Machine,
+        *,
         dispatcher: Dispatcher,
-        make_session: Callable[[], MonitorSession],
+        executor: CommandExecutor,
+        hello: dict[str, object],
+        on_shutdown: Callable[[], None],
     ) -> None:
-        self.chardev = chardev
-        self.monitor = monitor
+        self.config = config
+        self.machine = machine
         self.dispatcher = dispatcher
-        self.make_session = make_session
-        self.server: asyncio.Server | None = None
-        self.active: MonitorConnection | None = None
-        self.waiting: deque[MonitorConnection] = deque()
-        self.connections: list[MonitorConnection] = []
-        self.first_client = asyncio.Event()
-        self._accepting = False
+        self.executor = executor
+        self.hello = hello
+        self.on_shutdown = on_shutdown
+        self.monitors = {m.chardev: m for m in config.monitors}
+        self.serials = set(config.serials)
 
-    def _factory(self) -> MonitorConnection:
-        connection = MonitorConnection(
+    def factory(self, chardev: Chardev) -> Callable[[Any, Any], Any]:
+        monitor = self.monitors.get(chardev.id)
+        if monitor is not None and monitor.mode == "control":
+            return self._qmp(monitor)
+        if monitor is not None:
+            session = HmpSession(
+                hmp_version(self.machine.profile), commands_for(self.machine.profile)
+            )
+            return lambda on_open, on_close: HmpConnection(
+                session, self._hmp_line, on_open, on_close
+            )
+        return SerialConnection
+
+    def _qmp(self, monitor: MonitorConfig) -> Callable[[Any, Any], Any]:
+        hello, pretty = self.hello, monitor.pretty
+
+        def session() -> MonitorSession:
+            return MonitorSession(hello, oob_offered=True, pretty=pretty)  # type: ignore[arg-type]
+
+        return lambda on_open, on_close: MonitorConnection(
             dispatcher=self.dispatcher,
-            make_session=self.make_session,
-            on_open=self._arrived,
-            on_close=self._closed,
-            name=self.chardev.id,
+            make_session=session,
+            on_open=on_open,
+            on_close=on_close,
+            name=monitor.chardev,
         )
-        self.connections.append(connection)
-        return connection
 
-    def _arrived(self, connection: MonitorConnection) -> None:
-        if connection.closed.is_set():
-            return
-        self.first_client.set()
-        if self.active is None and self._accepting:
-            self.active = connection
-            connection.activate()
-        else:
-            self.waiting.append(connection)
+    async def _hmp_line(self, line: str, session: HmpSession) -> str:
+        from qmpdl.commands.hmp import run_line
 
-    def _closed(self, connection: MonitorConnection) -> None:
-        if connection in self.connections:
-            self.connections.remove(connection)
-        if connection in self.waiting:
-            self.waiting.remove(connection)
-        if self.active is connection:
-            self.active = None
-            self._next()
-
-    def _next(self) -> None:
-        while self.active is None and self.waiting and self._accepting:
-            connection = self.waiting.popleft()
-            if not connection.closed.is_set():
-                self.active = connection
-                connection.activate()
-
-    def start_serving(self) -> None:
-        """Greet clients from now on (after the machine exists)."""
-        self._accepting = True
-        self._next()
-
-    async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        c = self.chardev
-        where = f"-qmp {c.describe()}"
-        try:
-            if c.server:
-                if c.path is not None:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(c.path)
-                    self.server = await loop.create_unix_server(
-                        self._factory, sock=_listening_unix_socket(c.path)
-                    )
-                else:
-                    assert c.port is not None
-                    self.server = await loop.create_server(
-                        self._factory, c.host, c.port, reuse_address=True
-                    )
-            elif c.path is not None:
-                await loop.create_unix_connection(self._factory, c.path)
-            else:
-                assert c.host is not None and c.port is not None
-                await loop.create_connection(self._factory, c.host, c.port)
-        except OSError as e:
-            target = c.path if c.path is not None else f"{c.host}:{c.port}"
-            verb = "bind" if c.server else "connect to"
-            raise ConfigError(
-                f"{where}: Failed to {verb} {'socket' if c.server else ''}"
-                f"{' ' if c.server else ''}'{target}': {e.strerror or e}".replace("  ", " ")
-            ) from None
-
-    async def close(self) -> None:
-        self._accepting = False
-        if self.server is not None:
-            self.server.close()
-        for connection in list(self.connections):
-            connection.close()
-        for connection in list(self.connections):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(connection.closed.wait(), 2)
-        if self.server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.server.wait_closed(), 2)
-            if self.chardev.path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.chardev.path)
-
-
-async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int:
-    """Run qmpdl until it shuts down; returns the exit status."""
-    loop = asyncio.get_running_loop()
-    machine = machine or build_machine(config)
-    schema = QapiSchema.load(machine.profile)
-    executor = CommandExecutor(machine, schema)
-    stopping = asyncio.Event()
-    dispatcher = Dispatcher(machine, executor, on_shutdown=stopping.set)
-    hello = greeting(executor)
-
-    def make_session(monitor: MonitorConfig) -> Callable[[], MonitorSession]:
-        return lambda: MonitorSession(hello, oob_offered=True, pretty=monitor.pretty)  # type: ignore[arg-type]
-
-    endpoints = [
-        MonitorEndpoint(config.chardev(m.chardev), m, dispatcher, make_session(m))
-        for m in config.monitors
-    ]
-    try:
-        for endpoint in endpoints:
-            await endpoint.open()
-        for endpoint in endpoints:
-            c = endpoint.chardev
-            if c.server and c.wait:
-                print(
-                    f"{PROG}: waiting for connection on: disconnected:{c.describe()}",
-                    file=sys.stderr,
-                    flush=True,
+        def run() -> str:
+            with self.machine.bql:
+                text, session.cpu_index = run_line(
+                    self.machine, self.executor, line, session.cpu_index
                 )
-                await endpoint.first_client.wait()
+            return text
+
+        text = await asyncio.to_thread(run)
+        if self.machine.shutdown_reason is not None:
+            self.on_shutdown()
+        return text
+
+
+async def open_chardevs(
+    config: MachineConfig, machine: Machine, frontends: Frontends
+) -> list[ChardevEndpoint]:
+    """Every chardev, in creation order; servers with ``wait=on`` get their first
+    client before the next device opens, as in QEMU."""
+    endpoints: list[ChardevEndpoint] = []
+    try:
+        for chardev in config.chardevs:
+            used = chardev.id in frontends.monitors or chardev.id in frontends.serials
+            state = machine.chardevs.add(chardev.id, chardev.backend, frontend_open=used)
+            endpoint = ChardevEndpoint(chardev, state)
+            endpoint.factory = frontends.factory(chardev)
+            endpoints.append(endpoint)
+            await endpoint.open()
+            if chardev.backend == "socket" and chardev.server and chardev.wait:
+                await endpoint.wait_connected()
     except BaseException:
         for endpoint in endpoints:
             await endpoint.close()
         raise
+    return endpoints
 
-    def on_signal(signum: int) -> None:
-        print(f"{PROG}: terminating on signal {signum}", file=sys.stderr, flush=True)
-        machine.request_shutdown("host-signal")
+
+async def serve(
+    config: MachineConfig,
+    *,
+    machine: Machine | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Run qmpdl until it shuts down; returns the exit status.  ``on_ready`` runs once
+    every device is open and the machine built (``-daemonize`` detaches then)."""
+    from qmpdl.server.signals import TerminationSignals
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    shutdown_cause: list[str] = []
+
+    def on_signal(signum: int, pid: int) -> None:
+        if pid:
+            report.error(f"terminating on signal {signum} from pid {pid} ({_process_name(pid)})")
+        else:
+            report.error(f"terminating on signal {signum}")
+        shutdown_cause.append("host-signal")
         stopping.set()
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, on_signal, signum)
-    # Everything built so far (schema, models, machine) lives until exit: keep it out of
-    # the collector's full passes, which would otherwise scan it and stall replies.
-    gc.freeze()
+    # before any other thread exists: they all inherit the blocked signals
+    signals = TerminationSignals(loop, on_signal)
+    signals.install()
+    try:
+        serial = GuestSerial()
+        if machine is None:
+            machine = build_machine(config, serial=serial if config.serials else None)
+        return await _serve(
+            config,
+            machine,
+            serial=serial,
+            stopping=stopping,
+            shutdown_cause=shutdown_cause,
+            on_ready=on_ready,
+        )
+    finally:
+        signals.remove()
+
+
+async def _serve(
+    config: MachineConfig,
+    machine: Machine,
+    *,
+    serial: GuestSerial,
+    stopping: asyncio.Event,
+    shutdown_cause: list[str],
+    on_ready: Callable[[], None] | None,
+) -> int:
+    loop = asyncio.get_running_loop()
+    schema = QapiSchema.load(machine.profile)
+    executor = CommandExecutor(machine, schema)
+    dispatcher = Dispatcher(machine, executor, on_shutdown=stopping.set)
+    frontends = Frontends(
+        config,
+        machine,
+        dispatcher=dispatcher,
+        executor=executor,
+        hello=greeting(executor),
+        on_shutdown=stopping.set,
+    )
+    try:
+        endpoints = await open_chardevs(config, machine, frontends)
+    except ChardevError as e:
+        await asyncio.to_thread(machine.teardown)
+        raise ConfigError(e.message, e.location) from None
+    if config.serials:
+        first = next(e for e in endpoints if e.chardev.id == config.serials[0])
+        serial.attach(loop, first)
     exit_status = 0
 
     def exit_process(status: int) -> None:
@@ -309,25 +338,38 @@ async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int
         loop.call_soon_threadsafe(stopping.set)
 
     machine.migration.exit = exit_process
-    if config.incoming is not None and config.incoming != "defer":
-        try:
-            machine.migration.start_incoming(config.incoming)
-        except (OSError, QMPError) as e:
-            for endpoint in endpoints:
-                await endpoint.close()
-            text = e.desc if isinstance(e, QMPError) else f"Failed to bind socket: {e.strerror}"
-            raise ConfigError(f"-incoming {config.incoming}: {text}") from None
     try:
+        if config.incoming is not None and config.incoming != "defer":
+            try:
+                machine.migration.start_incoming(config.incoming)
+            except (OSError, QMPError) as e:
+                text = e.desc if isinstance(e, QMPError) else f"Failed to bind socket: {e.strerror}"
+                raise ConfigError(text, f"-incoming {config.incoming}") from None
+        # Everything built so far (schema, models, machine) lives until exit: keep it out
+        # of the collector's full passes, which would otherwise scan it and stall replies.
+        gc.freeze()
         machine.start()
         dispatcher.start()
+        if on_ready is not None:
+            on_ready()
         for endpoint in endpoints:
             endpoint.start_serving()
         await stopping.wait()
+        if shutdown_cause:
+            machine.request_shutdown(shutdown_cause.pop())
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(signum)
+        serial.detach()
         await dispatcher.stop()
         for endpoint in endpoints:
             await endpoint.close()
         await asyncio.to_thread(machine.teardown)
     return exit_status
+
+
+def _process_name(pid: int) -> str:
+    """What QEMU shows for the sender of a signal: its command (``argv[0]``)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0", 1)[0].decode(errors="replace")
+    except OSError:
+        return "<unknown process>"

@@ -21,6 +21,7 @@ from qmpdl.profile import Profile
 from qmpdl.qapi.types import RunState
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bql import BigLock
+from qmpdl.vm.chardevs import ChardevRegistry
 from qmpdl.vm.dirtylog import DirtyLog
 from qmpdl.vm.events import EventBus
 
@@ -99,8 +100,10 @@ class Machine:
             allowed=self.migration.dirty_limit_allowed,
             period_ms=self.migration.dirty_limit_period_ms,
         )
-        #: socket chardevs, in creation order
-        self.chardev_ids = [c.id for c in config.chardevs]
+        #: socket chardevs, in creation order (``query-yank`` lists them)
+        self.chardev_ids = [c.id for c in config.chardevs if c.backend == "socket"]
+        #: every chardev as ``query-chardev`` reports it (the server keeps it current)
+        self.chardevs = ChardevRegistry()
         #: why the machine shut down (a ShutdownCause value), once it has
         self.shutdown_reason: str | None = None
 
