@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,3 +92,22 @@ class MachineConfig(BaseModel):
     serial_file: str | None = None
     #: ``--dirtylimit-controller NAME``: the throttle's CALCULATE step (``qemu``: QEMU's)
     dirtylimit_controller: str = "qemu"
+    #: ``-uuid``: the VM's UUID in canonical lower-case form (None: QEMU's all-zero UUID)
+    uuid: str | None = None
+    #: ``-machine TYPE`` as given (an alias such as ``pc`` kept as written); None: the default
+    machine_type: str | None = None
+    #: the other ``-machine`` properties, as strings, in command-line order
+    machine_props: dict[str, str] = {}
+    #: ``-cpu MODEL`` (None: the machine's default model, ``qemu64`` on x86)
+    cpu_model: str | None = None
+    #: ``-object`` in command-line order: ``{"qom-type": ..., "id": ..., **props}`` (JSON form keeps its
+    #: JSON types; key=value form gives strings)
+    objects: list[dict[str, Any]] = []
+    #: ``-device`` in command-line order: ``{"driver": ..., **props}`` (same typing rule)
+    devices: list[dict[str, Any]] = []
+    #: ``-netdev``, ``-blockdev``, ``-drive`` in command-line order (same typing rule)
+    netdevs: list[dict[str, Any]] = []
+    blockdevs: list[dict[str, Any]] = []
+    drives: list[dict[str, Any]] = []
+    #: ``-no-shutdown``
+    no_shutdown: bool = False
