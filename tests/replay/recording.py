@@ -39,9 +39,7 @@ def domain_session() -> Session:
     virsh commands of ``c`` and ``d`` on the same connection; ``d`` ends with
     ``destroy`` (SIGTERM)."""
     parts = [s for name in ("b-start-real", "c-real", "d-real") for s in load(name)]
-    return Session(
-        [e for part in parts for e in part.exchanges], parts[-1].trailing_events
-    )
+    return Session([e for part in parts for e in part.exchanges], parts[-1].trailing_events)
 
 
 def domain_argv() -> list[str]:

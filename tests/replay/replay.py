@@ -183,11 +183,13 @@ def play_machine(machine: ReplayMachine, sessions: list[Session]) -> list[Played
                 played += play(conn, session, first_id=number)
                 number += len(session.exchanges)
                 if session.trailing_events:
+                    # libvirt's destroy: SIGTERM, then the events QEMU sent
                     proc.signal(signal.SIGTERM)
                     tail = [
                         line.decode("latin-1").rstrip("\r\n") for line in conn.read_available(2)
                     ]
-                    played.append(Played(Exchange("(SIGTERM)", None, 0.0), "", "", tail))
+                    signalled = Exchange("(SIGTERM)", None, 0.0, events=session.trailing_events)
+                    played.append(Played(signalled, "", "", tail))
     return played
 
 
