@@ -15,6 +15,7 @@ from qmpdl.qapi.types import (
     StopArgs,
     SysEmuTarget,
 )
+from qmpdl.qemudata.vcpus import cpu_type, has_vcpus, vcpu_model, vcpu_qom_path
 
 
 @qmp_command("query-status")
@@ -34,22 +35,19 @@ def cont(ctx: CommandContext, args: ContArgs) -> None:
     ctx.machine.cont()
 
 
-def _qom_device(cpu_index: int) -> int:
-    """QOM child number of vCPU ``cpu_index`` on a pc board: device[1] is created
-    between the first and the second vCPU."""
-    return 0 if cpu_index == 0 else cpu_index + 1
-
-
 @qmp_command("query-cpus-fast")
 def query_cpus_fast(ctx: CommandContext, args: QueryCpusFastArgs) -> list[CpuInfoFast]:
     machine = ctx.machine
+    if not has_vcpus(machine.config):
+        return []
+    qom_type = cpu_type(vcpu_model(machine.config))
     with_type = machine.profile.has("cpuinfo-qom-type")
     topology = machine.config.topology
     return [
         CpuInfoFast(
             cpu_index=i,
-            qom_type="qemu64-x86_64-cpu" if with_type else None,
-            qom_path=f"/machine/unattached/device[{_qom_device(i)}]",
+            qom_type=qom_type if with_type else None,
+            qom_path=vcpu_qom_path(i),
             thread_id=thread_id,
             props=CpuInstanceProperties(**topology.props(i)),
             target=SysEmuTarget.X86_64,

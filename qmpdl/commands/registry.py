@@ -54,6 +54,7 @@ def qmp_command(name: str, *, blocking: bool = False) -> Callable[[H], H]:
 def load_all() -> dict[str, CommandSpec]:
     """Import every handler module (registration happens at import)."""
     from qmpdl.commands import (  # noqa: F401
+        block,
         control,
         dirtylimit,
         dirtyrate,
@@ -61,6 +62,10 @@ def load_all() -> dict[str, CommandSpec]:
         machine,
         migration,
         migration_config,
+        probe,
+        qom,
+        stats,
+        vminfo,
     )
 
     return REGISTRY

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import Profile
-from qmpdl.qapi import types as generated
-from qmpdl.qapi.bind import bind_object
+from qmpdl.qapi import models
+from qmpdl.qapi.bind import bind_object, bind_value
 from qmpdl.qapi.introspect import introspect
 from qmpdl.qapi.load import schema_for
 from qmpdl.qapi.output import OutputError, to_json
@@ -94,7 +94,14 @@ class QapiSchema:
             if cached is not None:
                 return cached
         values = InputVisitor().visit_arguments(definition.arg_type, arguments)
-        model = bind_object(generated.COMMAND_ARGS[command], definition.arg_type, values)
+        arg_type = definition.arg_type
+        if definition.boxed and arg_type is not None and arg_type.variants is not None:
+            # a union's members depend on its tag: the model of the value's branch
+            bound = bind_value(arg_type, values)
+            assert isinstance(bound, BaseModel)
+            model = bound
+        else:
+            model = bind_object(models.command_args(command), arg_type, values)
         if not arguments:
             self._no_arguments[command] = model
         return model

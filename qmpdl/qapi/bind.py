@@ -1,14 +1,14 @@
 """Turning validated argument values into the generated models.
 
 The input visitor returns plain values keyed by QAPI names; this builds the
-models of :mod:`qmpdl.qapi.types` bottom-up, so that union values become the
-subclass of their tag value (``CpuInfoFastVariantS390x``...).
+generated models (:mod:`qmpdl.qapi.models`) bottom-up, so that union values become
+the subclass of their tag value (``CpuInfoFastVariantS390x``...).
 """
 
 from __future__ import annotations
 
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qapi import types as generated
+from qmpdl.qapi import models
 from qmpdl.qapi.base import QapiModel
 from qmpdl.qapi.schema import AlternateType, ArrayType, ObjectType, QapiType, alternate_json_kind
 from qmpdl.qapi.visitor import json_kind
@@ -24,15 +24,17 @@ def model_class(typ: ObjectType, value: JsonObject) -> type[QapiModel]:
     (``host``, ``port``...) survive."""
     if typ.variants is not None:
         tag = str(value.get(typ.variants.tag.name))
-        variant = generated.VARIANTS.get(typ.name, {}).get(tag)
+        variant = models.variant(typ.name, tag)
         if variant is not None:
             branch = typ.variants.branch(tag)
             if branch is not None and branch.variants is not None:
                 inner = model_class(branch, value)
-                if inner is not generated.STRUCTS.get(branch.name):
+                if inner is not models.struct(branch.name):
                     return _combined(variant, inner)
             return variant
-    return generated.STRUCTS[typ.name]
+    found = models.struct(typ.name)
+    assert found is not None, typ.name
+    return found
 
 
 def _combined(outer: type[QapiModel], inner: type[QapiModel]) -> type[QapiModel]:

@@ -1,7 +1,14 @@
-"""Generate :mod:`qmpdl.qapi.types` from the schema: ``python -m qmpdl.qapi.gen``.
+"""Generate :mod:`qmpdl.qapi.types` and :mod:`qmpdl.qapi.types_deferred` from the
+schema: ``python -m qmpdl.qapi.gen``.
 
-``--check`` exits with status 1 (and writes nothing) when the checked-in file
-differs from what the schema produces.
+The commands and events in :data:`DEFERRED_ROOTS` (what libvirt's capability probe,
+domain start and statistics use) have many types of their own; building their models
+would cost every start-up tens of milliseconds although most runs never call them.
+The classes only they reach go to ``types_deferred.py``, which nothing imports before
+one of them runs (:mod:`qmpdl.qapi.models` finds a class in either module).
+
+``--check`` exits with status 1 (and writes nothing) when a checked-in file differs
+from what the schema produces.
 """
 
 from __future__ import annotations
@@ -16,6 +23,39 @@ from qmpdl.qapi.pymodels import render_models
 from qmpdl.qapi.schema import Schema
 
 TYPES_PATH = Path(__file__).with_name("types.py")
+DEFERRED_PATH = Path(__file__).with_name("types_deferred.py")
+
+#: Commands and events whose models are imported on first use.
+DEFERRED_ROOTS = (
+    "POWERDOWN",
+    "RESET",
+    "set-action",
+    "query-block",
+    "query-blockstats",
+    "query-named-block-nodes",
+    "query-tpm-models",
+    "query-tpm-types",
+    "qom-list",
+    "qom-get",
+    "qom-list-types",
+    "qom-list-properties",
+    "device-list-properties",
+    "query-machines",
+    "query-target",
+    "query-uuid",
+    "system_reset",
+    "system_powerdown",
+    "query-hotpluggable-cpus",
+    "query-cpu-model-expansion",
+    "query-cpu-definitions",
+    "query-name",
+    "query-iothreads",
+    "query-command-line-options",
+    "query-sev-capabilities",
+    "query-sgx-capabilities",
+    "query-stats",
+    "query-stats-schemas",
+)
 
 _META_KEYS = ("enum", "struct", "union", "alternate", "command", "event")
 
@@ -31,28 +71,34 @@ def definition_order() -> list[str]:
     return names
 
 
-def generate() -> str:
-    """The source of ``types.py`` for every known profile."""
+def generate() -> tuple[str, str]:
+    """The sources of ``types.py`` and ``types_deferred.py`` for every known profile."""
     schemas: dict[str, Schema] = {name: schema_for(get_profile(name)) for name in profile_names()}
-    return render_models(schemas, definition_order())
+    core, deferred = render_models(schemas, definition_order(), DEFERRED_ROOTS)
+    assert deferred is not None
+    return core, deferred
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qmpdl.qapi.gen", description=__doc__)
     parser.add_argument("--check", action="store_true", help="only compare, do not write")
     parser.add_argument("--output", type=Path, default=TYPES_PATH, help="where to write")
+    parser.add_argument(
+        "--deferred-output", type=Path, default=DEFERRED_PATH, help="where the deferred go"
+    )
     args = parser.parse_args(argv)
-    source = generate()
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-    if args.check:
-        if current != source:
-            print(f"{args.output} is out of date; run python -m qmpdl.qapi.gen", file=sys.stderr)
-            return 1
-        return 0
-    if current != source:
-        args.output.write_text(source, encoding="utf-8")
-        print(f"wrote {args.output}")
-    return 0
+    status = 0
+    for path, source in zip((args.output, args.deferred_output), generate(), strict=True):
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == source:
+            continue
+        if args.check:
+            print(f"{path} is out of date; run python -m qmpdl.qapi.gen", file=sys.stderr)
+            status = 1
+        else:
+            path.write_text(source, encoding="utf-8")
+            print(f"wrote {path}")
+    return status
 
 
 if __name__ == "__main__":

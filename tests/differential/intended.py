@@ -115,12 +115,12 @@ INTENDED: dict[str, Intended] = {
         lines=(
             _GREETING,
             *_NEGOTIATION,
-            'step 1: >>> {"execute": "query-uuid", "id": 1}',
+            'step 1: >>> {"execute": "query-pci", "id": 1}',
             'step 1: <<< {"id": 1, "error": {"class": "CommandNotFound", '
-            '"desc": "The command query-uuid has not been found"}}\r\n',
-            'step 2: >>> {"execute": "query-uuid", "arguments": {"x": 1}}',
+            '"desc": "The command query-pci has not been found"}}\r\n',
+            'step 2: >>> {"execute": "query-pci", "arguments": {"x": 1}}',
             'step 2: <<< {"error": {"class": "CommandNotFound", '
-            '"desc": "The command query-uuid has not been found"}}\r\n',
+            '"desc": "The command query-pci has not been found"}}\r\n',
         ),
     ),
     "hmp.memory-dump-disassembly": Intended(

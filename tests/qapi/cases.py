@@ -200,7 +200,114 @@ def served_cases() -> list[Case]:
     cases += _member_cases(qdr, {}, "calc-time-unit", ["second", "bogus", 1])
     cases += [Case(qdr, {}), Case(qdr, {"calc-time-unit": "second", "x": 1})]
     cases += unexpected_cases(qdr, {}, 13, [1, 4])
-    return cases + migration_cases()
+    return cases + migration_cases() + harness_cases()
+
+
+#: The harness commands without arguments (system_reset and system_powerdown: never
+#: valid, QEMU would reset or press the power button).
+HARNESS_NO_ARG = [
+    "query-target",
+    "query-machines",
+    "query-cpu-definitions",
+    "query-tpm-models",
+    "query-tpm-types",
+    "query-sev-capabilities",
+    "query-sgx-capabilities",
+    "query-hotpluggable-cpus",
+    "query-iothreads",
+    "query-block",
+    "query-name",
+    "query-uuid",
+    "system_reset",
+    "system_powerdown",
+]
+
+
+def harness_cases() -> list[Case]:
+    """Cases for the commands libvirt's probe and domain start use."""
+    cases: list[Case] = []
+    for i, command in enumerate(HARNESS_NO_ARG):
+        cases.append(Case(command, {"foo": 1}))
+        cases += unexpected_cases(command, {}, 200 + i, [2, 4])
+        if command not in ("system_reset", "system_powerdown"):
+            cases.append(Case(command, {}))
+
+    qlt = "qom-list-types"
+    cases += _member_cases(qlt, {}, "implements", NOT_STR)
+    cases += _member_cases(qlt, {}, "abstract", NOT_BOOL)
+    cases += [Case(qlt, {"implements": 1, "abstract": 1}), Case(qlt, {"abstract": True, "x": 1})]
+    cases += unexpected_cases(qlt, {"implements": "device"}, 210, [2, 5])
+    for command in ("qom-list-properties", "device-list-properties"):
+        cases.append(Case(command, {}))
+        cases += _member_cases(command, {}, "typename", NOT_STR)
+        cases += unexpected_cases(command, {"typename": "pci-device"}, 211, [1, 3])
+    cases.append(Case("qom-list", {}))
+    cases += _member_cases("qom-list", {}, "path", NOT_STR)
+    qg = "qom-get"
+    cases += [Case(qg, {}), Case(qg, {"path": "/machine"}), Case(qg, {"property": "type"})]
+    cases += _member_cases(qg, {"path": "/machine"}, "property", NOT_STR)
+    cases += _member_cases(qg, {"property": "type"}, "path", NOT_STR)
+    cases += unexpected_cases(qg, {"path": "/machine", "property": "type"}, 212, [1, 4])
+
+    qcme = "query-cpu-model-expansion"
+    model: JsonObject = {"name": "qemu64"}
+    cases += [
+        Case(qcme, {}),
+        Case(qcme, {"type": "full"}),
+        Case(qcme, {"model": model}),
+        Case(qcme, {"type": "compatible", "model": model}),
+        Case(qcme, {"type": "static", "model": {}}),
+        Case(qcme, {"type": "static", "model": {"name": 1}}),
+        Case(qcme, {"type": "static", "model": {"name": "qemu64", "x": 1}}),
+        Case(qcme, {"type": "static", "model": "qemu64"}),
+    ]
+    cases += _member_cases(qcme, {"model": model}, "type", NOT_ENUM)
+    cases += unexpected_cases(qcme, {"type": "full", "model": model}, 213, [1, 3])
+
+    qclo = "query-command-line-options"
+    cases += _member_cases(qclo, {}, "option", NOT_STR)
+    cases += [Case(qclo, {}), Case(qclo, {"option": "machine"})]
+    cases += unexpected_cases(qclo, {"option": "machine"}, 214, [2])
+    cases += [Case("query-named-block-nodes", {"flat": v}) for v in [*NOT_BOOL, True]]
+    cases += [Case("query-blockstats", {"query-nodes": v}) for v in [*NOT_BOOL, False]]
+    cases += unexpected_cases("query-named-block-nodes", {"flat": True}, 215, [2])
+
+    sa = "set-action"
+    cases += _member_cases(sa, {}, "reboot", [*NOT_ENUM, "reset"])
+    cases += _member_cases(sa, {}, "shutdown", ["pause", "off", 1])
+    cases += _member_cases(sa, {}, "panic", ["exit-failure", "bogus"])
+    cases += _member_cases(sa, {}, "watchdog", ["inject-nmi", "nmi"])
+    cases += [
+        Case(sa, {}),
+        Case(sa, {"reboot": "bogus", "panic": "bogus"}),
+        Case(sa, {"reboot": "reset", "shutdown": "poweroff", "panic": "none"}),
+    ]
+    cases += unexpected_cases(sa, {"reboot": "reset"}, 216, [1, 3, 6])
+
+    qs = "query-stats"
+    cases += [
+        Case(qs, {}),
+        Case(qs, {"target": "bogus"}),
+        Case(qs, {"target": 1}),
+        Case(qs, {"target": "vm"}),
+        Case(qs, {"target": "vm", "vcpus": []}),
+        Case(qs, {"target": "vcpu", "vcpus": "x"}),
+        Case(qs, {"target": "vcpu", "vcpus": [1]}),
+        Case(qs, {"target": "vcpu", "vcpus": []}),
+        Case(qs, {"target": "vm", "providers": {}}),
+        Case(qs, {"target": "vm", "providers": [{}]}),
+        Case(qs, {"target": "vm", "providers": [{"provider": "xen"}]}),
+        Case(qs, {"target": "vm", "providers": [{"provider": "kvm", "names": "x"}]}),
+        Case(qs, {"target": "vm", "providers": [{"provider": "kvm", "x": 1}]}),
+        Case(qs, {"target": "vm", "providers": [{"provider": "kvm", "names": []}]}),
+        Case(qs, {"providers": []}),
+    ]
+    cases += unexpected_cases(qs, {"target": "vcpu"}, 217, [1, 4])
+    qss = "query-stats-schemas"
+    cases += _member_cases(qss, {}, "provider", ["kvm", "cryptodev", 1, None])
+    cases += [Case(qss, {})]
+    cases += unexpected_cases(qss, {"provider": "kvm"}, 218, [2])
+    return cases
 
 
 def migration_cases() -> list[Case]:

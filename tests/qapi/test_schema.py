@@ -10,7 +10,7 @@ from qmpdl.profile import get_profile, profile_names
 from qmpdl.qapi import QapiSchema
 from qmpdl.qapi import types as generated
 from qmpdl.qapi.conditions import ConditionError, evaluate
-from qmpdl.qapi.gen import TYPES_PATH, generate, main
+from qmpdl.qapi.gen import DEFERRED_PATH, TYPES_PATH, generate, main
 from qmpdl.qapi.naming import camel, enum_member, field_name
 from qmpdl.qapi.parser import QapiParseError, parse_doc, parse_schema
 from qmpdl.qapi.schema import (
@@ -179,6 +179,37 @@ def test_includes_are_read_once_at_first_use(tmp_path: Path) -> None:
     assert names == ["in-b", "in-a", "top"]
 
 
+#: What libvirt's probe and domain start (and virsh domstats) use.
+HARNESS_COMMANDS = {
+    "query-target",
+    "query-machines",
+    "query-cpu-definitions",
+    "query-cpu-model-expansion",
+    "qom-list-types",
+    "qom-list-properties",
+    "device-list-properties",
+    "qom-list",
+    "qom-get",
+    "query-tpm-models",
+    "query-tpm-types",
+    "query-command-line-options",
+    "query-sev-capabilities",
+    "query-sgx-capabilities",
+    "query-hotpluggable-cpus",
+    "query-iothreads",
+    "query-named-block-nodes",
+    "query-block",
+    "query-blockstats",
+    "set-action",
+    "query-name",
+    "query-uuid",
+    "query-stats",
+    "query-stats-schemas",
+    "system_reset",
+    "system_powerdown",
+}
+
+
 def test_served_commands_and_flags() -> None:
     schema = QapiSchema.load(get_profile("7.2"))
     assert set(schema.command_names()) == {
@@ -209,6 +240,7 @@ def test_served_commands_and_flags() -> None:
         "migrate",
         "migrate-incoming",
         "migrate-pause",
+        *HARNESS_COMMANDS,
     }
     pause = schema.command("migrate-pause")
     assert pause is not None and pause.allow_oob
@@ -217,7 +249,7 @@ def test_served_commands_and_flags() -> None:
     hmc = schema.command("human-monitor-command")
     assert hmc is not None and hmc.features == ("savevm-monitor-nodes",)
     assert schema.command("nope") is None
-    assert schema.event("SHUTDOWN") is not None and schema.event("POWERDOWN") is None
+    assert schema.event("SHUTDOWN") is not None and schema.event("SUSPEND") is None
     assert QapiSchema.load(get_profile("7.2")) is schema
 
 
@@ -230,16 +262,35 @@ def test_every_profile_builds() -> None:
 
 
 def test_generated_types_are_up_to_date() -> None:
-    assert TYPES_PATH.read_text(encoding="utf-8") == generate(), (
+    core, deferred = generate()
+    assert TYPES_PATH.read_text(encoding="utf-8") == core, (
         "qmpdl/qapi/types.py is stale: run python -m qmpdl.qapi.gen"
+    )
+    assert DEFERRED_PATH.read_text(encoding="utf-8") == deferred, (
+        "qmpdl/qapi/types_deferred.py is stale: run python -m qmpdl.qapi.gen"
     )
 
 
 def test_gen_check_mode(tmp_path: Path) -> None:
-    target = tmp_path / "types.py"
-    assert main(["--check", "--output", str(target)]) == 1
-    assert main(["--output", str(target)]) == 0
-    assert main(["--check", "--output", str(target)]) == 0
+    paths = ["--output", str(tmp_path / "types.py")]
+    paths += ["--deferred-output", str(tmp_path / "types_deferred.py")]
+    assert main(["--check", *paths]) == 1
+    assert main(paths) == 0
+    assert main(["--check", *paths]) == 0
+
+
+def test_deferred_models_stay_out_of_the_core_module() -> None:
+    """The harness commands' classes are not built at start-up; a core class never
+    needs a deferred one."""
+    from qmpdl.qapi import types_deferred
+
+    assert "query-machines" in types_deferred.COMMAND_ARGS
+    assert "MachineInfo" in types_deferred.STRUCTS and "MachineInfo" not in generated.STRUCTS
+    assert "query-cpus-fast" in generated.COMMAND_ARGS
+    assert not set(types_deferred.STRUCTS) & set(generated.STRUCTS)
+    assert not set(types_deferred.ENUMS) & set(generated.ENUMS)
+    # CpuInstanceProperties serves query-cpus-fast too: it stays in the core module
+    assert "CpuInstanceProperties" in generated.STRUCTS
 
 
 def test_generated_names() -> None:

@@ -1,0 +1,41 @@
+"""query-stats and query-stats-schemas (:mod:`qmpdl.qemudata.stats`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qmpdl.commands.registry import CommandContext, qmp_command
+
+if TYPE_CHECKING:
+    from qmpdl.qapi.types_deferred import QueryStatsSchemasArgs, StatsFilter
+
+
+@qmp_command("query-stats")
+def query_stats(ctx: CommandContext, args: StatsFilter) -> list[Any]:
+    from qmpdl.qemudata.cpu import accel_of
+    from qmpdl.qemudata.stats import query
+    from qmpdl.qemudata.vcpus import has_vcpus, vcpu_qom_path
+
+    config = ctx.machine.config
+    paths = [vcpu_qom_path(i) for i in range(config.cpus)] if has_vcpus(config) else []
+    wanted = getattr(args, "vcpus", None)
+    if wanted is not None:
+        paths = [p for p in paths if p in wanted]
+    requests = None
+    if args.providers is not None:
+        requests = [(r.provider.value, r.names) for r in args.providers]
+    return query(
+        ctx.machine.profile, accel_of(config.accel.kind), args.target.value, requests, paths
+    )
+
+
+@qmp_command("query-stats-schemas")
+def query_stats_schemas(ctx: CommandContext, args: QueryStatsSchemasArgs) -> list[Any]:
+    from qmpdl.qemudata.cpu import accel_of
+    from qmpdl.qemudata.stats import schemas
+    from qmpdl.qemudata.vcpus import has_vcpus
+
+    config = ctx.machine.config
+    if args.provider is not None and args.provider.value != "kvm":
+        return []
+    return schemas(ctx.machine.profile, accel_of(config.accel.kind), vcpus=has_vcpus(config))

@@ -1,0 +1,113 @@
+"""CPU models: definitions, expansions and the properties of vCPU objects.
+
+All of it is recorded per accelerator: under KVM, QEMU filters features by what the
+host's KVM offers (this host's PVM KVM lacks ``pni``), under TCG by what TCG
+emulates.  qmpdl's ``sim`` and ``kvm`` backends present themselves as KVM, ``tcg`` as
+TCG.
+
+An expansion with properties is the recorded one when the probe asked for exactly
+that; otherwise the properties are applied on top of the plain expansion, as QEMU
+applies them to the model before expanding it.  Properties with effects beyond their
+own value (``migratable``, ``hv-passthrough``, ...) are exact only where recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from qmpdl.errors import QMPError
+from qmpdl.profile import Profile
+from qmpdl.qemudata import store
+from qmpdl.qemudata.vcpus import DEFAULT_MODEL, cpu_type
+from qmpdl.qjson.qdict import qdict_order
+
+
+def accel_of(kind: str) -> str:
+    """The accelerator whose recorded answers a backend kind gets."""
+    return "tcg" if kind == "tcg" else "kvm"
+
+
+def definitions(profile: Profile, accel: str) -> list[Any]:
+    data: list[Any] = store.load(profile, "cpu.json.gz")[accel]["query-cpu-definitions"]
+    return data
+
+
+def _check_props(profile: Profile, typename: str, props: dict[str, Any]) -> None:
+    """QEMU sets the properties one by one in QDict order: the first unknown one, or
+    the first boolean one given something else, fails."""
+    from qmpdl.qemudata.properties import type_properties
+
+    known = {p["name"]: p["type"] for p in type_properties(profile, typename)}
+    for name in qdict_order(list(props)):
+        kind = known.get(name)
+        if kind is None:
+            raise QMPError(f"Property '{typename}.{name}' not found")
+        if kind == "bool" and not isinstance(props[name], bool):
+            raise QMPError(f"Invalid parameter type for '{name}', expected: boolean")
+
+
+def expansion(
+    profile: Profile, accel: str, kind: str, name: str, props: dict[str, Any] | None
+) -> Any:
+    """``query-cpu-model-expansion``'s answer (``kind``: static or full)."""
+    data = store.load(profile, "cpu.json.gz")[accel]
+    request: dict[str, Any] = {"type": kind, "model": {"name": name}}
+    if props is not None:
+        request["model"]["props"] = props
+    for recorded, reply in data["with-props"]:
+        if recorded == request:
+            return _reply(reply)
+    plain = data["expansions"].get(name)
+    if plain is None:
+        raise QMPError(f"CPU model '{name}' not found")
+    result = copy.deepcopy(_reply(plain[kind]))
+    if props:
+        _check_props(profile, cpu_type(name), props)
+        result["model"]["props"].update(props)
+    return result
+
+
+def _reply(recorded: Any) -> Any:
+    if isinstance(recorded, dict) and "error" in recorded:
+        error = recorded["error"]
+        raise QMPError(error["desc"], error["class"])
+    return recorded
+
+
+@dataclass(frozen=True)
+class VcpuModel:
+    """The recorded QOM view of a vCPU of one model: its property list and, for the
+    first vCPU of the recorded machine, each property's ``qom-get`` answer."""
+
+    model: str
+    listing: list[Any]
+    values: dict[str, Any]
+
+
+def vcpu_model(profile: Profile, accel: str, model: str) -> VcpuModel | None:
+    """The recorded vCPU of ``model`` (None when QEMU refused to run it)."""
+    recorded = store.load(profile, "vcpu.json.gz")[accel].get(model)
+    if recorded is None or "refused" in recorded:
+        return None
+    return VcpuModel(model, recorded["qom-list"], recorded["qom-get"])
+
+
+def parse_cpu_option(option: str | None) -> tuple[str, dict[str, Any]]:
+    """``-cpu MODEL[,+FEAT][,-FEAT][,PROP=VALUE]...`` as the model and the property
+    values it sets (on/off become booleans, other values stay strings)."""
+    if not option:
+        return DEFAULT_MODEL, {}
+    model, *rest = option.split(",")
+    props: dict[str, Any] = {}
+    for item in rest:
+        if not item:
+            continue
+        if item[0] in "+-" and "=" not in item:
+            props[item[1:]] = item[0] == "+"
+            continue
+        key, _, value = item.partition("=")
+        flag = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+        props[key] = flag.get(value, value)
+    return model, props
