@@ -55,6 +55,7 @@ def load_all() -> dict[str, CommandSpec]:
     """Import every handler module (registration happens at import)."""
     from qmpdl.commands import (  # noqa: F401
         block,
+        chardev,
         control,
         dirtylimit,
         dirtyrate,

@@ -570,6 +570,21 @@ class ShutdownEvent(QapiModel):
     """the @ShutdownCause"""
 
 
+class ChardevInfo(QapiModel):
+    """One character device."""
+
+    label: str
+    """the device's id (-chardev id=, or the name QEMU gave it: compat_monitorN, serialN)"""
+    filename: str
+    """what the device is connected to, in QEMU's words (pty:/dev/pts/N, unix:PATH,server=on, disconnected:..., stdio, null, file)"""
+    frontend_open: bool = Field(alias="frontend-open")
+    """whether a frontend (a monitor, a serial port) uses it"""
+
+
+class QueryChardevArgs(QapiModel):
+    """Arguments of the command query-chardev."""
+
+
 class MigrationStats(QapiModel):
     """RAM transfer statistics of a migration."""
 
@@ -1575,6 +1590,7 @@ STRUCTS: dict[str, type[QapiModel]] = {
     "String": String,
     "SocketAddress": SocketAddress,
     "StatusInfo": StatusInfo,
+    "ChardevInfo": ChardevInfo,
     "MigrationStats": MigrationStats,
     "XBZRLECacheStats": XBZRLECacheStats,
     "CompressionStats": CompressionStats,
@@ -1652,6 +1668,7 @@ VARIANTS: dict[str, dict[str, type[QapiModel]]] = {
 #: Argument models by command name.
 COMMAND_ARGS: dict[str, type[QapiModel]] = {
     "query-status": QueryStatusArgs,
+    "query-chardev": QueryChardevArgs,
     "query-migrate": QueryMigrateArgs,
     "migrate-set-capabilities": MigrateSetCapabilitiesArgs,
     "query-migrate-capabilities": QueryMigrateCapabilitiesArgs,

@@ -32,6 +32,7 @@ from qmpdl.server.dispatcher import Dispatcher
 from qmpdl.server.frontends import HmpConnection, SerialConnection
 from qmpdl.trace import Tracer
 from qmpdl.vm.machine import Machine
+from qmpdl.vm.powerbutton import PowerButton
 from qmpdl.workload import Workload, WorkloadError, resolve_workloads
 
 if TYPE_CHECKING:
@@ -338,6 +339,15 @@ async def _serve(
         loop.call_soon_threadsafe(stopping.set)
 
     machine.migration.exit = exit_process
+
+    def later(work: Callable[[], None]) -> None:
+        """Run ``work`` in a worker thread, soon (called from any thread)."""
+        loop.call_soon_threadsafe(lambda: loop.run_in_executor(None, work))
+
+    def guest_exit() -> None:
+        loop.call_soon_threadsafe(stopping.set)
+
+    power_button = PowerButton(machine, later, guest_exit)
     try:
         if config.incoming is not None and config.incoming != "defer":
             try:
@@ -358,6 +368,7 @@ async def _serve(
         if shutdown_cause:
             machine.request_shutdown(shutdown_cause.pop())
     finally:
+        power_button.close()
         serial.detach()
         await dispatcher.stop()
         for endpoint in endpoints:

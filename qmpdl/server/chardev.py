@@ -321,6 +321,9 @@ class ChardevEndpoint:
             local, peer = sock.getsockname(), sock.getpeername()
         except OSError:
             return
+        if self._listening and sock.family == socket.AF_UNIX:
+            # a listener of ours was bound under a staging name (listening_unix_socket)
+            local = self._local
         self.state.filename = socket_filename(
             sock.family, local, peer, listening=self._listening, connected=True
         )

@@ -206,6 +206,29 @@ class Machine:
         if was_running:
             self.events.emit("STOP")
 
+    def guest_shutdown(self, *, pause: bool) -> bool:
+        """The guest powered itself off: SHUTDOWN with ``guest`` true.  With the shutdown
+        action ``pause`` (``-no-shutdown``) the vCPUs stop in run state ``shutdown``
+        (STOP if they ran) and the process stays; otherwise it is to exit: returns True
+        then.  Called with the BQL held."""
+        with self._state_lock:
+            if self.shutdown_reason is not None:
+                return False
+            if not pause:
+                self.shutdown_reason = "guest-shutdown"
+        self.events.emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})
+        if not pause:
+            return True
+        with self._state_lock:
+            was_running = self.runstate == RunState.RUNNING
+            self.runstate = RunState.SHUTDOWN
+            if was_running:
+                with self.bql.dropped():
+                    self.backend.pause()
+        if was_running:
+            self.events.emit("STOP")
+        return False
+
     def request_shutdown(self, reason: str) -> None:
         """``quit`` or a signal: emit SHUTDOWN once; the server then exits."""
         with self._state_lock:
