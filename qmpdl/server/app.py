@@ -275,6 +275,8 @@ async def serve(
     shutdown_cause: list[str] = []
 
     def on_signal(signum: int, pid: int) -> None:
+        if shutdown_cause or stopping.is_set():
+            return  # QEMU reports the request once, when its main loop takes it
         if pid:
             report.error(f"terminating on signal {signum} from pid {pid} ({_process_name(pid)})")
         else:
