@@ -1,0 +1,1 @@
+"""Third-party test harness code, vendored unchanged (see each package's README)."""
