@@ -36,6 +36,7 @@ def test_launch_limit_and_shutdown_with_the_defaults(machine: QEMUMachine) -> No
     assert machine.command("query-status") == {"status": "running", "running": True}
     machine.command("set-vcpu-dirty-limit", dirty_rate=100)
     limits = machine.command("query-vcpu-dirty-limit")
+    assert isinstance(limits, list)
     assert [(v["cpu-index"], v["limit-rate"]) for v in limits] == [(0, 100), (1, 100)]
     machine.command("cancel-vcpu-dirty-limit")
     assert machine.command("query-vcpu-dirty-limit") == []
@@ -82,7 +83,9 @@ def test_console_on_sim_vcpus(machine: QEMUMachine) -> None:
     machine.add_args("-accel", "sim")
     machine.launch()
     console = machine.console_socket
-    chardevs = {c["label"]: c for c in machine.command("query-chardev")}
+    reply = machine.command("query-chardev")
+    assert isinstance(reply, list)
+    chardevs = {c["label"]: c for c in reply}
     assert chardevs["console"]["frontend-open"] is True
     assert chardevs["console"]["filename"].startswith("unix:")
     assert chardevs["console"]["filename"].endswith(".con,server=on")
