@@ -16,6 +16,7 @@ the environment: ``QMPDL_OPTIONS`` (shell words appended to the command line) an
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 import uuid as uuidlib
@@ -892,6 +893,9 @@ def parse_args(argv: Sequence[str]) -> MachineConfig:
         arg = argv[i]
         if not arg.startswith("-") or arg == "-":
             # QEMU takes a bare argument as the first disk's image
+            protocol = re.match(r"([A-Za-z0-9.+-]+):", arg)
+            if protocol is not None and "/" not in protocol[1]:
+                raise UsageError(arg, f"Unknown protocol '{protocol[1]}'")
             if not os.path.exists(arg):
                 raise UsageError(arg, f"Could not open '{arg}': No such file or directory")
             b.drives.append({"file": arg, "index": "0", "media": "disk"})

@@ -94,7 +94,12 @@ class FdTransport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         if not self._reading and self._read_fd is not None and not self._closing:
-            self._loop.add_reader(self._read_fd, self._on_readable)
+            try:
+                self._loop.add_reader(self._read_fd, self._on_readable)
+            except PermissionError:
+                # a file or /dev/null as stdin: nothing will ever come (QEMU reads EOF)
+                self._read_fd = None
+                return
             self._reading = True
 
     def _on_readable(self) -> None:
