@@ -1,0 +1,177 @@
+"""The process model: ``-daemonize`` and ``-pidfile`` as QEMU 7.2's, on qmpdl and (``-m
+qemu``) on the real binary, which must behave the same way for the same texts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cmdline.runner import ROOT, qmpdl_argv
+
+QEMU = ["qemu-system-x86_64"]
+BASE = ["-machine", "none", "-nodefaults", "-display", "none"]
+
+
+@pytest.fixture(params=["qmpdl", "qemu"])
+def program(request: pytest.FixtureRequest) -> list[str]:
+    if request.param == "qemu":
+        from tests.conftest import need_qemu
+
+        need_qemu()
+        return QEMU
+    return qmpdl_argv()
+
+
+def launch(program: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run to completion (with ``-daemonize``: until the launching process exits)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [*program, *BASE, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def prog_name(program: list[str]) -> str:
+    return "qemu-system-x86_64" if program == QEMU else "qmpdl"
+
+
+def stop(pid: int, timeout: float = 30.0) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[int]]:
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            stop(pid)
+
+
+def greets(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        return sock.recv(4096).startswith(b'{"QMP"')
+
+
+def test_daemonize_returns_once_the_monitor_listens(
+    program: list[str], tmp_path: Path, daemons: list[int]
+) -> None:
+    sock, pidfile = tmp_path / "qmp.sock", tmp_path / "vm.pid"
+    result = launch(
+        program, "-qmp", f"unix:{sock},server=on,wait=off", "-pidfile", str(pidfile), "-daemonize"
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    text = pidfile.read_text()
+    assert text.endswith("\n") and text.strip().isdigit()
+    pid = int(text)
+    daemons.append(pid)
+    assert (pidfile.stat().st_mode & 0o777) == 0o600
+    assert greets(sock)
+    # a new session, stdio on /dev/null, in /
+    assert os.getsid(pid) != os.getsid(0)
+    assert {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)} == {"/dev/null"}
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    # the pid file is locked: a second one cannot take it
+    second = launch(program, "-pidfile", str(pidfile), "-daemonize")
+    assert second.returncode == 1
+    assert second.stderr == (
+        f"{prog_name(program)}: cannot create PID file: Cannot lock pid file: "
+        "Resource temporarily unavailable\n"
+    )
+    assert pidfile.read_text() == text
+    # and it goes away with the process
+    stop(pid)
+    daemons.remove(pid)
+    assert not pidfile.exists() and not sock.exists()
+
+
+@pytest.mark.parametrize("daemonize", [False, True], ids=["foreground", "daemonize"])
+def test_pidfile_that_cannot_be_created(
+    program: list[str], tmp_path: Path, daemonize: bool
+) -> None:
+    extra = ["-daemonize"] if daemonize else []
+    result = launch(program, "-pidfile", str(tmp_path / "none" / "x.pid"), *extra)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{prog_name(program)}: cannot create PID file: Could not create "
+        f"'{tmp_path}/none/x.pid': No such file or directory\n"
+    )
+    result = launch(program, "-pidfile", str(tmp_path), *extra)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{prog_name(program)}: cannot create PID file: Could not create "
+        f"'{tmp_path}': Is a directory\n"
+    )
+
+
+def test_daemonize_fails_when_a_device_cannot_open(program: list[str], tmp_path: Path) -> None:
+    """The daemon's error reaches the launcher's stderr; the launcher exits 1 and the
+    pid file the daemon wrote is gone."""
+    pidfile = tmp_path / "vm.pid"
+    option = f"socket,id=c,path={tmp_path}/none/c.sock,server=on,wait=off"
+    result = launch(program, "-pidfile", str(pidfile), "-daemonize", "-chardev", option)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{prog_name(program)}: -chardev {option}: Failed to bind socket to "
+        f"{tmp_path}/none/c.sock: No such file or directory\n"
+    )
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("option", [["-qmp", "stdio"], ["-chardev", "stdio,id=s"]])
+def test_daemonize_and_stdio(program: list[str], option: list[str]) -> None:
+    result = launch(program, "-daemonize", *option)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{prog_name(program)}: {' '.join(option)}: cannot use stdio with -daemonize\n"
+    )
+
+
+def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
+    sock = tmp_path / "qmp.sock"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(tmp_path / "stderr", "wb") as err:
+        proc = subprocess.Popen(
+            [*program, *BASE, "-qmp", f"unix:{sock},server=on,wait=off"],
+            stdin=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert greets(sock)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    name = Path(f"/proc/{os.getpid()}/cmdline").read_bytes().split(b"\0")[0].decode()
+    assert (tmp_path / "stderr").read_text() == (
+        f"{prog_name(program)}: terminating on signal 15 from pid {os.getpid()} ({name})\n"
+    )
