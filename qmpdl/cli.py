@@ -19,16 +19,15 @@ import os
 import re
 import shlex
 import sys
-import uuid as uuidlib
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from qmpdl import __version__, report
 from qmpdl.cmdline import chardev as chardevs
 from qmpdl.cmdline import machine as machines
 from qmpdl.cmdline import objects
-from qmpdl.config import AccelConfig, Chardev, MachineConfig, MonitorConfig
+from qmpdl.config import AccelConfig, AccelKind, Chardev, MachineConfig, MonitorConfig
 from qmpdl.qemuopts import (
     SIZE_HINT,
     OptionError,
@@ -110,9 +109,9 @@ BOOT_KEYS = {
 DISPLAY_TYPES = ("none", "gtk", "sdl", "egl-headless", "curses", "spice-app", "dbus", "vnc")
 
 
-@dataclass
 class _Builder:
-    """Collects options in command-line order, then builds the MachineConfig."""
+    """Collects options in command-line order, then builds the MachineConfig (the
+    class attributes are the defaults; each builder has its own collections)."""
 
     qemu_version: str | None = None
     name: str | None = None
@@ -121,33 +120,13 @@ class _Builder:
     accel: str | None = None
     machine_accel: str | None = None
     start_paused: bool = False
-    chardevs: list[Chardev] = field(default_factory=list)
-    chardev_opts: dict[str, Opts] = field(default_factory=dict)
-    #: monitors: (config, the option that made it, its -mon opts or None)
-    monitors: list[tuple[MonitorConfig, str]] = field(default_factory=list)
-    mon_opts: dict[str, Opts] = field(default_factory=dict)
     monitor_index: int = 0
-    #: -serial in order: (option text, "chardev:ID" / compat string)
-    serials: list[str] = field(default_factory=list)
-    workloads: list[WorkloadOption] = field(default_factory=list)
-    trace: list[str] = field(default_factory=list)
     trace_file: str | None = None
     incoming: str | None = None
-    migration_globals: list[tuple[str, str]] = field(default_factory=list)
     dirtylimit_controller: str | None = None
     uuid: str | None = None
     machine_type: str | None = None
-    machine_props: dict[str, str] = field(default_factory=dict)
     cpu_model: str | None = None
-    objects: list[dict[str, Any]] = field(default_factory=list)
-    object_opts: dict[str, Opts] = field(default_factory=dict)
-    devices: list[dict[str, Any]] = field(default_factory=list)
-    device_opts: dict[str, Opts] = field(default_factory=dict)
-    netdevs: list[dict[str, Any]] = field(default_factory=list)
-    netdev_opts: dict[str, Opts] = field(default_factory=dict)
-    blockdevs: list[dict[str, Any]] = field(default_factory=list)
-    drives: list[dict[str, Any]] = field(default_factory=list)
-    boot: dict[str, str] = field(default_factory=dict)
     no_shutdown: bool = False
     no_acpi: bool = False
     debug_threads: bool = False
@@ -155,6 +134,28 @@ class _Builder:
     daemonize: bool = False
     pidfile: str | None = None
     backend: str | None = None
+
+    def __init__(self) -> None:
+        self.chardevs: list[Chardev] = []
+        self.chardev_opts: dict[str, Opts] = {}
+        #: monitors: the config and the option that made it
+        self.monitors: list[tuple[MonitorConfig, str]] = []
+        self.mon_opts: dict[str, Opts] = {}
+        #: -serial values in order ("chardev:ID", or a legacy string)
+        self.serials: list[str] = []
+        self.workloads: list[WorkloadOption] = []
+        self.trace: list[str] = []
+        self.migration_globals: list[tuple[str, str]] = []
+        self.machine_props: dict[str, str] = {}
+        self.objects: list[dict[str, Any]] = []
+        self.object_opts: dict[str, Opts] = {}
+        self.devices: list[dict[str, Any]] = []
+        self.device_opts: dict[str, Opts] = {}
+        self.netdevs: list[dict[str, Any]] = []
+        self.netdev_opts: dict[str, Opts] = {}
+        self.blockdevs: list[dict[str, Any]] = []
+        self.drives: list[dict[str, Any]] = []
+        self.boot: dict[str, str] = {}
 
 
 # --- monitors and chardevs ----------------------------------------------------------------
@@ -179,8 +180,14 @@ def _monitor_option(b: _Builder, option: str, value: str, mode: str, pretty: boo
     if label in b.mon_opts:
         raise UsageError(where, f"Duplicate ID '{label}' for mon")
     b.mon_opts[label] = Opts(chardevs.MON_OPTS, id=label)
-    b.monitors.append((MonitorConfig(chardev=label, mode=mode, pretty=pretty, id=label), where))
+    monitor = MonitorConfig(chardev=label, mode=_mode(mode), pretty=pretty, id=label)
+    b.monitors.append((monitor, where))
     b.monitor_index += 1
+
+
+def _mode(mode: str) -> Literal["control", "readline"]:
+    assert mode in ("control", "readline")
+    return "control" if mode == "control" else "readline"
 
 
 def _add_chardev(b: _Builder, chardev: Chardev, where: str) -> None:
@@ -212,7 +219,8 @@ def _mon(b: _Builder, value: str) -> None:
         b.mon_opts[opts.id] = opts
     chardev = opts.get("chardev")
     assert chardev is not None
-    b.monitors.append((MonitorConfig(chardev=chardev, mode=mode, pretty=pretty, id=opts.id), where))
+    monitor = MonitorConfig(chardev=chardev, mode=_mode(mode), pretty=pretty, id=opts.id)
+    b.monitors.append((monitor, where))
 
 
 def _resolve_chardevs(b: _Builder) -> tuple[list[MonitorConfig], list[str]]:
@@ -332,7 +340,7 @@ def _accel(value: str) -> AccelConfig:
             "Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is "
             f"1024.\n{PROG}: {where}: failed to initialize kvm: Invalid argument",
         )
-    return AccelConfig(kind=kind, dirty_ring_size=ring)
+    return AccelConfig(kind=typing.cast(AccelKind, kind), dirty_ring_size=ring)
 
 
 def _machine_accel(value: str) -> str:
@@ -377,14 +385,21 @@ def _memory(b: _Builder) -> int:
 Handler = Callable[[_Builder, str], None]
 
 
-@dataclass(frozen=True)
 class _Option:
-    name: str
-    arg: str | None
-    help: str
-    handler: Handler
-    #: shown by --help (the options harnesses pass that mean nothing to qmpdl are not)
-    listed: bool = True
+    """One option: its name, its argument's synopsis (None: a flag), its help, what it
+    does, and whether --help shows it (not the ones harnesses pass that mean nothing
+    to qmpdl)."""
+
+    __slots__ = ("arg", "handler", "help", "listed", "name")
+
+    def __init__(
+        self, name: str, arg: str | None, help: str, handler: Handler, listed: bool = True
+    ) -> None:
+        self.name = name
+        self.arg = arg
+        self.help = help
+        self.handler = handler
+        self.listed = listed
 
 
 def _set(attr: str) -> Handler:
@@ -456,6 +471,8 @@ def _rtc(b: _Builder, opts: Opts) -> None:
 
 
 def _uuid(b: _Builder, value: str) -> None:
+    import uuid as uuidlib
+
     try:
         if len(value) != 36 or value.count("-") != 4:
             raise ValueError(value)
@@ -1046,6 +1063,10 @@ def command_line(argv: Sequence[str] | None = None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # qmpdl speaks no TLS: asyncio goes without its ssl support, which would load
+    # OpenSSL (5 ms and 3 MiB of every start-up).  Only this process, not importers.
+    if "ssl" not in sys.modules and "asyncio" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
     # Before any library starts a thread of its own (numpy's BLAS does at import): the
     # termination signals are taken by one thread, which learns who sent them.
     from qmpdl.server.signals import block_termination_signals

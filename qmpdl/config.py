@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from qmpdl.record import Record
 from qmpdl.topology import SmpTopology
 from qmpdl.workload import WorkloadOption
 
 ChardevBackend = Literal["socket", "stdio", "pty", "null", "file"]
+AccelKind = Literal["sim", "kvm", "tcg"]
 
 
-class Chardev(BaseModel):
+class Chardev(Record):
     """A character device: ``-chardev``, or the one ``-qmp``, ``-monitor`` or ``-serial``
     creates (QEMU names those ``compat_monitorN`` and ``serialN``)."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     backend: ChardevBackend = "socket"
@@ -50,11 +48,9 @@ class Chardev(BaseModel):
 ChardevSocket = Chardev
 
 
-class MonitorConfig(BaseModel):
+class MonitorConfig(Record):
     """A monitor: QMP (``-qmp``, ``-qmp-pretty``, ``-mon mode=control``) or the human
     monitor with its line editor (``-monitor``, ``-mon mode=readline``)."""
-
-    model_config = ConfigDict(frozen=True)
 
     #: id of its chardev
     chardev: str
@@ -64,25 +60,21 @@ class MonitorConfig(BaseModel):
     id: str | None = None
 
 
-class AccelConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class AccelConfig(Record):
     #: ``sim``: simulated vCPUs presenting themselves as KVM; ``kvm``: real ones;
     #: ``tcg``: simulated vCPUs presenting themselves as TCG (no KVM, no dirty ring)
-    kind: Literal["sim", "kvm", "tcg"] = "sim"
+    kind: AccelKind = "sim"
     #: entries per vCPU dirty ring; 0 = no ring (dirty bitmap)
     dirty_ring_size: int = 0
 
 
-class MachineConfig(BaseModel):
+class MachineConfig(Record):
     """Everything a qmpdl process runs."""
-
-    model_config = ConfigDict(frozen=True)
 
     qemu_version: str | None = None
     name: str | None = None
-    cpus: int = Field(default=1, ge=1)
-    max_cpus: int = Field(default=1, ge=1)
+    cpus: int = 1
+    max_cpus: int = 1
     sockets: int = 1
     dies: int = 1
     cores: int = 1

@@ -13,7 +13,6 @@ QEMU's texts for what it refuses.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Literal
 
 from qmpdl.sizes import parse_size
@@ -110,24 +109,30 @@ ID_ERROR = (
 )
 
 
-@dataclass(frozen=True)
 class OptsList:
     """One of QEMU's option groups (``QemuOptsList``): its name, the key a bare first
     element stands for, and the keys it knows with their types (None: any key, checked
     later by whoever reads them)."""
 
-    name: str
-    implied: str | None = None
-    desc: Mapping[str, OptKind] | None = None
+    __slots__ = ("desc", "implied", "name")
+
+    def __init__(
+        self, name: str, implied: str | None = None, desc: Mapping[str, OptKind] | None = None
+    ) -> None:
+        self.name = name
+        self.implied = implied
+        self.desc = desc
 
 
-@dataclass
 class Opts:
     """One parsed option: its ``id`` and the other ``key=value`` pairs in order."""
 
-    group: OptsList
-    id: str | None = None
-    items: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("group", "id", "items")
+
+    def __init__(self, group: OptsList, id: str | None = None) -> None:
+        self.group = group
+        self.id = id
+        self.items: list[tuple[str, str]] = []
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The last value given for ``key`` (QEMU's ``qemu_opt_get``)."""

@@ -7,24 +7,33 @@ benchmarks can tell the throttle thread from the vCPUs.  Linux keeps 15 bytes.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import threading
 from collections.abc import Callable
 
 _PR_SET_NAME = 15
 
-_prctl: Callable[..., int] | None
-try:
-    # the process's own symbols include libc's (no library search, which would spawn
-    # ldconfig and stall the first thread that names itself)
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (looked up when a thread first names itself: ctypes costs every
+    start-up a millisecond)."""
+    import ctypes
+
+    try:
+        # the process's own symbols include libc's (no library search, which would spawn
+        # ldconfig and stall the first thread that names itself)
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
 
 
 def name_this_thread() -> None:
     """Copy ``threading.current_thread().name`` to the OS thread; a no-op where
     ``prctl`` is missing."""
-    if _prctl is not None:
+    prctl = _prctl()
+    if prctl is not None:
+        import ctypes
+
         name = threading.current_thread().name.encode()[:15]
-        _prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+        prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)

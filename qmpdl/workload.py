@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from qmpdl.record import Record
 from qmpdl.sizes import parse_size
 
 MiB = 1 << 20
@@ -30,25 +29,21 @@ DEFAULT_WRITE_RATE_MIB = 450.0
 DEFAULT_WSS = 99 * MiB
 
 
-class Workload(BaseModel):
+class Workload(Record):
     """One vCPU's guest program."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["write", "read", "idle"] = "write"
     #: MiB/s while the vCPU runs (writers: pages written x 4 KiB; readers: bytes read)
-    rate: float = Field(default=DEFAULT_WRITE_RATE_MIB, ge=0)
+    rate: float = DEFAULT_WRITE_RATE_MIB
     #: working set in bytes; ``None``: 99 MiB, or an equal share of RAM if that is less
-    wss: int | None = Field(default=None, gt=0)
+    wss: int | None = None
     #: kvm only: the guest's pacing loop count per page (``None``: derived from ``rate``;
     #: 0 is the unpadded loop that overflows this host's dirty rings)
-    delay: int | None = Field(default=None, ge=0)
+    delay: int | None = None
 
 
-class WorkloadOption(BaseModel):
+class WorkloadOption(Record):
     """One ``--workload`` option: which vCPUs, and what they run."""
-
-    model_config = ConfigDict(frozen=True)
 
     first: int | None  # None: all
     last: int | None

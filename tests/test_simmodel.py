@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qmpdl.backend.simmodel import PAGES_PER_MIB, SimModel
+from qmpdl.backend.simlayout import PAGES_PER_MIB
+from qmpdl.backend.simmodel import SimModel
 from qmpdl.workload import Workload
 
 MiB = 1 << 20

@@ -21,12 +21,13 @@ import abc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported when the vCPUs first need it, not at start-up
+    import numpy as np
+    import numpy.typing as npt
 
-from qmpdl.vm.registers import X86Registers
+    from qmpdl.vm.registers import X86Registers
 
 PAGE_SIZE = 4096
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
-from qmpdl.backend.simmodel import SimModel
+from qmpdl.backend.simlayout import layout
 from qmpdl.clock import Clock
-from qmpdl.kvm import guest
-from qmpdl.vm.registers import X86Registers, x86_reset_state
 from qmpdl.workload import Workload
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from qmpdl.backend.simmodel import SimModel
+    from qmpdl.vm.registers import X86Registers
 
 
 class SimBackend(VcpuBackend):
@@ -43,29 +45,57 @@ class SimBackend(VcpuBackend):
         self.ram_size = ram_size
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
-        self.model = SimModel(
-            workloads,
-            ram_size,
-            ring_size,
-            now=clock.monotonic(),
-            kick_interrupts_sleep=kick_interrupts_sleep,
-            start_paused=True,
-        )
+        # The model (numpy arrays) is made when something first looks at the vCPUs; what
+        # happened to them before (start, pause, resume) is replayed into it then.
+        layout(workloads, ram_size // PAGE_SIZE)  # a working set that does not fit: now
+        self._model: SimModel | None = None
+        self._model_args = (list(workloads), ram_size, ring_size, clock.monotonic())
+        self._kick_interrupts_sleep = kick_interrupts_sleep
+        self._history: list[tuple[str, float]] = []
         self._start_paused = start_paused
         self._thread_id = threading.get_native_id()
         #: destination: the first byte of every page received
         self._received: npt.NDArray[np.uint8] | None = None
 
+    @property
+    def model(self) -> SimModel:
+        """The vCPUs' model, made on first use (callers hold the lock)."""
+        model = self._model
+        if model is None:
+            from qmpdl.backend.simmodel import SimModel
+
+            workloads, ram_size, ring_size, created = self._model_args
+            model = SimModel(
+                workloads,
+                ram_size,
+                ring_size,
+                now=created,
+                kick_interrupts_sleep=self._kick_interrupts_sleep,
+                start_paused=True,
+            )
+            for change, at in self._history:
+                getattr(model, change)(at)
+            self._model = model
+        return model
+
+    def _change(self, change: str) -> None:
+        """``resume`` or ``pause`` the vCPUs now (recorded until the model exists)."""
+        now = self.clock.monotonic()
+        if self._model is None:
+            self._history.append((change, now))
+        else:
+            getattr(self._model, change)(now)
+
     def start(self) -> None:
         with self._lock:
             self._thread_id = threading.get_native_id()
             if not self._start_paused:
-                self.model.resume(self.clock.monotonic())
+                self._change("resume")
 
     def shutdown(self) -> None:
         self._wakeup.set()
         with self._lock:
-            self.model.pause(self.clock.monotonic())
+            self._change("pause")
 
     def _wait_for_kick(self) -> float:
         """Block until a kick issued now has reached every vCPU; return that time."""
@@ -75,13 +105,17 @@ class SimBackend(VcpuBackend):
         return max(done, self.clock.monotonic())
 
     def pause(self) -> None:
+        with self._lock:
+            if self._model is None:  # nothing has throttled a vCPU: no sleep to wait for
+                self._change("pause")
+                return
         at = self._wait_for_kick()
         with self._lock:
             self.model.pause(max(at, self.model.t))
 
     def resume(self) -> None:
         with self._lock:
-            self.model.resume(self.clock.monotonic())
+            self._change("resume")
 
     def set_dirty_logging(self, enabled: bool) -> None:
         with self._lock:
@@ -144,7 +178,7 @@ class SimBackend(VcpuBackend):
 
     @property
     def ram_pages(self) -> int:
-        return self.model.ram_pages
+        return self.ram_size // PAGE_SIZE
 
     def migration_sync(self) -> npt.NDArray[np.bool_]:
         with self._lock:
@@ -161,6 +195,8 @@ class SimBackend(VcpuBackend):
             self.model.advance(self.clock.monotonic())
             values = self.model.page_values(pages)
         zero = values == 0
+        import numpy as np
+
         data = np.zeros((int((~zero).sum()), PAGE_SIZE), dtype=np.uint8)
         data[:, 0] = values[~zero]
         return zero, data.tobytes()
@@ -168,6 +204,8 @@ class SimBackend(VcpuBackend):
     def write_pages(
         self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], data: bytes
     ) -> None:
+        import numpy as np
+
         if self._received is None:
             self._received = np.zeros(self.model.ram_pages, dtype=np.uint8)
         block = np.frombuffer(data, dtype=np.uint8).reshape(-1, PAGE_SIZE)
@@ -183,6 +221,8 @@ class SimBackend(VcpuBackend):
         progress = state.get("sim")
         if not isinstance(progress, dict) or len(progress.get("written", [])) != self.nr_vcpus:
             raise ValueError("the guest state does not fit this machine")
+        import numpy as np
+
         with self._lock:
             self.model.import_progress(self.clock.monotonic(), progress)
             expected = self.model.page_values(np.arange(self.model.ram_pages, dtype=np.int64))
@@ -204,6 +244,10 @@ class SimBackend(VcpuBackend):
         if addr >= end:
             return bytes(out)
         first, last = addr // PAGE_SIZE, (end - 1) // PAGE_SIZE
+        import numpy as np
+
+        from qmpdl.kvm import guest
+
         pages = np.arange(first, last + 1, dtype=np.int64)
         with self._lock:
             m = self.model
@@ -229,5 +273,7 @@ class SimBackend(VcpuBackend):
         return bytes(out)
 
     def registers(self, cpu_index: int) -> X86Registers:
+        from qmpdl.vm.registers import x86_reset_state
+
         # The model has no instruction stream: its vCPUs show QEMU's reset state.
         return x86_reset_state()

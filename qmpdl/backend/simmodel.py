@@ -32,19 +32,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from qmpdl.backend.base import PAGE_SIZE, RING_RESERVED_ENTRIES
+from qmpdl.backend.simlayout import PAGES_PER_MIB, layout
 from qmpdl.workload import Workload
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-PAGES_PER_MIB = (1 << 20) // PAGE_SIZE
 
 #: Seconds between the dirty-ring reaper's harvests (QEMU's "kvm-reaper" thread).
 REAPER_PERIOD = 1.0
@@ -52,14 +51,6 @@ REAPER_PERIOD = 1.0
 _NO_SLEEP = -math.inf
 #: Slack for comparing event times computed in floating point.
 _EPS = 1e-12
-
-
-@dataclass(frozen=True)
-class Region:
-    """Where a vCPU's working set lies in guest RAM (page numbers)."""
-
-    first_page: int
-    pages: int
 
 
 class SimModel:
@@ -91,7 +82,7 @@ class SimModel:
         self.slept: FloatArray = np.zeros(n)
         #: entries at which a ring counts as full
         self.soft_full = max(ring_size - RING_RESERVED_ENTRIES, 1) if ring_size else 0
-        self.regions = _layout(workloads, self.ram_pages)
+        self.regions = layout(workloads, self.ram_pages)
         self.kinds = [w.kind for w in workloads]
         wss = np.array([r.pages for r in self.regions], dtype=np.float64)
         rate = np.array([w.rate * PAGES_PER_MIB for w in workloads], dtype=np.float64)
@@ -391,26 +382,3 @@ class SimModel:
         self.advance(t)
         self.written = np.asarray(progress["written"], dtype=np.float64)
         self.read = np.asarray(progress["read"], dtype=np.float64)
-
-
-def _layout(workloads: Sequence[Workload], ram_pages: int) -> list[Region]:
-    """Place each vCPU's working set in RAM after the first MiB, one after another."""
-    base = PAGES_PER_MIB
-    usable = max(ram_pages - base, 0)
-    n = len(workloads)
-    share = usable // n if n else 0
-    regions = []
-    for w in workloads:
-        if w.kind == "idle":
-            regions.append(Region(base, 0))
-            continue
-        pages = (w.wss // PAGE_SIZE) if w.wss is not None else min(99 * PAGES_PER_MIB, share)
-        pages = max(pages, 1)
-        regions.append(Region(base, pages))
-        base += pages
-    if base > ram_pages:
-        raise ValueError(
-            f"working sets need {base * PAGE_SIZE >> 20} MiB but guest RAM is "
-            f"{ram_pages * PAGE_SIZE >> 20} MiB (raise -m or lower wss=)"
-        )
-    return regions

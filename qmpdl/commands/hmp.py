@@ -1,4 +1,7 @@
-"""human-monitor-command: the HMP line runs in :mod:`qmpdl.hmp`, which calls back into QMP."""
+"""human-monitor-command: the HMP line runs in :mod:`qmpdl.hmp`, which calls back into QMP.
+
+:mod:`qmpdl.hmp` is imported when the first line runs (most runs have none).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,13 @@ import weakref
 from typing import TYPE_CHECKING
 
 from qmpdl.commands.registry import CommandContext, qmp_command
-from qmpdl.hmp import DumpDefaults, MemoryReader, cpu_index_error
-from qmpdl.hmp.cchar import to_i32
-from qmpdl.hmp.monitor import execute_line
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.types import HumanMonitorCommandArgs
 
 if TYPE_CHECKING:
     from qmpdl.backend.base import VcpuBackend
     from qmpdl.commands.executor import CommandExecutor
+    from qmpdl.hmp import DumpDefaults, MemoryReader
     from qmpdl.vm.machine import Machine
 
 #: The memory dump format each machine's monitors remember (QEMU: one per process).
@@ -34,6 +35,9 @@ def guest_memory(backend: VcpuBackend) -> MemoryReader:
 
 @qmp_command("human-monitor-command", blocking=True)
 def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) -> str:
+    from qmpdl.hmp import cpu_index_error
+    from qmpdl.hmp.cchar import to_i32
+
     # QEMU's monitor_set_cpu() takes a C int: 2^32 means vCPU 0.
     cpu_index = None if args.cpu_index is None else to_i32(args.cpu_index)
     if cpu_index is not None and not 0 <= cpu_index < ctx.machine.backend.nr_vcpus:
@@ -47,6 +51,8 @@ def run_line(
     """One HMP command line on a monitor whose current CPU is ``cpu_index``: its output
     and the monitor's current CPU after it (``human-monitor-command``'s monitor lives
     for one line; a readline monitor keeps it)."""
+    from qmpdl.hmp import DumpDefaults
+    from qmpdl.hmp.monitor import execute_line
 
     def qmp(command: str, arguments: JsonObject) -> JsonValue:
         return executor.call_sync(command, arguments, None)

@@ -19,11 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
-from qmpdl.migration.incoming import IncomingMigration
-from qmpdl.migration.source import OutgoingMigration, SourceStats
-from qmpdl.migration.stream import PAGE_SIZE
 from qmpdl.migration.uri import (
     MigrationAddress,
     UnknownProtocolError,
@@ -35,6 +33,9 @@ from qmpdl.migration.uri import (
 from qmpdl.qapi.types import RunState
 
 if TYPE_CHECKING:
+    # the migration's threads and stream (numpy) are imported when one starts
+    from qmpdl.migration.incoming import IncomingMigration
+    from qmpdl.migration.source import OutgoingMigration, SourceStats
     from qmpdl.vm.machine import Machine
 
 log = logging.getLogger("qmpdl")
@@ -388,6 +389,8 @@ class MigrationManager:
             except OSError as e:
                 self._fd_error(str(e))
                 raise QMPError(str(e)) from None
+        from qmpdl.migration.source import OutgoingMigration
+
         outgoing = OutgoingMigration(self, address)
         outgoing.stats.expected_downtime = self.config.downtime_limit
         with self._lock:
@@ -509,6 +512,8 @@ class MigrationManager:
             assert uri is not None
             self._incoming_setup()
             address = parse_uri(uri, p, incoming=True)
+        from qmpdl.migration.incoming import IncomingMigration
+
         incoming = IncomingMigration(self, address)
         try:
             incoming.start()

@@ -16,12 +16,11 @@ from __future__ import annotations
 import copy
 from typing import ClassVar
 
-from pydantic import BaseModel
-
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import Profile
 from qmpdl.qapi import models
+from qmpdl.qapi.base import QapiModel
 from qmpdl.qapi.bind import bind_object, bind_value
 from qmpdl.qapi.introspect import introspect
 from qmpdl.qapi.load import schema_for
@@ -42,7 +41,7 @@ class QapiSchema:
         self.schema = schema
         self._introspection: list[JsonValue] | None = None
         #: argument models of commands called without arguments (see parse_arguments)
-        self._no_arguments: dict[str, BaseModel] = {}
+        self._no_arguments: dict[str, QapiModel] = {}
 
     @classmethod
     def load(cls, profile: Profile) -> QapiSchema:
@@ -79,7 +78,7 @@ class QapiSchema:
             raise QMPError(f"The command {name} has not been found", "CommandNotFound")
         return command
 
-    def parse_arguments(self, command: str, arguments: JsonObject) -> BaseModel:
+    def parse_arguments(self, command: str, arguments: JsonObject) -> QapiModel:
         """Validate ``arguments`` of ``command`` and return its ``<Command>Args`` model.
 
         Raises :class:`QMPError` (GenericError) with QEMU's text for the first
@@ -98,7 +97,7 @@ class QapiSchema:
         if definition.boxed and arg_type is not None and arg_type.variants is not None:
             # a union's members depend on its tag: the model of the value's branch
             bound = bind_value(arg_type, values)
-            assert isinstance(bound, BaseModel)
+            assert isinstance(bound, QapiModel)
             model = bound
         else:
             model = bind_object(models.command_args(command), arg_type, values)
@@ -115,7 +114,7 @@ class QapiSchema:
             return {}
         return to_json(definition.ret_type, value, "return")
 
-    def event_data(self, event: str, data: BaseModel | None) -> JsonObject | None:
+    def event_data(self, event: str, data: QapiModel | None) -> JsonObject | None:
         """The ``data`` member of an event, or None for events without data."""
         definition = self.schema.events.get(event)
         if definition is None:

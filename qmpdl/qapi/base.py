@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from qmpdl.record import Record
 
 
-class QapiModel(BaseModel):
+class QapiModel(Record):
     """A QAPI struct, union, command argument set or event payload.
 
     Models are immutable.  Fields use Python names (``cpu_index``) and accept the
     QAPI names (``cpu-index``) as aliases, so both ``DirtyLimitInfo(cpu_index=0,
     ...)`` and ``DirtyLimitInfo.model_validate({"cpu-index": 0, ...})`` work.
-    Unknown fields are rejected.
+    Unknown fields are refused.
     """
-
-    model_config = ConfigDict(
-        frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid"
-    )

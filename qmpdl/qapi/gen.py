@@ -1,5 +1,7 @@
-"""Generate :mod:`qmpdl.qapi.types` and :mod:`qmpdl.qapi.types_deferred` from the
-schema: ``python -m qmpdl.qapi.gen``.
+"""Generate :mod:`qmpdl.qapi.types`, :mod:`qmpdl.qapi.types_deferred` and
+:mod:`qmpdl.qapi.schema_data` (the definitions as Python data, read at start-up) from the
+schema, and :mod:`qmpdl.profile_data` from the profiles' TOML files: ``python -m
+qmpdl.qapi.gen``.
 
 The commands and events in :data:`DEFERRED_ROOTS` (what libvirt's capability probe,
 domain start and statistics use) have many types of their own; building their models
@@ -17,12 +19,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from qmpdl.profile import get_profile, profile_names
-from qmpdl.qapi.load import expressions, schema_for
+from qmpdl.profile import get_profile, profile_names, render_profile_data
+from qmpdl.qapi.load import expressions, render_schema_data, source_schema_for
 from qmpdl.qapi.pymodels import render_models
 from qmpdl.qapi.schema import Schema
 
 TYPES_PATH = Path(__file__).with_name("types.py")
+SCHEMA_DATA_PATH = Path(__file__).with_name("schema_data.py")
+PROFILE_DATA_PATH = Path(__file__).parent.parent / "profile_data.py"
 DEFERRED_PATH = Path(__file__).with_name("types_deferred.py")
 
 #: Commands and events whose models are imported on first use.
@@ -73,7 +77,9 @@ def definition_order() -> list[str]:
 
 def generate() -> tuple[str, str]:
     """The sources of ``types.py`` and ``types_deferred.py`` for every known profile."""
-    schemas: dict[str, Schema] = {name: schema_for(get_profile(name)) for name in profile_names()}
+    schemas: dict[str, Schema] = {
+        name: source_schema_for(get_profile(name)) for name in profile_names()
+    }
     core, deferred = render_models(schemas, definition_order(), DEFERRED_ROOTS)
     assert deferred is not None
     return core, deferred
@@ -88,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     status = 0
-    for path, source in zip((args.output, args.deferred_output), generate(), strict=True):
+    outputs = [*zip((args.output, args.deferred_output), generate(), strict=True)]
+    if args.output == TYPES_PATH:
+        outputs.append((SCHEMA_DATA_PATH, render_schema_data()))
+        outputs.append((PROFILE_DATA_PATH, render_profile_data()))
+    for path, source in outputs:
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == source:
             continue

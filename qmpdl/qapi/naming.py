@@ -6,7 +6,14 @@ import functools
 import keyword
 import re
 
-from pydantic import BaseModel
+#: Attribute names of the models' base class (they were pydantic's; kept so that the
+#: generated names stay as they were): a member with one of these names gets a ``_``.
+_RESERVED = frozenset(
+    {
+        *("construct", "copy", "dict", "from_orm", "json", "parse_file", "parse_obj"),
+        *("parse_raw", "schema", "schema_json", "update_forward_refs", "validate"),
+    }
+)
 
 
 def camel(name: str) -> str:
@@ -35,7 +42,7 @@ def field_name(member: str) -> str:
     name = re.sub(r"[^0-9a-zA-Z_]", "_", member).lower()
     if name[:1].isdigit():
         name = f"_{name}"
-    if keyword.iskeyword(name) or hasattr(BaseModel, name) or name.startswith("model_"):
+    if keyword.iskeyword(name) or name in _RESERVED or name.startswith("model_"):
         name = f"{name}_"
     return name
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
-from pydantic import BaseModel
-
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.naming import field_name
 from qmpdl.qapi.schema import (
@@ -34,6 +32,7 @@ from qmpdl.qapi.schema import (
     ObjectType,
     QapiType,
 )
+from qmpdl.record import Record
 
 _ABSENT = object()
 
@@ -78,11 +77,11 @@ def _plan(typ: ObjectType) -> tuple[_MemberPlan, ...]:
     return entry[1]
 
 
-#: Field names per model class (pydantic's ``model_fields`` is slow to look up).
-_model_fields: dict[type[BaseModel], frozenset[str]] = {}
+#: Field names per model class.
+_model_fields: dict[type[Record], frozenset[str]] = {}
 
 
-def _fields(cls: type[BaseModel]) -> frozenset[str]:
+def _fields(cls: type[Record]) -> frozenset[str]:
     names = _model_fields.get(cls)
     if names is None:
         names = _model_fields[cls] = frozenset(cls.model_fields)
@@ -91,7 +90,7 @@ def _fields(cls: type[BaseModel]) -> frozenset[str]:
 
 def _member_value(obj: object, plan: _MemberPlan) -> object:
     """The value ``obj`` holds for the member, or _ABSENT."""
-    if isinstance(obj, BaseModel):
+    if isinstance(obj, Record):
         if plan.attr not in _fields(type(obj)):
             return _ABSENT
         value = getattr(obj, plan.attr)
@@ -106,7 +105,7 @@ def _member_value(obj: object, plan: _MemberPlan) -> object:
 
 
 def _object(typ: ObjectType, obj: object, path: str) -> JsonObject:
-    if not isinstance(obj, BaseModel | Mapping):
+    if not isinstance(obj, Record | Mapping):
         raise OutputError(f"{path}: expected {typ.name}, got {type(obj).__name__}")
     out: JsonObject = {}
     for plan in _plan(typ):

@@ -13,6 +13,7 @@ and source position.  :mod:`qmpdl.qapi.schema` gives them meaning.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -63,16 +64,19 @@ class Expression:
     info: SourceInfo
 
 
-_TOKEN = re.compile(
-    r"""
+@functools.cache
+def _token_pattern() -> re.Pattern[str]:
+    """The tokenizer (compiled on first use: only the generator reads schema files)."""
+    return re.compile(
+        r"""
     (?P<ws>[ \t\r\n]+)
   | (?P<comment>\#[^\n]*)
   | (?P<punct>[{}\[\]:,])
   | (?P<string>'[^'\n]*')
   | (?P<keyword>true|false)
     """,
-    re.VERBOSE,
-)
+        re.VERBOSE,
+    )
 
 
 class _Tokens:
@@ -92,7 +96,7 @@ class _Tokens:
     def next(self) -> tuple[str, str] | None:
         """The next significant token as (kind, text), or None at the end."""
         while self.pos < len(self.text):
-            match = _TOKEN.match(self.text, self.pos)
+            match = _token_pattern().match(self.text, self.pos)
             if match is None:
                 raise self.error(f"stray {self.text[self.pos]!r}")
             kind = match.lastgroup

@@ -1,4 +1,4 @@
-"""Rendering the schema as Python source: StrEnums and pydantic models.
+"""Rendering the schema as Python source: StrEnums and models (:class:`~qmpdl.record.Record`).
 
 One module serves every profile, so the schemas of all profiles are merged:
 
@@ -317,8 +317,7 @@ class Renderer:
         imports = [
             "from enum import StrEnum",
             "",
-            f"from pydantic import {'Field, JsonValue' if uses_json else 'Field'}",
-            "",
+            *(["from qmpdl.jsontypes import JsonValue"] if uses_json else []),
             "from qmpdl.qapi.base import QapiModel",
         ]
         if deferred:
@@ -333,6 +332,7 @@ class Renderer:
                 imports.append("from qmpdl.qapi.types import (")
                 imports.extend(f"    {name}," for name in core)
                 imports.append(")")
+        imports.append("from qmpdl.record import Field")
         title = DEFERRED_TITLE if deferred else CORE_TITLE
         out = [HEADER.format(title=title, imports="\n".join(imports))]
         for name, values in enums.items():

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field, JsonValue
-
+from qmpdl.jsontypes import JsonValue
 from qmpdl.qapi.base import QapiModel
+from qmpdl.record import Field
 
 
 class SocketAddressType(StrEnum):

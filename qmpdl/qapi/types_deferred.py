@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field, JsonValue
-
+from qmpdl.jsontypes import JsonValue
 from qmpdl.qapi.base import QapiModel
 from qmpdl.qapi.types import (
     CpuInstanceProperties,
     ShutdownCause,
     SysEmuTarget,
 )
+from qmpdl.record import Field
 
 
 class RebootAction(StrEnum):

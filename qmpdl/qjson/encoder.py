@@ -29,7 +29,9 @@ from qmpdl.qjson.utf8 import UNREPRESENTABLE
 
 __all__ = ["encode_message", "key_order", "quote", "to_json"]
 
-_NEEDS_ESCAPE: Final = re.compile('[\\x00-\\x1f"\\\\\\x7f-\\U0010ffff]')
+# Written as the complement of what passes unchanged (printable ASCII but '"' and '\\'):
+# the same set as [\x00-\x1f"\\\x7f-\U0010ffff], compiled in a fraction of the time.
+_NEEDS_ESCAPE: Final = re.compile("[^\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]")
 _SHORT_ESCAPES: Final = {
     '"': '\\"',
     "\\": "\\\\",

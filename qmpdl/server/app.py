@@ -21,8 +21,6 @@ from qmpdl.clock import Clock, RealClock
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.config import Chardev, MachineConfig, MonitorConfig
 from qmpdl.errors import QMPError
-from qmpdl.hmp.session import HmpSession
-from qmpdl.hmp.table import commands_for
 from qmpdl.profile import Profile, get_profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.session import MonitorSession
@@ -37,6 +35,7 @@ from qmpdl.workload import Workload, WorkloadError, resolve_workloads
 
 if TYPE_CHECKING:
     from qmpdl.backend.kvm import SerialPort
+    from qmpdl.hmp.session import HmpSession
 
 PROG = report.PROG
 
@@ -199,6 +198,9 @@ class Frontends:
         if monitor is not None and monitor.mode == "control":
             return self._qmp(monitor)
         if monitor is not None:
+            from qmpdl.hmp.session import HmpSession
+            from qmpdl.hmp.table import commands_for
+
             session = HmpSession(
                 hmp_version(self.machine.profile), commands_for(self.machine.profile)
             )

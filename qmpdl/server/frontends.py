@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qmpdl.hmp.session import HmpSession
+if TYPE_CHECKING:
+    from qmpdl.hmp.session import HmpSession
 
 log = logging.getLogger(__name__)
 
 #: Runs one HMP command line for a session: its output (line ends ``\r\n``).
-LineRunner = Callable[[str, HmpSession], Awaitable[str]]
+LineRunner = Callable[[str, "HmpSession"], Awaitable[str]]
 
 
 class _Client(asyncio.Protocol):

@@ -220,6 +220,7 @@ HARNESS_NO_ARG = [
     "query-uuid",
     "system_reset",
     "system_powerdown",
+    "query-chardev",
 ]
 
 

@@ -11,6 +11,7 @@ from qmpdl.qapi import QapiSchema
 from qmpdl.qapi import types as generated
 from qmpdl.qapi.conditions import ConditionError, evaluate
 from qmpdl.qapi.gen import DEFERRED_PATH, TYPES_PATH, generate, main
+from qmpdl.qapi.introspect import introspect
 from qmpdl.qapi.naming import camel, enum_member, field_name
 from qmpdl.qapi.parser import QapiParseError, parse_doc, parse_schema
 from qmpdl.qapi.schema import (
@@ -241,6 +242,7 @@ def test_served_commands_and_flags() -> None:
         "migrate-incoming",
         "migrate-pause",
         *HARNESS_COMMANDS,
+        "query-chardev",
     }
     pause = schema.command("migrate-pause")
     assert pause is not None and pause.allow_oob
@@ -269,6 +271,27 @@ def test_generated_types_are_up_to_date() -> None:
     assert DEFERRED_PATH.read_text(encoding="utf-8") == deferred, (
         "qmpdl/qapi/types_deferred.py is stale: run python -m qmpdl.qapi.gen"
     )
+
+
+def test_generated_schema_data_is_up_to_date() -> None:
+    from qmpdl.qapi.gen import SCHEMA_DATA_PATH
+    from qmpdl.qapi.load import render_schema_data, schema_for, source_schema_for
+
+    assert SCHEMA_DATA_PATH.read_text(encoding="utf-8") == render_schema_data(), (
+        "qmpdl/qapi/schema_data.py is stale: run python -m qmpdl.qapi.gen"
+    )
+    from qmpdl.profile import DATA_FILES, load_source, render_profile_data
+    from qmpdl.profile_data import TABLES
+    from qmpdl.qapi.gen import PROFILE_DATA_PATH
+
+    assert PROFILE_DATA_PATH.read_text(encoding="utf-8") == render_profile_data(), (
+        "qmpdl/profile_data.py is stale: run python -m qmpdl.qapi.gen"
+    )
+    assert {name: load_source(name) for name in DATA_FILES} == TABLES
+    # built from either, the schema is the same (what query-qmp-schema shows of it)
+    for name in profile_names():
+        profile = get_profile(name)
+        assert introspect(schema_for(profile)) == introspect(source_schema_for(profile))
 
 
 def test_gen_check_mode(tmp_path: Path) -> None:
