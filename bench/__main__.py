@@ -17,6 +17,7 @@ import time
 #: In the order they run (the long live migrations last).
 BENCHMARKS = (
     "qjson_micro",
+    "startup_bench",
     "qmp_bench",
     "scale_bench",
     "kvm_bench",

@@ -1,10 +1,10 @@
-"""The QMP and scale benchmarks still run: a few round trips of each case against qmpdl
+"""The QMP, scale and start-up benchmarks still run: a few round trips of each case against qmpdl
 and QEMU, with their checks (replies unchanged, in order, byte-identical to QEMU's; one
 limit per vCPU).  No timing is asserted: figures come from ``python3 -m bench``."""
 
 from __future__ import annotations
 
-from bench import qmp_bench, scale_bench
+from bench import qmp_bench, scale_bench, startup_bench
 from tests.conftest import need_qemu
 
 
@@ -27,3 +27,12 @@ def test_scale_bench_limits_every_vcpu() -> None:
     assert result["rss_kib"] > 0
     assert result["throttle_cpu_pct"] >= 0
     assert result["query-vcpu-dirty-limit"]["p99_ms"] > 0
+
+
+def test_startup_bench_times_every_step() -> None:
+    need_qemu()
+    for kind in ("qemu", "qmpdl"):
+        result = startup_bench.one_run(kind)
+        times = [result[step] for step in startup_bench.STEPS]
+        assert times == sorted(times) and times[0] > 0
+        assert result["rss_ready"] > 0
