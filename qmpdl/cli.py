@@ -834,7 +834,7 @@ def usage() -> str:
         dash = "--" if opt.name in _DOUBLE_DASH else "-"
         head = f"{dash}{opt.name}" + (f" {opt.arg}" if opt.arg else "")
         lines.append(f"  {head}")
-        lines.append(f"        {opt.help}")
+        lines.append(f"        {_help(opt)}")
     lines += [
         "  -h, --help          this text",
         "  -version            print the version",
@@ -852,6 +852,22 @@ def usage() -> str:
         f"  {PROG} -qmp unix:qmp.sock,server=on,wait=off -smp 4 -accel sim,dirty-ring-size=4096",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _help(opt: _Option) -> str:
+    """An option's help; the choices that live elsewhere are looked up (only --help
+    pays for those imports)."""
+    if opt.name == "dirtylimit-controller":
+        from qmpdl.dirtylimit.controllers import CONTROLLERS
+
+        return "the dirty limit's throttle controller: " + "; ".join(
+            f"{name}: {factory.summary}" for name, factory in CONTROLLERS.items()
+        )
+    if opt.name == "qemu-version":
+        from qmpdl.profile import profile_names
+
+        return f"the QEMU version to answer as ({', '.join(profile_names())})"
+    return opt.help
 
 
 def _lookup(arg: str) -> tuple[_Option | None, str, str | None]:

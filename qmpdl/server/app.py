@@ -129,6 +129,11 @@ def build_machine(
     # The trace file stays open for the life of the process, like QEMU's -D file.
     out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
     tracer = Tracer(config.trace_patterns, out)
+    if serial is None and config.serials:
+        # no server around the machine (tests, tools): a file port is written directly
+        port = config.chardev(config.serials[0])
+        if port.backend == "file" and port.path is not None:
+            serial = open(port.path, "ab" if port.append else "wb")  # noqa: SIM115
     backend = build_backend(config, profile, clock, serial)
     return Machine(config, profile, backend, clock, tracer=tracer)
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,12 +84,19 @@ def test_console_on_sim_vcpus(machine: QEMUMachine) -> None:
     machine.add_args("-accel", "sim")
     machine.launch()
     console = machine.console_socket
-    reply = machine.command("query-chardev")
-    assert isinstance(reply, list)
-    chardevs = {c["label"]: c for c in reply}
-    assert chardevs["console"]["frontend-open"] is True
-    assert chardevs["console"]["filename"].startswith("unix:")
-    assert chardevs["console"]["filename"].endswith(".con,server=on")
+
+    def chardev() -> Any:
+        reply = machine.command("query-chardev")
+        assert isinstance(reply, list)
+        return {c["label"]: c for c in reply}["console"]
+
+    # connected once qmpdl has accepted the console's connection
+    deadline = time.monotonic() + 60
+    while chardev()["filename"].startswith("disconnected:") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert chardev()["frontend-open"] is True
+    assert chardev()["filename"].startswith("unix:")
+    assert chardev()["filename"].endswith(".con,server=on")
     console.close()
     machine.shutdown()
     assert machine.exitcode() == 0
