@@ -20,7 +20,8 @@ under ``anchored`` in each file).  The files are gzip'd JSON,
 
 * ``qom-types``: every type with its parent and abstractness (in ``qom-list-types``'s
   order), each interface's implementers, and per accelerator the types only known
-  once their module is loaded (and what loading each loads);
+  once their module is loaded (and the types and command-line options loading each
+  one brings);
 * ``qom-properties``: ``device-list-properties`` of every device type and
   ``qom-list-properties`` of every type;
 * ``machine``: ``query-machines`` (and with ``compat-props`` where the version has
@@ -143,13 +144,20 @@ class Recorder:
         return self.start("-machine", f"none,accel={accel}")
 
     def ask_all(
-        self, args: Sequence[str], requests: Sequence[tuple[str, dict[str, Any] | None]]
+        self,
+        args: Sequence[str],
+        requests: Sequence[tuple[str, dict[str, Any] | None]],
+        *,
+        prefix: Sequence[tuple[str, dict[str, Any] | None]] = (),
     ) -> list[Any]:
-        """Every request's stored reply, restarting the binary after a crash."""
+        """Every request's stored reply, restarting the binary after a crash; each
+        process first gets ``prefix`` (answers dropped), e.g. to load every module."""
         out: list[Any] = []
         while len(out) < len(requests):
             qemu = self.start(*args)
             try:
+                for execute, arguments in prefix:
+                    qemu.ask(execute, arguments)
                 for execute, arguments in requests[len(out) :]:
                     try:
                         out.append(value(qemu.ask(execute, arguments)))
@@ -233,17 +241,23 @@ class Recorder:
 
         per_accel = {accel: missing(("-machine", f"none,accel={accel}")) for accel in ACCELS}
         candidates = sorted(set().union(*per_accel.values()), key=names.index)
+        options = ("query-command-line-options", None)
+        base = {o["option"] for o in self.ask_all(probe, [options])[0]}
         loads: dict[str, list[str]] = {}
+        adds: dict[str, list[str]] = {}
         for name in candidates:
             requests = [("device-list-properties", {"typename": name})]
             requests += [("qom-list-properties", {"typename": n}) for n in candidates]
-            replies = self.ask_all(probe, requests)
+            replies = self.ask_all(probe, [*requests, options])
             loads[name] = [
                 n
-                for n, r in zip(candidates, replies[1:], strict=True)
+                for n, r in zip(candidates, replies[1:-1], strict=True)
                 if not (isinstance(r, dict) and "error" in r)
             ]
-        return {"missing": per_accel, "loads": loads}
+            added = [o["option"] for o in replies[-1] if o["option"] not in base]
+            if added:
+                adds[name] = added
+        return {"missing": per_accel, "loads": loads, "options": adds}
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -253,11 +267,11 @@ class Recorder:
         # as after the probe's qom-list-types: every module is loaded
         loaded: list[tuple[str, dict[str, Any] | None]] = [("qom-list-types", None)]
         device = self.ask_all(
-            probe, loaded + [("device-list-properties", {"typename": n}) for n in names]
-        )[1:]
+            probe, [("device-list-properties", {"typename": n}) for n in names], prefix=loaded
+        )
         qom = self.ask_all(
-            probe, loaded + [("qom-list-properties", {"typename": n}) for n in names]
-        )[1:]
+            probe, [("qom-list-properties", {"typename": n}) for n in names], prefix=loaded
+        )
         table: list[Any] = []
         index: dict[str, int] = {}
 
