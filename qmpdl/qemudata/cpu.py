@@ -88,10 +88,36 @@ class VcpuModel:
 
 def vcpu_model(profile: Profile, accel: str, model: str) -> VcpuModel | None:
     """The recorded vCPU of ``model`` (None when QEMU refused to run it)."""
-    recorded = store.load(profile, "vcpu.json.gz")[accel].get(model)
+    models = store.load(profile, "vcpu.json.gz")[accel]
+    recorded = models.get(model)
     if recorded is None or "refused" in recorded:
         return None
-    return VcpuModel(model, recorded["qom-list"], recorded["qom-get"])
+    base = models[recorded.get("like", model)]
+    listing = recorded.get("qom-list", base["qom-list"])
+    values = {p["name"]: base["qom-get"].get(p["name"]) for p in listing}
+    values.update(recorded["qom-get"])
+    return VcpuModel(model, listing, values)
+
+
+def compact_vcpus(models: dict[str, Any], base: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The recorded vCPUs with every model but ``base`` stored as its differences
+    from ``base`` (``like``): the models share most properties and values."""
+    full = models[base]
+    out: dict[str, Any] = {base: full}
+    for name, recorded in models.items():
+        if name == base or "refused" in recorded:
+            out.setdefault(name, recorded)
+            continue
+        delta: dict[str, Any] = {"like": base}
+        if recorded["qom-list"] != full["qom-list"]:
+            delta["qom-list"] = recorded["qom-list"]
+        delta["qom-get"] = {
+            prop: value
+            for prop, value in recorded["qom-get"].items()
+            if prop not in full["qom-get"] or full["qom-get"][prop] != value
+        }
+        out[name] = delta
+    return out
 
 
 def parse_cpu_option(option: str | None) -> tuple[str, dict[str, Any]]:

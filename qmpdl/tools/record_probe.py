@@ -1,6 +1,10 @@
 """Record what a QEMU binary answers to the static harness queries, as qmpdl's data:
 ``python -m qmpdl.tools.record_probe --qemu BINARY --version 7.2``.
 
+(QEMU 10.0 here: ``--qemu /var/cache/qmpdl/qemu-10.0/usr/bin/qemu-system-x86_64 -L
+/var/cache/qmpdl/qemu-10.0/usr/share/qemu --module-dir
+/var/cache/qmpdl/qemu-10.0/usr/lib/x86_64-linux-gnu/qemu --version 10.0``.)
+
 libvirt's capability probe and domain start ask QEMU about itself (its types and
 their properties, machine types, CPU models and their expansions, command-line
 options, TPM, SEV and SGX) and about the vCPU objects of a machine.  qmpdl answers
@@ -30,7 +34,8 @@ under ``anchored`` in each file).  The files are gzip'd JSON,
 * ``cpu``: per accelerator, ``query-cpu-definitions`` and the static and full
   expansion of every model (plus the probe's expansions with properties);
 * ``vcpu``: per accelerator and CPU model, the vCPU object's ``qom-list`` and the
-  ``qom-get`` of each of its properties.
+  ``qom-get`` of each of its properties (models other than ``qemu64`` as their
+  differences from it).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qmpdl.qemudata.cpu import compact_vcpus
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.rawqmp import RawQMP
 
@@ -82,16 +88,36 @@ class RefusedError(Exception):
     """The binary did not start with these options (its stderr is the message)."""
 
 
+#: Where Debian's QEMU looks for its modules (compiled in).
+SYSTEM_MODULE_DIR = "/usr/lib/x86_64-linux-gnu/qemu"
+
+
+def with_modules(module_dir: str | None, argv: list[str]) -> list[str]:
+    """``argv`` run where QEMU finds the modules of ``module_dir`` in its compiled-in
+    module directory (a private mount namespace; a binary that loads another
+    build's module aborts)."""
+    if module_dir is None:
+        return argv
+    mount = 'mount --bind "$0" "$1" && shift && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", mount, module_dir, SYSTEM_MODULE_DIR, *argv]
+
+
 class Qemu:
     """One QEMU process with a QMP connection; requests are sent one at a time."""
 
-    def __init__(self, binary: str, args: Sequence[str], firmware: str | None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        args: Sequence[str],
+        firmware: str | None,
+        module_dir: str | None = None,
+    ) -> None:
         self.proc = ManagedProcess()
         sock = str(self.proc.dir / "qmp.sock")
         argv = [binary, *(["-L", firmware] if firmware else [])]
         argv += ["-S", "-no-user-config", "-nodefaults", "-nographic", "-display", "none"]
         argv += [*args, "-qmp", f"unix:{sock},server=on,wait=off"]
-        self.proc.spawn(argv)
+        self.proc.spawn(with_modules(module_dir, argv))
         try:
             self.proc.wait_for_path(sock, 30)
             self.qmp = RawQMP(sock, timeout=120)
@@ -128,17 +154,24 @@ def value(reply: Reply) -> Any:
 
 
 class Recorder:
-    def __init__(self, binary: str, firmware: str | None, log: bool = True) -> None:
+    def __init__(
+        self,
+        binary: str,
+        firmware: str | None,
+        log: bool = True,
+        module_dir: str | None = None,
+    ) -> None:
         self.binary = binary
         self.firmware = firmware
         self.log = log
+        self.module_dir = module_dir
 
     def note(self, text: str) -> None:
         if self.log:
             print(text, file=sys.stderr, flush=True)
 
     def start(self, *args: str) -> Qemu:
-        return Qemu(self.binary, args, self.firmware)
+        return Qemu(self.binary, args, self.firmware, self.module_dir)
 
     def probe_machine(self, accel: str) -> Qemu:
         return self.start("-machine", f"none,accel={accel}")
@@ -388,7 +421,7 @@ class Recorder:
                     "qom-get": dict(zip(names, gets, strict=True)),
                 }
                 self.note(f"  vcpu {accel} {model} ({i + 1}/{len(models)})")
-            out[accel] = per_model
+            out[accel] = compact_vcpus(per_model)
         return out
 
 
@@ -465,6 +498,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--qemu", required=True, help="the qemu-system-x86_64 binary")
     parser.add_argument("--version", required=True, help='the data\'s version key ("7.2")')
     parser.add_argument("-L", dest="firmware", help="QEMU's data directory (-L)")
+    parser.add_argument(
+        "--module-dir",
+        help="the binary's own modules, for a QEMU not installed where it looks for "
+        f"them ({SYSTEM_MODULE_DIR}): mounted there in a private namespace (root)",
+    )
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="the data directory")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="record only these")
     parser.add_argument(
@@ -481,7 +519,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     def path(name: str) -> Path:
         return out / file_name(opts.version, name)
 
-    recorder = Recorder(opts.qemu, opts.firmware)
+    recorder = Recorder(opts.qemu, opts.firmware, module_dir=opts.module_dir)
     wanted = set(opts.only or SECTIONS)
     started = time.monotonic()
 
