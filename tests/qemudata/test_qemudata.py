@@ -16,7 +16,7 @@ from qmpdl.qemudata.machines import machine_info, recorded
 from qmpdl.qemudata.properties import types_of
 from qmpdl.qemudata.qom import LoadedModules, TypeTable
 from qmpdl.qemudata.qomtree import Container
-from qmpdl.qemudata.stats import query
+from qmpdl.qemudata.stats import Recorded, query
 from qmpdl.qemudata.vcpus import apic_id, die_id, vcpu_qom_path
 from qmpdl.qjson.encoder import to_json
 from qmpdl.topology import smp_topology
@@ -169,18 +169,20 @@ def test_container_lists_children_in_hash_table_order() -> None:
 
 def test_stats_come_in_qemu_order() -> None:
     p = get_profile("7.2")
+    source = Recorded(p)
     paths = [vcpu_qom_path(i) for i in range(2)]
-    out: list[Any] = query(p, "kvm", "vcpu", [("kvm", ["halt_exits", "exits"])], paths)
+    vcpus = list(enumerate(paths))
+    out: list[Any] = query(source, "vcpu", [("kvm", ["halt_exits", "exits"])], vcpus)
     assert [r["qom-path"] for r in out] == paths[::-1]
     # the schema's order (KVM's descriptors, reversed), not the request's
     schema = next(s for s in recorded(p, "query-stats-schemas", "kvm") if s["target"] == "vcpu")
     order = [s["name"] for s in schema["stats"]]
     names = [s["name"] for s in out[0]["stats"]]
     assert sorted(names, key=order.index) == names == ["halt_exits", "exits"]
-    two = query(p, "kvm", "vm", [("kvm", ["pages_4k"]), ("kvm", ["pages_2m"])], [])
+    two = query(source, "vm", [("kvm", ["pages_4k"]), ("kvm", ["pages_2m"])], [])
     assert [r["stats"][0]["name"] for r in two] == ["pages_2m", "pages_4k"]
-    assert query(p, "kvm", "vm", [("kvm", [])], []) == []
-    assert query(p, "tcg", "vm", None, []) == []
+    assert query(source, "vm", [("kvm", [])], []) == []
+    assert query(None, "vm", None, []) == []
 
 
 def test_machine_types() -> None:
