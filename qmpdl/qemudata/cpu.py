@@ -59,14 +59,48 @@ def expansion(
     for recorded, reply in data["with-props"]:
         if recorded == request:
             return _reply(reply)
-    plain = data["expansions"].get(name)
+    expansions = data["expansions"]
+    plain = expansions.get(name)
     if plain is None:
         raise QMPError(f"CPU model '{name}' not found")
-    result = copy.deepcopy(_reply(plain[kind]))
+    result = _expanded(expansions, plain[kind], kind)
     if props:
         _check_props(profile, cpu_type(name), props)
         result["model"]["props"].update(props)
     return result
+
+
+def _expanded(expansions: dict[str, Any], recorded: Any, kind: str) -> Any:
+    """A recorded expansion (one stored as its differences from another model's:
+    the same properties in the same order, some values changed) in full."""
+    if not (isinstance(recorded, dict) and "like" in recorded):
+        return copy.deepcopy(_reply(recorded))
+    base = expansions[recorded["like"]][kind]["model"]["props"]
+    changed = recorded["props"]
+    props = {key: changed.get(key, value) for key, value in base.items()}
+    return {"model": {"name": recorded["name"], "props": props}}
+
+
+def compact_expansions(
+    expansions: dict[str, Any], base: str = DEFAULT_MODEL
+) -> dict[str, Any]:
+    """The recorded expansions, each one with the properties of ``base``'s (same
+    kind, same order) stored as its name and changed values."""
+    out: dict[str, Any] = {}
+    for name, kinds in expansions.items():
+        out[name] = {}
+        for kind, reply in kinds.items():
+            reference = expansions[base][kind]
+            if name == base or "model" not in reply or "model" not in reference:
+                out[name][kind] = reply
+                continue
+            mine, theirs = reply["model"]["props"], reference["model"]["props"]
+            if list(mine) != list(theirs):
+                out[name][kind] = reply
+                continue
+            changed = {k: v for k, v in mine.items() if theirs[k] != v}
+            out[name][kind] = {"like": base, "name": reply["model"]["name"], "props": changed}
+    return out
 
 
 def _reply(recorded: Any) -> Any:

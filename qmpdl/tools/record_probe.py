@@ -32,7 +32,8 @@ under ``anchored`` in each file).  The files are gzip'd JSON,
   it), ``query-target``, TPM models and types, command-line options, SEV and SGX
   answers per accelerator, KVM's statistics schemas and a sample of its statistics;
 * ``cpu``: per accelerator, ``query-cpu-definitions`` and the static and full
-  expansion of every model (plus the probe's expansions with properties);
+  expansion of every model (plus the probe's expansions with properties; those
+  with qemu64's properties as their differences from it);
 * ``vcpu``: per accelerator and CPU model, the vCPU object's ``qom-list`` and the
   ``qom-get`` of each of its properties (models other than ``qemu64`` as their
   differences from it).
@@ -49,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qmpdl.qemudata.cpu import compact_vcpus
+from qmpdl.qemudata.cpu import compact_expansions, compact_vcpus
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.rawqmp import RawQMP
 
@@ -392,7 +393,7 @@ class Recorder:
             extra_replies = self.ask_all(args, [("query-cpu-model-expansion", a) for a in extra])
             out[accel] = {
                 "query-cpu-definitions": definitions,
-                "expansions": expansions,
+                "expansions": compact_expansions(expansions),
                 "with-props": [[a, r] for a, r in zip(extra, extra_replies, strict=True)],
             }
         return out
