@@ -81,9 +81,7 @@ def _expanded(expansions: dict[str, Any], recorded: Any, kind: str) -> Any:
     return {"model": {"name": recorded["name"], "props": props}}
 
 
-def compact_expansions(
-    expansions: dict[str, Any], base: str = DEFAULT_MODEL
-) -> dict[str, Any]:
+def compact_expansions(expansions: dict[str, Any], base: str = DEFAULT_MODEL) -> dict[str, Any]:
     """The recorded expansions, each one with the properties of ``base``'s (same
     kind, same order) stored as its name and changed values."""
     out: dict[str, Any] = {}
