@@ -18,19 +18,19 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qmpdl.tools.normalize import normalize_line
-from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import qemu_binary
-from qmpdl.tools.rawqmp import RawQMP
 from tests.conftest import _require
+from tests.qemudata import live
 
 GOLDEN = Path(__file__).with_name("golden-qemu-7.2.json")
 DIR = "<DIR>"
 
-QUERIES = [
+QUERIES: list[dict[str, Any] | str] = [
     {"execute": "query-block"},
     {"execute": "query-named-block-nodes"},
     {"execute": "query-named-block-nodes", "arguments": {"flat": True}},
@@ -111,13 +111,7 @@ def machine(directory: Path) -> tuple[list[str], dict[str, object]]:
 
 
 def answers(argv: list[str], directory: Path) -> list[str]:
-    with ManagedProcess(workdir=directory) as proc:
-        sock = str(directory / "qmp.sock")
-        proc.spawn([*argv, "-qmp", f"unix:{sock},server=on,wait=off"])
-        proc.wait_for_path(sock, 30)
-        with RawQMP(sock, timeout=30) as conn:
-            conn.negotiate()
-            lines = [conn.command(json.dumps(q).encode()).decode() for q in QUERIES]
+    lines = live.answers(argv, QUERIES, workdir=directory)
     return [normalize_line(line.replace(str(directory), DIR)).rstrip("\r\n") for line in lines]
 
 

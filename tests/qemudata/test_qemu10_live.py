@@ -17,9 +17,8 @@ import pytest
 
 from qmpdl.profile import profile_names
 from qmpdl.tools.normalize import normalize_line
-from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.rawqmp import RawQMP
 from qmpdl.tools.record_probe import with_modules
+from tests.qemudata import live
 from tests.replay.recording import load
 
 ROOT = Path("/var/cache/qmpdl/qemu-10.0/usr")
@@ -30,13 +29,7 @@ SKIP = {"query-qmp-schema", "query-commands", "query-version", "query-migrate-ca
 
 
 def answers(argv: list[str], requests: list[str]) -> list[str]:
-    with ManagedProcess() as proc:
-        sock = str(proc.dir / "qmp.sock")
-        proc.spawn([*argv, "-qmp", f"unix:{sock},server=on,wait=off"])
-        proc.wait_for_path(sock, 30)
-        with RawQMP(sock, timeout=60) as conn:
-            conn.read_line()
-            return [normalize_line(conn.command(r.encode()).decode()) for r in requests]
+    return [normalize_line(line) for line in live.answers(argv, requests)]
 
 
 @pytest.mark.qemu

@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+from typing import Any
 
 import pytest
 
-from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import qemu_binary
-from qmpdl.tools.rawqmp import RawQMP
 from tests.conftest import need_kvm
+from tests.qemudata.live import answers
 
-REQUESTS = [
+REQUESTS: list[dict[str, Any] | str] = [
     {"execute": "query-stats-schemas"},
     {"execute": "query-stats-schemas", "arguments": {"provider": "kvm"}},
     {"execute": "query-stats", "arguments": {"target": "vm"}},
@@ -32,16 +32,6 @@ REQUESTS = [
 _VALUE = re.compile(r'"value": (?:\d+|true|false|\[[\d, ]*\])')
 
 
-def answers(argv: list[str]) -> list[str]:
-    with ManagedProcess() as proc:
-        sock = str(proc.dir / "qmp.sock")
-        proc.spawn([*argv, "-qmp", f"unix:{sock},server=on,wait=off"])
-        proc.wait_for_path(sock, 30)
-        with RawQMP(sock, timeout=30) as conn:
-            conn.negotiate()
-            return [conn.command(json.dumps(r).encode()).decode() for r in REQUESTS]
-
-
 @pytest.mark.kvm
 @pytest.mark.qemu
 def test_kvm_statistics_as_qemu_reads_them() -> None:
@@ -49,12 +39,10 @@ def test_kvm_statistics_as_qemu_reads_them() -> None:
     binary = qemu_binary()
     assert binary is not None
     machine = ["-S", "-m", "128", "-smp", "2"]
-    qemu = answers(
-        [binary, "-nodefaults", "-nographic", "-machine", "pc", "-accel", "kvm", *machine]
-    )
-    ours = answers(
-        [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2", "-accel", "kvm", *machine]
-    )
+    qemu_argv = [binary, "-nodefaults", "-nographic", "-machine", "pc", "-accel", "kvm"]
+    qemu = answers([*qemu_argv, *machine], REQUESTS)
+    ours_argv = [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2", "-accel", "kvm"]
+    ours = answers([*ours_argv, *machine], REQUESTS)
     assert ours[:2] == qemu[:2]
     assert [_VALUE.sub("V", line) for line in ours[2:]] == [
         _VALUE.sub("V", line) for line in qemu[2:]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import pytest
 
 from qmpdl.tools.normalize import normalize_line
-from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import qemu_binary
-from qmpdl.tools.rawqmp import RawQMP
+from tests.qemudata import live
 
 TOPOLOGIES = [
     "1",
@@ -26,22 +26,18 @@ PROPS = ("apic-id", "socket-id", "die-id", "core-id", "thread-id", "lapic")
 
 
 def answers(argv: list[str]) -> list[str]:
-    with ManagedProcess() as proc:
-        sock = str(proc.dir / "qmp.sock")
-        proc.spawn([*argv, "-qmp", f"unix:{sock},server=on,wait=off"])
-        proc.wait_for_path(sock, 30)
-        with RawQMP(sock, timeout=30) as conn:
-            conn.negotiate()
-            cpus = conn.command(b'{"execute": "query-cpus-fast"}').decode()
-            lines = [cpus, conn.command(b'{"execute": "query-hotpluggable-cpus"}').decode()]
-            for cpu in json.loads(cpus)["return"]:
-                for prop in PROPS:
-                    request = {
-                        "execute": "qom-get",
-                        "arguments": {"path": cpu["qom-path"], "property": prop},
-                    }
-                    lines.append(conn.command(json.dumps(request).encode()).decode())
-    return [normalize_line(line) for line in lines]
+    """The vCPU lists, then each vCPU's topology properties."""
+    first = live.answers(argv, [{"execute": "query-cpus-fast"}])[0]
+    requests: list[dict[str, Any] | str] = [
+        {"execute": "query-cpus-fast"},
+        {"execute": "query-hotpluggable-cpus"},
+    ]
+    for cpu in json.loads(first)["return"]:
+        requests += [
+            {"execute": "qom-get", "arguments": {"path": cpu["qom-path"], "property": prop}}
+            for prop in PROPS
+        ]
+    return [normalize_line(line) for line in live.answers(argv, requests)]
 
 
 @pytest.mark.qemu
