@@ -46,7 +46,7 @@ import gzip
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -527,26 +527,19 @@ def main(argv: Iterable[str] | None = None) -> int:
     def load(name: str) -> Any:
         return json.loads(gzip.decompress(path(name).read_bytes()))
 
-    if "types" in wanted:
-        recorder.note("types")
-        size = write(path("qom-types.json.gz"), recorder.types())
-        recorder.note(f"  {size} bytes")
-    if "properties" in wanted:
-        recorder.note("properties")
-        size = write(path("qom-properties.json.gz"), recorder.properties(load("qom-types.json.gz")))
-        recorder.note(f"  {size} bytes")
-    if "machine" in wanted:
-        recorder.note("machine")
-        size = write(path("machine.json.gz"), recorder.machine())
-        recorder.note(f"  {size} bytes")
-    if "cpu" in wanted:
-        recorder.note("cpu")
-        size = write(path("cpu.json.gz"), recorder.cpu())
-        recorder.note(f"  {size} bytes")
-    if "vcpu" in wanted:
-        recorder.note("vcpu")
-        size = write(path("vcpu.json.gz"), recorder.vcpus(load("cpu.json.gz")))
-        recorder.note(f"  {size} bytes")
+    # section -> its file and how to record it (some read what an earlier one wrote)
+    sections: dict[str, tuple[str, Callable[[], Any]]] = {
+        "types": ("qom-types", recorder.types),
+        "properties": ("qom-properties", lambda: recorder.properties(load("qom-types.json.gz"))),
+        "machine": ("machine", recorder.machine),
+        "cpu": ("cpu", recorder.cpu),
+        "vcpu": ("vcpu", lambda: recorder.vcpus(load("cpu.json.gz"))),
+    }
+    for section in SECTIONS:
+        if section in wanted:
+            name, record = sections[section]
+            recorder.note(section)
+            recorder.note(f"  {write(path(f'{name}.json.gz'), record())} bytes")
     if opts.anchors is not None:
         names = ("machine", "cpu", "vcpu")
         files = {name: load(f"{name}.json.gz") for name in names}
