@@ -24,11 +24,15 @@ class SmpTopology:
     threads: int
 
     def props(self, cpu_index: int) -> dict[str, int]:
-        """socket-id / core-id / thread-id of a vCPU (x86 order: threads within cores)."""
+        """socket-id / die-id (only with several dies, as QEMU reports it) / core-id /
+        thread-id of a vCPU (x86 order: threads within cores within dies)."""
         thread = cpu_index % self.threads
         core = (cpu_index // self.threads) % self.cores
         socket = cpu_index // (self.threads * self.cores * self.dies)
-        return {"socket_id": socket, "core_id": core, "thread_id": thread}
+        props = {"socket_id": socket, "core_id": core, "thread_id": thread}
+        if self.dies > 1:
+            props["die_id"] = cpu_index // (self.threads * self.cores) % self.dies
+        return props
 
     def describe(self) -> str:
         return (

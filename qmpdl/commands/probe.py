@@ -122,10 +122,14 @@ def query_command_line_options(ctx: CommandContext, args: QueryCommandLineOption
     from qmpdl.qemudata.machines import recorded
     from qmpdl.qemudata.vmstate import state_of
 
-    # modules add options of their own (-spice): the probe asks after loading them all
-    loaded = state_of(ctx.machine).modules.all_loaded
-    key = "query-command-line-options-all-modules" if loaded else "query-command-line-options"
-    options: list[Any] = recorded(ctx.machine.profile, key)
+    # every option, as after loading every module; those a module adds (-spice) are
+    # there once it is loaded
+    modules = state_of(ctx.machine).modules
+    added = modules.module_options()
+    everything = recorded(ctx.machine.profile, "query-command-line-options-all-modules")
+    options: list[Any] = [
+        o for o in everything if o["option"] not in added or modules.has_option(o["option"])
+    ]
     if args.option is None:
         return options
     found = [o for o in options if o["option"] == args.option]

@@ -12,30 +12,27 @@ if TYPE_CHECKING:
 
 @qmp_command("query-stats")
 def query_stats(ctx: CommandContext, args: StatsFilter) -> list[Any]:
-    from qmpdl.qemudata.cpu import accel_of
     from qmpdl.qemudata.stats import query
     from qmpdl.qemudata.vcpus import has_vcpus, vcpu_qom_path
+    from qmpdl.qemudata.vmstate import state_of
 
     config = ctx.machine.config
-    paths = [vcpu_qom_path(i) for i in range(config.cpus)] if has_vcpus(config) else []
+    vcpus = [(i, vcpu_qom_path(i)) for i in range(config.cpus)] if has_vcpus(config) else []
     wanted = getattr(args, "vcpus", None)
     if wanted is not None:
-        paths = [p for p in paths if p in wanted]
+        vcpus = [(i, path) for i, path in vcpus if path in wanted]
     requests = None
     if args.providers is not None:
         requests = [(r.provider.value, r.names) for r in args.providers]
-    return query(
-        ctx.machine.profile, accel_of(config.accel.kind), args.target.value, requests, paths
-    )
+    return query(state_of(ctx.machine).stats, args.target.value, requests, vcpus)
 
 
 @qmp_command("query-stats-schemas")
 def query_stats_schemas(ctx: CommandContext, args: QueryStatsSchemasArgs) -> list[Any]:
-    from qmpdl.qemudata.cpu import accel_of
     from qmpdl.qemudata.stats import schemas
     from qmpdl.qemudata.vcpus import has_vcpus
+    from qmpdl.qemudata.vmstate import state_of
 
-    config = ctx.machine.config
     if args.provider is not None and args.provider.value != "kvm":
         return []
-    return schemas(ctx.machine.profile, accel_of(config.accel.kind), vcpus=has_vcpus(config))
+    return schemas(state_of(ctx.machine).stats, vcpus=has_vcpus(ctx.machine.config))

@@ -76,8 +76,13 @@ def _flag(value: Any) -> bool:
     return value is True or value in ("on", "true", "yes")
 
 
+#: QEMU measures nodes in 512-byte sectors: a file's length is rounded up to them.
+SECTOR = 512
+
+
 def _file_sizes(path: str) -> tuple[int, int]:
-    """(size, allocated bytes) of a host file or block device (zeros when missing)."""
+    """(size in whole sectors, allocated bytes) of a host file or block device (zeros
+    when missing)."""
     try:
         info = os.stat(path)
     except OSError:
@@ -86,7 +91,7 @@ def _file_sizes(path: str) -> tuple[int, int]:
     if stat.S_ISBLK(info.st_mode):
         with open(path, "rb") as device:
             size = device.seek(0, os.SEEK_END)
-    return size, info.st_blocks * 512
+    return -(-size // SECTOR) * SECTOR, info.st_blocks * 512
 
 
 def _qcow2_header(path: str) -> dict[str, Any] | None:

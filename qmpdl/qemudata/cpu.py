@@ -59,14 +59,46 @@ def expansion(
     for recorded, reply in data["with-props"]:
         if recorded == request:
             return _reply(reply)
-    plain = data["expansions"].get(name)
+    expansions = data["expansions"]
+    plain = expansions.get(name)
     if plain is None:
         raise QMPError(f"CPU model '{name}' not found")
-    result = copy.deepcopy(_reply(plain[kind]))
+    result = _expanded(expansions, plain[kind], kind)
     if props:
         _check_props(profile, cpu_type(name), props)
         result["model"]["props"].update(props)
     return result
+
+
+def _expanded(expansions: dict[str, Any], recorded: Any, kind: str) -> Any:
+    """A recorded expansion (one stored as its differences from another model's:
+    the same properties in the same order, some values changed) in full."""
+    if not (isinstance(recorded, dict) and "like" in recorded):
+        return copy.deepcopy(_reply(recorded))
+    base = expansions[recorded["like"]][kind]["model"]["props"]
+    changed = recorded["props"]
+    props = {key: changed.get(key, value) for key, value in base.items()}
+    return {"model": {"name": recorded["name"], "props": props}}
+
+
+def compact_expansions(expansions: dict[str, Any], base: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The recorded expansions, each one with the properties of ``base``'s (same
+    kind, same order) stored as its name and changed values."""
+    out: dict[str, Any] = {}
+    for name, kinds in expansions.items():
+        out[name] = {}
+        for kind, reply in kinds.items():
+            reference = expansions[base][kind]
+            if name == base or "model" not in reply or "model" not in reference:
+                out[name][kind] = reply
+                continue
+            mine, theirs = reply["model"]["props"], reference["model"]["props"]
+            if list(mine) != list(theirs):
+                out[name][kind] = reply
+                continue
+            changed = {k: v for k, v in mine.items() if theirs[k] != v}
+            out[name][kind] = {"like": base, "name": reply["model"]["name"], "props": changed}
+    return out
 
 
 def _reply(recorded: Any) -> Any:
@@ -88,10 +120,36 @@ class VcpuModel:
 
 def vcpu_model(profile: Profile, accel: str, model: str) -> VcpuModel | None:
     """The recorded vCPU of ``model`` (None when QEMU refused to run it)."""
-    recorded = store.load(profile, "vcpu.json.gz")[accel].get(model)
+    models = store.load(profile, "vcpu.json.gz")[accel]
+    recorded = models.get(model)
     if recorded is None or "refused" in recorded:
         return None
-    return VcpuModel(model, recorded["qom-list"], recorded["qom-get"])
+    base = models[recorded.get("like", model)]
+    listing = recorded.get("qom-list", base["qom-list"])
+    values = {p["name"]: base["qom-get"].get(p["name"]) for p in listing}
+    values.update(recorded["qom-get"])
+    return VcpuModel(model, listing, values)
+
+
+def compact_vcpus(models: dict[str, Any], base: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The recorded vCPUs with every model but ``base`` stored as its differences
+    from ``base`` (``like``): the models share most properties and values."""
+    full = models[base]
+    out: dict[str, Any] = {base: full}
+    for name, recorded in models.items():
+        if name == base or "refused" in recorded:
+            out.setdefault(name, recorded)
+            continue
+        delta: dict[str, Any] = {"like": base}
+        if recorded["qom-list"] != full["qom-list"]:
+            delta["qom-list"] = recorded["qom-list"]
+        delta["qom-get"] = {
+            prop: value
+            for prop, value in recorded["qom-get"].items()
+            if prop not in full["qom-get"] or full["qom-get"][prop] != value
+        }
+        out[name] = delta
+    return out
 
 
 def parse_cpu_option(option: str | None) -> tuple[str, dict[str, Any]]:

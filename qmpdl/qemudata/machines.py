@@ -36,9 +36,10 @@ def machine_info(profile: Profile, machine_type: str | None) -> dict[str, Any] |
     """The ``query-machines`` entry of ``-machine TYPE`` (an alias as ``pc`` names the
     type it stands for; None: the default machine).  None for an unknown type."""
     for entry in _recorded(profile)["query-machines"]:
-        if machine_type is None and entry.get("is-default"):
-            return dict(entry)
-        if machine_type in (entry["name"], entry.get("alias")):
+        if machine_type is None:
+            if entry.get("is-default"):
+                return dict(entry)
+        elif machine_type in (entry["name"], entry.get("alias")):
             return dict(entry)
     return None
 

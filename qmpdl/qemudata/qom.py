@@ -41,6 +41,8 @@ class TypeTable:
         }
         #: type -> the types loading its module makes known
         self.loads: dict[str, list[str]] = modules.get("loads", {})
+        #: type -> the command-line options loading its module adds (-spice)
+        self.options: dict[str, list[str]] = modules.get("options", {})
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> TypeTable:
@@ -81,6 +83,9 @@ class LoadedModules:
     def __init__(self, table: TypeTable, accel: str) -> None:
         self.table = table
         self.missing = set(table.missing.get(accel, ()))
+        self.all_loaded = False
+        #: command-line options the modules loaded so far added
+        self.options: set[str] = set()
 
     def knows(self, name: str) -> bool:
         return self.table.exists(name) and name not in self.missing
@@ -88,10 +93,16 @@ class LoadedModules:
     def load_for(self, name: str) -> None:
         """Load the module providing ``name`` (nothing for a built-in type)."""
         self.missing -= set(self.table.loads.get(name, ()))
+        self.options |= set(self.table.options.get(name, ()))
 
     def load_all(self) -> None:
         self.missing.clear()
+        self.all_loaded = True
 
-    @property
-    def all_loaded(self) -> bool:
-        return not self.missing
+    def has_option(self, option: str) -> bool:
+        """Whether a module-added command-line option is there by now."""
+        return self.all_loaded or option in self.options
+
+    def module_options(self) -> set[str]:
+        """Every command-line option some module adds."""
+        return {o for added in self.table.options.values() for o in added}

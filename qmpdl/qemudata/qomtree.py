@@ -31,6 +31,7 @@ from qmpdl.qemudata import cpu
 from qmpdl.qemudata.machines import machine_info
 from qmpdl.qemudata.vcpus import (
     DEFAULT_MODEL,
+    MACHINE_NONE,
     apic_id,
     cpu_type,
     die_id,
@@ -112,10 +113,14 @@ class QomTree:
         ordered = [o for o in objects if not _late(o[1])] + [o for o in objects if _late(o[1])]
         info = machine_info(profile, config.machine_type) or {}
         default_ram = info.get("default-ram-id")
-        if default_ram and "memory-backend" not in config.machine_props:
-            # the machine makes the RAM's backend itself, after the -object ones
+        board = config.machine_type != MACHINE_NONE
+        if default_ram and board and "memory-backend" not in config.machine_props:
+            # the machine makes the RAM's backend itself, after the -object ones (not
+            # the none machine: it has no RAM unless -m asks for some)
             ordered.append((str(default_ram), "memory-backend-ram"))
-        self.nodes["/objects"] = Container(ordered)
+        if ordered:
+            # QEMU makes the container with its first object
+            self.nodes["/objects"] = Container(ordered)
         if has_vcpus(config):
             self._add_vcpus(config, profile, accel)
 

@@ -1,36 +1,115 @@
 """KVM's statistics as ``query-stats`` and ``query-stats-schemas`` report them.
 
-QEMU reads KVM's binary statistics (one file per VM and per vCPU: a header, one
-descriptor per statistic, the values) and builds each reply by prepending: the
-statistics come in reverse descriptor order, the vCPUs in reverse order, the VM
-schema after the vCPU schema, a provider's results of several requests in reverse
-request order.  Only KVM provides statistics: under TCG both replies are empty.
+QEMU reads KVM's binary statistics (one file per VM and per vCPU: descriptors, then
+values) and builds each reply by prepending: the statistics come in reverse
+descriptor order (a histogram's buckets reversed too), the vCPUs in reverse order,
+the VM schema after the vCPU schema, a provider's results of several requests in
+reverse request order.  It leaves out statistics of a type, unit or base it does not
+know.  Only KVM provides statistics: under TCG both replies are empty.
 
-The descriptors are the ones recorded from this host's KVM (``machine.json.gz``).
-qmpdl's vCPUs run no operating system that would halt, take interrupts or fault
-pages in, so every statistic reads zero (false for booleans, zero buckets for
-histograms).
+* ``-accel kvm``: qmpdl's VM and vCPUs live in KVM, whose statistics are read as QEMU
+  reads them.
+* ``-accel sim``: the schemas recorded from this host's KVM (``machine.json.gz``),
+  every value zero (false, empty buckets): the simulated vCPUs never enter a kernel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from qmpdl.kvm import stats as kvm
 from qmpdl.profile import Profile
 from qmpdl.qemudata.machines import recorded
 
+_TYPES = {
+    kvm.TYPE_CUMULATIVE: "cumulative",
+    kvm.TYPE_INSTANT: "instant",
+    kvm.TYPE_PEAK: "peak",
+    kvm.TYPE_LINEAR_HIST: "linear-histogram",
+    kvm.TYPE_LOG_HIST: "log2-histogram",
+}
+_UNITS = {
+    kvm.UNIT_NONE: None,
+    kvm.UNIT_BYTES: "bytes",
+    kvm.UNIT_SECONDS: "seconds",
+    kvm.UNIT_CYCLES: "cycles",
+    kvm.UNIT_BOOLEAN: "boolean",
+}
+_BASES = {kvm.BASE_POW10: 10, kvm.BASE_POW2: 2}
 
-def _schemas(profile: Profile) -> list[Any]:
-    schemas: list[Any] = recorded(profile, "query-stats-schemas", "kvm")
-    return schemas
+
+class Source(Protocol):
+    """Where the statistics of one target (``vm``, or ``vcpu`` and an index) come from."""
+
+    def schema(self, target: str) -> list[Any]:
+        """The ``StatsSchemaValue`` entries, in reply order."""
+        ...
+
+    def values(self, target: str, index: int) -> list[tuple[str, Any]]:
+        """(name, value) of each statistic, in reply order."""
+        ...
 
 
-def schemas(profile: Profile, accel: str, *, vcpus: bool) -> list[Any]:
-    """``query-stats-schemas``: the vCPU schema (when there is a vCPU), then the VM's."""
-    if accel != "kvm":
-        return []
-    return [s for s in _schemas(profile) if vcpus or s["target"] != "vcpu"]
+def schema_entry(desc: kvm.Descriptor) -> dict[str, Any] | None:
+    """A descriptor as QEMU describes it (None: QEMU leaves it out)."""
+    kind = _TYPES.get(desc.flags & kvm.TYPE_MASK)
+    unit_flag = desc.flags & kvm.UNIT_MASK
+    base = _BASES.get(desc.flags & kvm.BASE_MASK)
+    if kind is None or unit_flag not in _UNITS or base is None:
+        return None
+    entry: dict[str, Any] = {"name": desc.name, "type": kind}
+    if _UNITS[unit_flag] is not None:
+        entry["unit"] = _UNITS[unit_flag]
+    if desc.exponent:
+        entry["base"] = base
+    entry["exponent"] = desc.exponent
+    if desc.flags & kvm.TYPE_MASK == kvm.TYPE_LINEAR_HIST:
+        entry["bucket-size"] = desc.bucket_size
+    return entry
+
+
+def stat_value(desc: kvm.Descriptor, values: list[int]) -> Any:
+    if desc.flags & kvm.UNIT_MASK == kvm.UNIT_BOOLEAN:
+        return bool(values[0])
+    if desc.size == 1:
+        return values[0]
+    return values[::-1]
+
+
+class LiveKvm:
+    """The statistics of qmpdl's own KVM VM and vCPUs."""
+
+    def __init__(self, vm_fd: int, vcpu_fds: Sequence[int]) -> None:
+        self.files = {"vm": [kvm.StatsFile(vm_fd)], "vcpu": [kvm.StatsFile(f) for f in vcpu_fds]}
+
+    def _descriptors(self, target: str) -> list[kvm.Descriptor]:
+        files = self.files[target]
+        return [d for d in reversed(files[0].descriptors) if schema_entry(d)] if files else []
+
+    def schema(self, target: str) -> list[Any]:
+        return [schema_entry(d) for d in self._descriptors(target)]
+
+    def values(self, target: str, index: int) -> list[tuple[str, Any]]:
+        read = self.files[target][index].values()
+        return [(d.name, stat_value(d, read[d.name])) for d in self._descriptors(target)]
+
+
+class Recorded:
+    """This host's KVM schemas as recorded; every value zero."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.schemas: list[Any] = recorded(profile, "query-stats-schemas", "kvm")
+        self.samples: dict[str, Any] = recorded(profile, "query-stats", "kvm")
+
+    def schema(self, target: str) -> list[Any]:
+        found = [s["stats"] for s in self.schemas if s["target"] == target]
+        return list(found[0]) if found else []
+
+    def values(self, target: str, index: int) -> list[tuple[str, Any]]:
+        samples = self.samples[target]
+        shapes = {s["name"]: s["value"] for s in samples[0]["stats"]} if samples else {}
+        return [(s["name"], _zero(shapes.get(s["name"], 0))) for s in self.schema(target)]
 
 
 def _zero(sample: Any) -> Any:
@@ -41,39 +120,43 @@ def _zero(sample: Any) -> Any:
     return 0
 
 
-def _values(profile: Profile, target: str) -> list[tuple[str, Any]]:
-    """Each statistic of ``target`` with its value, in reply order."""
-    samples = recorded(profile, "query-stats", "kvm")[target]
-    shapes = {s["name"]: s["value"] for s in samples[0]["stats"]} if samples else {}
-    schema = next(s for s in _schemas(profile) if s["target"] == target)
-    return [(s["name"], _zero(shapes.get(s["name"], 0))) for s in schema["stats"]]
+def schemas(source: Source | None, *, vcpus: bool) -> list[Any]:
+    """``query-stats-schemas``: the vCPU schema (when there is a vCPU), then the VM's
+    (nothing without KVM: ``source`` None)."""
+    if source is None:
+        return []
+    out = [{"provider": "kvm", "target": "vm", "stats": source.schema("vm")}]
+    if vcpus:
+        out.insert(0, {"provider": "kvm", "target": "vcpu", "stats": source.schema("vcpu")})
+    return out
 
 
 def query(
-    profile: Profile,
-    accel: str,
+    source: Source | None,
     target: str,
     requests: Sequence[tuple[str, list[str] | None]] | None,
-    vcpu_paths: Sequence[str],
+    vcpus: Sequence[tuple[int, str]],
 ) -> list[Any]:
     """``query-stats``: ``requests`` are (provider, names or None for all), None when
-    the filter names no providers; ``vcpu_paths`` the vCPUs wanted, in vCPU order."""
-    if accel != "kvm":
+    the filter names no providers; ``vcpus`` the (index, QOM path) of the vCPUs
+    wanted, in vCPU order."""
+    if source is None:
         return []
     results: list[Any] = []
     for provider, names in requests if requests is not None else [("kvm", None)]:
         if provider != "kvm" or names == []:
             continue
-        stats = [
-            {"name": n, "value": v}
-            for n, v in _values(profile, target)
-            if names is None or n in names
-        ]
-        if not stats:
-            continue
-        if target == "vm":
-            results.insert(0, {"provider": "kvm", "stats": stats})
-            continue
-        for path in vcpu_paths:
-            results.insert(0, {"provider": "kvm", "qom-path": path, "stats": stats})
+        targets = [(0, None)] if target == "vm" else list(vcpus)
+        for index, path in targets:
+            stats = [
+                {"name": n, "value": v}
+                for n, v in source.values(target, index)
+                if names is None or n in names
+            ]
+            if not stats:
+                continue
+            result: dict[str, Any] = {"provider": "kvm", "stats": stats}
+            if path is not None:
+                result["qom-path"] = path
+            results.insert(0, result)
     return results

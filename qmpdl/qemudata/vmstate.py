@@ -14,6 +14,7 @@ from qmpdl.qemudata.cpu import accel_of
 if TYPE_CHECKING:
     from qmpdl.qemudata.qom import LoadedModules
     from qmpdl.qemudata.qomtree import QomTree
+    from qmpdl.qemudata.stats import Source
     from qmpdl.vm.machine import Machine
 
 
@@ -31,6 +32,7 @@ class VmState:
     def __init__(self, machine: Machine) -> None:
         self.config = machine.config
         self.profile = machine.profile
+        self.backend = machine.backend
         self.accel = accel_of(machine.config.accel.kind)
         self.actions = Actions()
 
@@ -44,6 +46,21 @@ class VmState:
         for device in self.config.devices:
             modules.load_for(str(device.get("driver")))
         return modules
+
+    @cached_property
+    def stats(self) -> Source | None:
+        """KVM's statistics: qmpdl's own VM's under -accel kvm, the recorded schemas
+        with zero values under -accel sim, none without KVM."""
+        from qmpdl.qemudata import stats
+
+        if self.accel != "kvm":
+            return None
+        if self.config.accel.kind == "kvm":
+            from qmpdl.backend.kvm import KvmBackend
+
+            if isinstance(self.backend, KvmBackend):
+                return stats.LiveKvm(self.backend.vm.fd, [v.fd for v in self.backend.vm.vcpus])
+        return stats.Recorded(self.profile)
 
     @cached_property
     def tree(self) -> QomTree:

@@ -1,6 +1,10 @@
 """Record what a QEMU binary answers to the static harness queries, as qmpdl's data:
 ``python -m qmpdl.tools.record_probe --qemu BINARY --version 7.2``.
 
+(QEMU 10.0 here: ``--qemu /var/cache/qmpdl/qemu-10.0/usr/bin/qemu-system-x86_64 -L
+/var/cache/qmpdl/qemu-10.0/usr/share/qemu --module-dir
+/var/cache/qmpdl/qemu-10.0/usr/lib/x86_64-linux-gnu/qemu --version 10.0``.)
+
 libvirt's capability probe and domain start ask QEMU about itself (its types and
 their properties, machine types, CPU models and their expansions, command-line
 options, TPM, SEV and SGX) and about the vCPU objects of a machine.  qmpdl answers
@@ -20,16 +24,19 @@ under ``anchored`` in each file).  The files are gzip'd JSON,
 
 * ``qom-types``: every type with its parent and abstractness (in ``qom-list-types``'s
   order), each interface's implementers, and per accelerator the types only known
-  once their module is loaded (and what loading each loads);
+  once their module is loaded (and the types and command-line options loading each
+  one brings);
 * ``qom-properties``: ``device-list-properties`` of every device type and
   ``qom-list-properties`` of every type;
 * ``machine``: ``query-machines`` (and with ``compat-props`` where the version has
   it), ``query-target``, TPM models and types, command-line options, SEV and SGX
   answers per accelerator, KVM's statistics schemas and a sample of its statistics;
 * ``cpu``: per accelerator, ``query-cpu-definitions`` and the static and full
-  expansion of every model (plus the probe's expansions with properties);
+  expansion of every model (plus the probe's expansions with properties; those
+  with qemu64's properties as their differences from it);
 * ``vcpu``: per accelerator and CPU model, the vCPU object's ``qom-list`` and the
-  ``qom-get`` of each of its properties.
+  ``qom-get`` of each of its properties (models other than ``qemu64`` as their
+  differences from it).
 """
 
 from __future__ import annotations
@@ -39,10 +46,11 @@ import gzip
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qmpdl.qemudata.cpu import compact_expansions, compact_vcpus
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.rawqmp import RawQMP
 
@@ -81,16 +89,36 @@ class RefusedError(Exception):
     """The binary did not start with these options (its stderr is the message)."""
 
 
+#: Where Debian's QEMU looks for its modules (compiled in).
+SYSTEM_MODULE_DIR = "/usr/lib/x86_64-linux-gnu/qemu"
+
+
+def with_modules(module_dir: str | None, argv: list[str]) -> list[str]:
+    """``argv`` run where QEMU finds the modules of ``module_dir`` in its compiled-in
+    module directory (a private mount namespace; a binary that loads another
+    build's module aborts)."""
+    if module_dir is None:
+        return argv
+    mount = 'mount --bind "$0" "$1" && shift && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", mount, module_dir, SYSTEM_MODULE_DIR, *argv]
+
+
 class Qemu:
     """One QEMU process with a QMP connection; requests are sent one at a time."""
 
-    def __init__(self, binary: str, args: Sequence[str], firmware: str | None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        args: Sequence[str],
+        firmware: str | None,
+        module_dir: str | None = None,
+    ) -> None:
         self.proc = ManagedProcess()
         sock = str(self.proc.dir / "qmp.sock")
         argv = [binary, *(["-L", firmware] if firmware else [])]
         argv += ["-S", "-no-user-config", "-nodefaults", "-nographic", "-display", "none"]
         argv += [*args, "-qmp", f"unix:{sock},server=on,wait=off"]
-        self.proc.spawn(argv)
+        self.proc.spawn(with_modules(module_dir, argv))
         try:
             self.proc.wait_for_path(sock, 30)
             self.qmp = RawQMP(sock, timeout=120)
@@ -127,29 +155,43 @@ def value(reply: Reply) -> Any:
 
 
 class Recorder:
-    def __init__(self, binary: str, firmware: str | None, log: bool = True) -> None:
+    def __init__(
+        self,
+        binary: str,
+        firmware: str | None,
+        log: bool = True,
+        module_dir: str | None = None,
+    ) -> None:
         self.binary = binary
         self.firmware = firmware
         self.log = log
+        self.module_dir = module_dir
 
     def note(self, text: str) -> None:
         if self.log:
             print(text, file=sys.stderr, flush=True)
 
     def start(self, *args: str) -> Qemu:
-        return Qemu(self.binary, args, self.firmware)
+        return Qemu(self.binary, args, self.firmware, self.module_dir)
 
     def probe_machine(self, accel: str) -> Qemu:
         return self.start("-machine", f"none,accel={accel}")
 
     def ask_all(
-        self, args: Sequence[str], requests: Sequence[tuple[str, dict[str, Any] | None]]
+        self,
+        args: Sequence[str],
+        requests: Sequence[tuple[str, dict[str, Any] | None]],
+        *,
+        prefix: Sequence[tuple[str, dict[str, Any] | None]] = (),
     ) -> list[Any]:
-        """Every request's stored reply, restarting the binary after a crash."""
+        """Every request's stored reply, restarting the binary after a crash; each
+        process first gets ``prefix`` (answers dropped), e.g. to load every module."""
         out: list[Any] = []
         while len(out) < len(requests):
             qemu = self.start(*args)
             try:
+                for execute, arguments in prefix:
+                    qemu.ask(execute, arguments)
                 for execute, arguments in requests[len(out) :]:
                     try:
                         out.append(value(qemu.ask(execute, arguments)))
@@ -233,17 +275,23 @@ class Recorder:
 
         per_accel = {accel: missing(("-machine", f"none,accel={accel}")) for accel in ACCELS}
         candidates = sorted(set().union(*per_accel.values()), key=names.index)
+        options = ("query-command-line-options", None)
+        base = {o["option"] for o in self.ask_all(probe, [options])[0]}
         loads: dict[str, list[str]] = {}
+        adds: dict[str, list[str]] = {}
         for name in candidates:
             requests = [("device-list-properties", {"typename": name})]
             requests += [("qom-list-properties", {"typename": n}) for n in candidates]
-            replies = self.ask_all(probe, requests)
+            replies = self.ask_all(probe, [*requests, options])
             loads[name] = [
                 n
-                for n, r in zip(candidates, replies[1:], strict=True)
+                for n, r in zip(candidates, replies[1:-1], strict=True)
                 if not (isinstance(r, dict) and "error" in r)
             ]
-        return {"missing": per_accel, "loads": loads}
+            added = [o["option"] for o in replies[-1] if o["option"] not in base]
+            if added:
+                adds[name] = added
+        return {"missing": per_accel, "loads": loads, "options": adds}
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -253,11 +301,11 @@ class Recorder:
         # as after the probe's qom-list-types: every module is loaded
         loaded: list[tuple[str, dict[str, Any] | None]] = [("qom-list-types", None)]
         device = self.ask_all(
-            probe, loaded + [("device-list-properties", {"typename": n}) for n in names]
-        )[1:]
+            probe, [("device-list-properties", {"typename": n}) for n in names], prefix=loaded
+        )
         qom = self.ask_all(
-            probe, loaded + [("qom-list-properties", {"typename": n}) for n in names]
-        )[1:]
+            probe, [("qom-list-properties", {"typename": n}) for n in names], prefix=loaded
+        )
         table: list[Any] = []
         index: dict[str, int] = {}
 
@@ -345,7 +393,7 @@ class Recorder:
             extra_replies = self.ask_all(args, [("query-cpu-model-expansion", a) for a in extra])
             out[accel] = {
                 "query-cpu-definitions": definitions,
-                "expansions": expansions,
+                "expansions": compact_expansions(expansions),
                 "with-props": [[a, r] for a, r in zip(extra, extra_replies, strict=True)],
             }
         return out
@@ -374,7 +422,7 @@ class Recorder:
                     "qom-get": dict(zip(names, gets, strict=True)),
                 }
                 self.note(f"  vcpu {accel} {model} ({i + 1}/{len(models)})")
-            out[accel] = per_model
+            out[accel] = compact_vcpus(per_model)
         return out
 
 
@@ -451,6 +499,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--qemu", required=True, help="the qemu-system-x86_64 binary")
     parser.add_argument("--version", required=True, help='the data\'s version key ("7.2")')
     parser.add_argument("-L", dest="firmware", help="QEMU's data directory (-L)")
+    parser.add_argument(
+        "--module-dir",
+        help="the binary's own modules, for a QEMU not installed where it looks for "
+        f"them ({SYSTEM_MODULE_DIR}): mounted there in a private namespace (root)",
+    )
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="the data directory")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="record only these")
     parser.add_argument(
@@ -467,33 +520,26 @@ def main(argv: Iterable[str] | None = None) -> int:
     def path(name: str) -> Path:
         return out / file_name(opts.version, name)
 
-    recorder = Recorder(opts.qemu, opts.firmware)
+    recorder = Recorder(opts.qemu, opts.firmware, module_dir=opts.module_dir)
     wanted = set(opts.only or SECTIONS)
     started = time.monotonic()
 
     def load(name: str) -> Any:
         return json.loads(gzip.decompress(path(name).read_bytes()))
 
-    if "types" in wanted:
-        recorder.note("types")
-        size = write(path("qom-types.json.gz"), recorder.types())
-        recorder.note(f"  {size} bytes")
-    if "properties" in wanted:
-        recorder.note("properties")
-        size = write(path("qom-properties.json.gz"), recorder.properties(load("qom-types.json.gz")))
-        recorder.note(f"  {size} bytes")
-    if "machine" in wanted:
-        recorder.note("machine")
-        size = write(path("machine.json.gz"), recorder.machine())
-        recorder.note(f"  {size} bytes")
-    if "cpu" in wanted:
-        recorder.note("cpu")
-        size = write(path("cpu.json.gz"), recorder.cpu())
-        recorder.note(f"  {size} bytes")
-    if "vcpu" in wanted:
-        recorder.note("vcpu")
-        size = write(path("vcpu.json.gz"), recorder.vcpus(load("cpu.json.gz")))
-        recorder.note(f"  {size} bytes")
+    # section -> its file and how to record it (some read what an earlier one wrote)
+    sections: dict[str, tuple[str, Callable[[], Any]]] = {
+        "types": ("qom-types", recorder.types),
+        "properties": ("qom-properties", lambda: recorder.properties(load("qom-types.json.gz"))),
+        "machine": ("machine", recorder.machine),
+        "cpu": ("cpu", recorder.cpu),
+        "vcpu": ("vcpu", lambda: recorder.vcpus(load("cpu.json.gz"))),
+    }
+    for section in SECTIONS:
+        if section in wanted:
+            name, record = sections[section]
+            recorder.note(section)
+            recorder.note(f"  {write(path(f'{name}.json.gz'), record())} bytes")
     if opts.anchors is not None:
         names = ("machine", "cpu", "vcpu")
         files = {name: load(f"{name}.json.gz") for name in names}

@@ -9,10 +9,12 @@ QEMU's SeaBIOS never meets dirty logging (on this host that livelocks a vCPU).
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import qemu_binary
@@ -24,10 +26,29 @@ class Target:
     qemu: tuple[str, ...]
     qmpdl: tuple[str, ...]
     description: str
+    #: MachineConfig fields qmpdl's options cannot set (python -m qmpdl.tools.serve_config)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 _PC = ("-machine", "pc", "-m", "128", "-S")
 _DEFER = ("-incoming", "defer")
+_UUID = "3299e1a1-adc5-4a41-afdc-39b4896cf560"
+_RAM = {"qom-type": "memory-backend-ram", "id": "pc.ram", "size": 134217728}
+_IOTHREAD = {"qom-type": "iothread", "id": "iothread1"}
+_DOMAIN_SMP = ("-smp", "2,sockets=2,cores=1,threads=1")
+_DOMAIN_QEMU = (
+    *("-name", "guest=dom", "-machine", "pc-i440fx-7.2,usb=off,memory-backend=pc.ram"),
+    *("-cpu", "qemu64", "-m", "128", "-S", *_DOMAIN_SMP),
+    *("-object", json.dumps(_RAM), "-object", json.dumps(_IOTHREAD), "-uuid", _UUID),
+)
+_DOMAIN_FIELDS: dict[str, Any] = {
+    "name": "dom",
+    "machine_type": "pc-i440fx-7.2",
+    "machine_props": {"usb": "off", "memory-backend": "pc.ram"},
+    "cpu_model": "qemu64",
+    "objects": [_RAM, _IOTHREAD],
+    "uuid": _UUID,
+}
 TARGETS = {
     t.name: t
     for t in (
@@ -61,6 +82,21 @@ TARGETS = {
             ("-accel", "tcg", "-m", "128", "-S", "-smp", "1"),
             "TCG (no KVM)",
         ),
+        Target(
+            "none",
+            ("-accel", "kvm", "-machine", "none", "-S"),
+            ("-accel", "sim", "-S"),
+            "the machine libvirt's capability probe runs: no board, no vCPUs, KVM",
+            {"machine_type": "none"},
+        ),
+        Target(
+            "domain",
+            ("-accel", "kvm,dirty-ring-size=4096", *_DOMAIN_QEMU),
+            ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "-S", *_DOMAIN_SMP),
+            "a libvirt domain: pc-i440fx-7.2, -cpu qemu64, a name, a UUID, a memory "
+            "backend, an I/O thread, 2 vCPUs in 2 sockets",
+            _DOMAIN_FIELDS,
+        ),
     )
 }
 
@@ -76,6 +112,10 @@ def start(kind: str, target: Target, workdir: Path | None = None) -> Iterator[st
             if binary is None:
                 raise FileNotFoundError("qemu-system-x86_64 is not installed")
             argv = [binary, *target.qemu, "-nographic", "-nodefaults", *monitor]
+        elif target.fields:
+            fields = json.dumps(target.fields)
+            serve = [sys.executable, "-m", "qmpdl.tools.serve_config", fields]
+            argv = [*serve, "--qemu-version", "7.2", *target.qmpdl, *monitor]
         else:
             argv = [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2", *target.qmpdl, *monitor]
         proc.spawn(argv)

@@ -42,14 +42,20 @@ RUNS = [
 ]
 
 
-def traces_dir() -> Path:
-    """The traces; skip without them, unless QMPDL_REQUIRE_ANCHORS=1 (set by .ci/run)."""
-    if not TRACES.is_dir():
-        message = f"anchor traces not found at {TRACES}"
+def required(directory: Path, what: str) -> Path:
+    """``directory`` of ../shared/anchors; skip without it, unless
+    QMPDL_REQUIRE_ANCHORS=1 (set by .ci/run)."""
+    if not directory.is_dir():
+        message = f"{what} not found at {directory}"
         if os.environ.get("QMPDL_REQUIRE_ANCHORS", "") not in ("", "0"):
             pytest.fail(message + " (QMPDL_REQUIRE_ANCHORS=1)")
         pytest.skip(message)
-    return TRACES
+    return directory
+
+
+def traces_dir() -> Path:
+    """The traces (see :func:`required`)."""
+    return required(TRACES, "anchor traces")
 
 
 def trace_names() -> list[str]:

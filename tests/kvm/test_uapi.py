@@ -32,6 +32,7 @@ IOCTLS = {
     "KVM_SET_USER_MEMORY_REGION": 0x4020AE46,
     "KVM_ENABLE_CAP": 0x4068AEA3,
     "KVM_RESET_DIRTY_RINGS": 0xAEC7,
+    "KVM_GET_STATS_FD": 0xAECE,
     "KVM_RUN": 0xAE80,
     "KVM_GET_REGS": 0x8090AE81,
     "KVM_SET_REGS": 0x4090AE82,
@@ -78,6 +79,7 @@ def test_ioctl_numbers(name: str, number: int) -> None:
 def test_constants() -> None:
     assert uapi.KVM_CAP_DIRTY_LOG_RING == 192
     assert uapi.KVM_CAP_DIRTY_LOG_RING_ACQ_REL == 223
+    assert uapi.KVM_CAP_BINARY_STATS_FD == 203
     assert uapi.KVM_CAP_MAX_VCPUS == 66
     assert uapi.KVM_EXIT_DIRTY_RING_FULL == 31
     assert uapi.KVM_DIRTY_LOG_PAGE_OFFSET == 64

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
 from qmpdl.tools.libvirtlog import Exchange, Session, parse, with_sent
-from tests.anchors.traces import ANCHORS
+from tests.anchors.traces import ANCHORS, required
 
 __all__ = ["Exchange", "Session", "anchors_dir", "domain_argv", "domain_session", "load"]
 
@@ -18,12 +15,7 @@ LIBVIRT = ANCHORS / "libvirt-9.0"
 
 def anchors_dir() -> Path:
     """The recordings; skip without them, unless QMPDL_REQUIRE_ANCHORS=1."""
-    if not LIBVIRT.is_dir():
-        message = f"libvirt recordings not found at {LIBVIRT}"
-        if os.environ.get("QMPDL_REQUIRE_ANCHORS", "") not in ("", "0"):
-            pytest.fail(message + " (QMPDL_REQUIRE_ANCHORS=1)")
-        pytest.skip(message)
-    return LIBVIRT
+    return required(LIBVIRT, "libvirt recordings")
 
 
 def load(name: str) -> list[Session]:

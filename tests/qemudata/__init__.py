@@ -1,0 +1,1 @@
+"""The recorded QEMU answers (qmpdl.qemudata) and the commands built on them."""
