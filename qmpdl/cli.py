@@ -127,6 +127,8 @@ class _Builder:
     uuid: str | None = None
     machine_type: str | None = None
     cpu_model: str | None = None
+    #: ``-cpu`` as written (checked once the whole command line is read)
+    cpu: str | None = None
     no_shutdown: bool = False
     no_acpi: bool = False
     debug_threads: bool = False
@@ -495,7 +497,7 @@ def _machine(b: _Builder, value: str) -> None:
 
 def _cpu(b: _Builder, value: str) -> None:
     b.cpu_model = value.split(",", 1)[0]
-    b.machine_props.setdefault("\0cpu", value)
+    b.cpu = value
 
 
 def _object(b: _Builder, value: str) -> None:
@@ -970,21 +972,22 @@ def _build(b: _Builder) -> MachineConfig:
     except OptionError as e:
         raise UsageError(None, str(e)) from None
     monitors, serials = _resolve_chardevs(b)
-    cpu = b.machine_props.pop("\0cpu", None)
-    try:
-        machines.check_machine(b.machine_type, b.machine_props)
-        if b.no_acpi and machines.resolve(b.machine_type or "pc") == "none":
-            raise OptionError("Property 'none-machine.acpi' not found")
-        if cpu is not None:
-            machines.check_cpu(cpu)
-    except OptionError as e:
-        raise UsageError(None, str(e)) from None
-    _check_boot(b.boot)
-    ram = _memory(b)
     accel = _accel(b.accel) if b.accel is not None else None
     if accel is None and b.machine_accel is not None:
         accel = _accel(_machine_accel(b.machine_accel))
     accel = accel or AccelConfig()
+    if b.machine_type is not None or b.machine_props or b.no_acpi or b.cpu is not None:
+        from qmpdl.profile import get_profile
+
+        profile = get_profile(b.qemu_version)
+        try:
+            machines.check_machine(profile, b.machine_type, b.machine_props, no_acpi=b.no_acpi)
+            if b.cpu is not None:
+                machines.check_cpu(profile, accel.kind, b.cpu)
+        except OptionError as e:
+            raise UsageError(None, str(e)) from None
+    _check_boot(b.boot)
+    ram = _memory(b)
     backend = b.backend or os.environ.get(ENV_BACKEND) or None
     if backend not in (None, "sim", "kvm"):
         raise UsageError(None, f"{ENV_BACKEND}={backend}: choose sim or kvm")

@@ -44,10 +44,6 @@ class Chardev(Record):
         return where + (",server=on" if self.server else "")
 
 
-#: The name the code used before chardevs had backends other than sockets.
-ChardevSocket = Chardev
-
-
 class MonitorConfig(Record):
     """A monitor: QMP (``-qmp``, ``-qmp-pretty``, ``-mon mode=control``) or the human
     monitor with its line editor (``-monitor``, ``-mon mode=readline``)."""

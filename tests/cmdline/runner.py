@@ -47,7 +47,8 @@ def _normalise(text: str, tmp: str) -> str:
 
 
 def qmpdl_argv() -> list[str]:
-    return [sys.executable, "-m", "qmpdl"]
+    """qmpdl as the QEMU 7.2 that the cases were recorded from."""
+    return [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2"]
 
 
 def run_case(program: list[str], base: str, args: list[str], timeout: float = 30.0) -> Outcome:
