@@ -9,6 +9,9 @@ creates the machine, so its errors there carry no option location.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from qmpdl.profile import Profile
 from qmpdl.qemuopts import OptionError, parse_bool, split_opts
 
@@ -30,15 +33,39 @@ def parse_machine(text: str) -> dict[str, str]:
     return out
 
 
+@cache
+def _index(version: str) -> dict[str, Any]:
+    from qmpdl.cmdline.machine_data import VERSIONS
+
+    index: dict[str, Any] = VERSIONS[version]
+    return index
+
+
+def data_version(profile: Profile) -> str:
+    """The recorded version whose data ``profile`` uses, by
+    :func:`qmpdl.qemudata.store.data_version`'s rule (its own, else the nearest earlier
+    one, else the oldest) over the versions in the generated data: without the store,
+    which would import gzip and importlib.resources at start-up."""
+    from qmpdl.cmdline.machine_data import VERSIONS
+
+    versions = sorted(tuple(int(n) for n in v.split(".")) for v in VERSIONS)
+    earlier = [v for v in versions if v <= profile.version[:2]]
+    major, minor = earlier[-1] if earlier else versions[0]
+    return f"{major}.{minor}"
+
+
+def _for(profile: Profile) -> dict[str, Any]:
+    return _index(data_version(profile))
+
+
 def machine_type_name(profile: Profile, machine_type: str | None) -> str:
     """The machine type ``-machine TYPE`` stands for (``pc`` -> ``pc-i440fx-7.2``; the
     default machine without one); QEMU's error for a type it does not have."""
-    from qmpdl.qemudata.machines import machine_info
-
-    info = machine_info(profile, machine_type)
-    if info is None:
+    index = _for(profile)
+    name = index["default"] if machine_type is None else index["types"].get(machine_type)
+    if name is None:
         raise OptionError("unsupported machine type\nUse -machine help to list supported machines")
-    return str(info["name"])
+    return str(name)
 
 
 def check_machine(
@@ -46,10 +73,9 @@ def check_machine(
 ) -> None:
     """What QEMU checks when it creates the machine: the type, and each property (its
     name, and the value of a boolean or on/off/auto one)."""
-    from qmpdl.qemudata.properties import type_properties
-
     name = machine_type_name(profile, machine_type)
-    kinds = {p["name"]: p.get("type") for p in type_properties(profile, f"{name}-machine")}
+    index = _for(profile)
+    kinds: dict[str, str] = index["property-sets"][index["properties"][name]]
     if no_acpi and "acpi" not in kinds:
         raise OptionError(f"Property '{name}-machine.acpi' not found")
     for key, value in props.items():
@@ -65,9 +91,70 @@ def check_machine(
 
 def check_cpu(profile: Profile, accel: str, text: str) -> str:
     """``-cpu MODEL[,features]``: the model (QEMU: ``unable to find CPU model``)."""
-    from qmpdl.qemudata.cpu import accel_of, definitions
-
     model = text.split(",", 1)[0]
-    if model not in {d["name"] for d in definitions(profile, accel_of(accel))}:
+    if model not in _for(profile)["cpu-models"]["tcg" if accel == "tcg" else "kvm"]:
         raise OptionError(f"unable to find CPU model '{model}'")
     return model
+
+
+def render_machine_data() -> str:
+    """The source of :mod:`qmpdl.cmdline.machine_data`: per recorded QEMU version, the
+    machine types (and aliases), each one's properties with their types, and the CPU
+    models - what the checks above need, without loading the recordings they come from
+    (tens of milliseconds and megabytes at every start-up)."""
+    import json
+
+    from qmpdl.qemudata import store
+    from qmpdl.qemudata.properties import _properties
+
+    versions: dict[str, Any] = {}
+    for major, minor in store.recorded_versions():
+        version = f"{major}.{minor}"
+        machines = store.load_version(version, "machine.json.gz")["query-machines"]
+        types: dict[str, str] = {}
+        default = None
+        for entry in machines:
+            types[entry["name"]] = entry["name"]
+            if entry.get("alias"):
+                types[entry["alias"]] = entry["name"]
+            if entry.get("is-default"):
+                default = entry["name"]
+        sets: list[dict[str, str]] = []
+        properties: dict[str, int] = {}
+        table, _, qom = _properties(version)
+        for name in sorted(set(types.values())):
+            recorded = qom.get(f"{name}-machine", [])
+            if not isinstance(recorded, list):  # a type QEMU cannot list
+                recorded = []
+            kinds = {table[i]["name"]: table[i].get("type", "") for i in recorded}
+            if kinds not in sets:
+                sets.append(kinds)
+            properties[name] = sets.index(kinds)
+        cpu = store.load_version(version, "cpu.json.gz")
+        models = {
+            accel: sorted(d["name"] for d in cpu[accel]["query-cpu-definitions"])
+            for accel in ("kvm", "tcg")
+        }
+        versions[version] = {
+            "types": dict(sorted(types.items())),
+            "default": default,
+            "properties": properties,
+            "property-sets": sets,
+            "cpu-models": models,
+        }
+    text = json.dumps(versions, indent=None, separators=(",", ":"), sort_keys=False)
+    assert "'''" not in text
+    return (
+        '"""Machine types, their properties and the CPU models of each recorded QEMU version.\n'
+        "\n"
+        "GENERATED by ``python -m qmpdl.qapi.gen`` from ``qmpdl/data/qemu-*.json.gz``; do\n"
+        "not edit.  A test fails when this file is out of date with the recordings.\n"
+        '"""\n'
+        "\n"
+        "from __future__ import annotations\n"
+        "\n"
+        "import json\n"
+        "from typing import Any\n"
+        "\n"
+        f"VERSIONS: dict[str, Any] = json.loads(r'''{text}''')\n"
+    )

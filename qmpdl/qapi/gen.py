@@ -1,6 +1,7 @@
 """Generate :mod:`qmpdl.qapi.types`, :mod:`qmpdl.qapi.types_deferred` and
 :mod:`qmpdl.qapi.schema_data` (the definitions as Python data, read at start-up) from the
-schema, and :mod:`qmpdl.profile_data` from the profiles' TOML files: ``python -m
+schema, :mod:`qmpdl.profile_data` from the profiles' TOML files and
+:mod:`qmpdl.cmdline.machine_data` from the recorded QEMU data: ``python -m
 qmpdl.qapi.gen``.
 
 The commands and events in :data:`DEFERRED_ROOTS` (what libvirt's capability probe,
@@ -19,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qmpdl.cmdline.machine import render_machine_data
 from qmpdl.profile import get_profile, profile_names, render_profile_data
 from qmpdl.qapi.load import expressions, render_schema_data, source_schema_for
 from qmpdl.qapi.pymodels import render_models
@@ -27,6 +29,7 @@ from qmpdl.qapi.schema import Schema
 TYPES_PATH = Path(__file__).with_name("types.py")
 SCHEMA_DATA_PATH = Path(__file__).with_name("schema_data.py")
 PROFILE_DATA_PATH = Path(__file__).parent.parent / "profile_data.py"
+MACHINE_DATA_PATH = Path(__file__).parent.parent / "cmdline" / "machine_data.py"
 DEFERRED_PATH = Path(__file__).with_name("types_deferred.py")
 
 #: Commands and events whose models are imported on first use.
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output == TYPES_PATH:
         outputs.append((SCHEMA_DATA_PATH, render_schema_data()))
         outputs.append((PROFILE_DATA_PATH, render_profile_data()))
+        outputs.append((MACHINE_DATA_PATH, render_machine_data()))
     for path, source in outputs:
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == source:

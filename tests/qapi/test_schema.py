@@ -288,6 +288,17 @@ def test_generated_schema_data_is_up_to_date() -> None:
         "qmpdl/profile_data.py is stale: run python -m qmpdl.qapi.gen"
     )
     assert {name: load_source(name) for name in DATA_FILES} == TABLES
+    from qmpdl.cmdline.machine import render_machine_data
+    from qmpdl.qapi.gen import MACHINE_DATA_PATH
+
+    assert MACHINE_DATA_PATH.read_text(encoding="utf-8") == render_machine_data(), (
+        "qmpdl/cmdline/machine_data.py is stale: run python -m qmpdl.qapi.gen"
+    )
+    from qmpdl.cmdline.machine import data_version
+    from qmpdl.qemudata import store
+
+    for name in profile_names():
+        assert data_version(get_profile(name)) == store.data_version(get_profile(name))
     # built from either, the schema is the same (what query-qmp-schema shows of it)
     for name in profile_names():
         profile = get_profile(name)
