@@ -7,8 +7,8 @@ version numbers itself; it asks ``profile.has("feature-name")``.
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from qmpdl.record import Record
@@ -46,7 +46,8 @@ def load_source(name: str) -> dict[str, Any]:
     """``data/NAME`` as parsed from the TOML file."""
     import tomllib
 
-    text = (Path(__file__).parent / "data" / name).read_text(encoding="utf-8")
+    with open(os.path.join(os.path.dirname(__file__), "data", name), encoding="utf-8") as f:
+        text = f.read()
     return tomllib.loads(text)
 
 

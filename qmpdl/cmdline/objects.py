@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from qmpdl.errors import QMPError
@@ -54,6 +53,8 @@ DRIVE_OPTS = OptsList("drive")
 @cache
 def option_types() -> Schema:
     """The types of ``options.json`` (built once)."""
+    from importlib import resources
+
     exprs = parse_schema("options.json", resources.files("qmpdl.cmdline"))
     return build_schema(exprs, lambda feature: True)
 

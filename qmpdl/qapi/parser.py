@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from importlib import resources
-from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importlib.resources (pathlib, zipfile) only when files are read
+    from importlib.resources.abc import Traversable
 
 #: A parsed schema value: what the QAPI language can spell.
 Value = str | bool | list["Value"] | dict[str, "Value"]
@@ -215,6 +217,8 @@ def parse_doc(lines: list[str]) -> Doc:
 def schema_directory() -> Traversable:
     """Where the schema files are: ``qmpdl/schema`` (a symlink to the top-level
     ``schema/`` in the source tree, a directory of package data when installed)."""
+    from importlib import resources
+
     return resources.files("qmpdl").joinpath("schema")
 
 
