@@ -275,6 +275,7 @@ class MigrationManager:
         """The ``uri`` / ``channels`` arguments of QEMU 8.2+ (texts per version)."""
         p = self.machine.profile
         if p.has("migration-channels-need-either"):
+            channels = channels or None  # an empty list is NULL in QEMU's C
             if (uri is None) == (channels is None):
                 raise QMPError("need either 'uri' or 'channels' argument")
         elif uri is not None and channels is not None:
@@ -282,7 +283,7 @@ class MigrationManager:
                 "'uri' and 'channels' arguments are mutually exclusive; exactly one of the "
                 f"two should be present in '{command}' qmp command "
             )
-        elif uri is None and channels is None:
+        elif uri is None and not channels:
             raise QMPError(
                 f"neither 'uri' or 'channels' argument are specified in '{command}' qmp command "
             )
@@ -381,14 +382,17 @@ class MigrationManager:
         self.set_state("setup", "failed")
 
     def _start_outgoing(self, address: MigrationAddress) -> None:
-        if address.transport in ("fd", "rdma"):
-            # these fail before any thread starts, as in QEMU (no fd passing, no RDMA)
+        channel = None
+        if address.transport in ("fd", "rdma", "exec", "file"):
+            # QEMU opens these in the command (fd and rdma always fail here: no fd
+            # passing, no RDMA); sockets connect asynchronously, in the thread
+            texts = self.machine.profile.has("migration-file-qemu-open")
             try:
-                connect(address)
+                channel = connect(address, qemu_open_texts=texts)
             except OSError as e:
                 self._fd_error(str(e))
                 raise QMPError(str(e)) from None
-        outgoing = OutgoingMigration(self, address)
+        outgoing = OutgoingMigration(self, address, channel)
         outgoing.stats.expected_downtime = self.config.downtime_limit
         with self._lock:
             self.outgoing = outgoing
@@ -520,7 +524,10 @@ class MigrationManager:
             self._exit_on_error = exit_on_error
 
     def _incoming_setup(self) -> None:
-        if self.machine.profile.has("migration-incoming-setup-state"):
+        p = self.machine.profile
+        if p.has("migration-incoming-state-checked") and self.incoming_state != "none":
+            raise QMPError(f"Illegal migration incoming state: {self.incoming_state}")
+        if p.has("migration-incoming-setup-state"):
             self.set_incoming_state("none", "setup")
         else:
             self.machine.events.emit("MIGRATION", {"status": "setup"})

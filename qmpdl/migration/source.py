@@ -70,13 +70,19 @@ class SourceStats:
 class OutgoingMigration:
     """One outgoing migration, run in its own thread ("live_migration")."""
 
-    def __init__(self, manager: MigrationManager, address: MigrationAddress) -> None:
+    def __init__(
+        self,
+        manager: MigrationManager,
+        address: MigrationAddress,
+        channel: Channel | None = None,
+    ) -> None:
         self.manager = manager
         self.machine = manager.machine
         self.backend = manager.machine.backend
         self.address = address
         self.stats = SourceStats(start_time=time.monotonic())
-        self.channel: Channel | None = None
+        #: opened by the command for exec: and file: (None: connected by the thread)
+        self.channel: Channel | None = channel
         self.writer = StreamWriter()
         self.bitmap: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._cursor = 0
@@ -123,11 +129,12 @@ class OutgoingMigration:
         name_this_thread()
         m = self.manager
         try:
-            try:
-                self.channel = connect(self.address)
-            except OSError as e:
-                m.fail(str(e), from_state="setup")
-                return
+            if self.channel is None:
+                try:
+                    self.channel = connect(self.address)
+                except OSError as e:
+                    m.fail(str(e), from_state="setup")
+                    return
             self._check()
             self._send(
                 self.writer.header(
