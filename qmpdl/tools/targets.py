@@ -1,7 +1,8 @@
 """Machine configurations the differential tools run QEMU and qmpdl in.
 
 Each target names one configuration for both: QEMU's options, and the qmpdl options
-that present the same machine (qmpdl answers as QEMU 7.2, Debian's package).  Guests are
+that present the same machine.  Both run as one oracle version (:data:`ORACLES`): the
+real QEMU of that version, and qmpdl with the matching ``--qemu-version``.  Guests are
 started paused (``-S``): no guest code runs, so no measurement depends on a guest, and
 QEMU's SeaBIOS never meets dirty logging (on this host that livelocks a vCPU).
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.qemu import qemu_binary
+from qmpdl.tools.qemu import ORACLES, oracle
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,27 @@ TARGETS = {
 }
 
 
+#: The versions the differential tools compare, oldest first.
+VERSIONS = tuple(ORACLES)
+
+
 @contextlib.contextmanager
-def start(kind: str, target: Target, workdir: Path | None = None) -> Iterator[str]:
-    """Run QEMU (``kind`` "qemu") or qmpdl ("qmpdl") as ``target``; yield its socket."""
+def start(
+    kind: str, target: Target, workdir: Path | None = None, version: str = "7.2"
+) -> Iterator[str]:
+    """Run QEMU ``version`` (``kind`` "qemu") or qmpdl answering as it ("qmpdl") as
+    ``target``; yield its socket."""
     with ManagedProcess(workdir=workdir) as proc:
         sock = str(proc.dir / "qmp.sock")
         monitor = ("-qmp", f"unix:{sock},server=on,wait=off")
         if kind == "qemu":
-            binary = qemu_binary()
-            if binary is None:
-                raise FileNotFoundError("qemu-system-x86_64 is not installed")
-            argv = [binary, *target.qemu, "-nographic", "-nodefaults", *monitor]
+            command = oracle(version).command()
+            if command is None:
+                raise FileNotFoundError(oracle(version).missing())
+            argv = [*command, *target.qemu, "-nographic", "-nodefaults", *monitor]
         else:
-            argv = [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2", *target.qmpdl, *monitor]
+            qmpdl = [sys.executable, "-m", "qmpdl", "--qemu-version", version]
+            argv = [*qmpdl, *target.qmpdl, *monitor]
         proc.spawn(argv)
         proc.wait_for_path(sock, 30)
         yield sock
