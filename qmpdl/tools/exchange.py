@@ -15,7 +15,9 @@ A script is JSON::
 
 Each step sends (``send``: text sent as UTF-8, a list for several separate writes;
 ``send_hex``: raw bytes) and then reads ``replies`` lines (default 1; events count as
-lines).  ``poll`` repeats a request until its reply matches the regular expression
+lines), or with ``through_reply`` every line up to and including the first that is not
+an event (the command's reply, however many events come before it: their number may
+depend on the QEMU version).  ``poll`` repeats a request until its reply matches the regular expression
 ``until`` and records only that reply.  ``eof`` expects the connection to close after
 the replies.  After the last step the runner waits for stray output (``drain`` seconds,
 default 0.3), so an extra reply is caught too.  The greeting is the first line recorded.
@@ -52,6 +54,7 @@ class Step(BaseModel):
     until: str | None = None
     sleep: float | None = None
     replies: int = Field(default=1, ge=0)
+    through_reply: bool = False
     eof: bool = False
     timeout: float = 10.0
 
@@ -108,6 +111,10 @@ class Transcript(BaseModel):
         return out
 
 
+def _is_event(line: str) -> bool:
+    return line.startswith('{"timestamp": ') and '"event": ' in line
+
+
 def _line(conn: RawQMP, timeout: float) -> str:
     return conn.read_line(timeout).decode("latin-1")
 
@@ -138,7 +145,10 @@ def run_script(address: str | tuple[str, int], script: Script) -> Transcript:
                         time.sleep(SPLIT_PAUSE)
                     conn.send(chunk)
                 try:
-                    for _ in range(step.replies):
+                    if step.through_reply:
+                        while not received or _is_event(received[-1]):
+                            received.append(_line(conn, step.timeout))
+                    for _ in range(0 if step.through_reply else step.replies):
                         received.append(_line(conn, step.timeout))
                     if step.eof:
                         received.extend(line.decode("latin-1") for line in conn.read_available(5))
