@@ -17,10 +17,11 @@ Each step sends (``send``: text sent as UTF-8, a list for several separate write
 ``send_hex``: raw bytes) and then reads ``replies`` lines (default 1; events count as
 lines), or with ``through_reply`` every line up to and including the first that is not
 an event (the command's reply, however many events come before it: their number may
-depend on the QEMU version).  ``poll`` repeats a request until its reply matches the regular expression
-``until`` and records only that reply.  ``eof`` expects the connection to close after
-the replies.  After the last step the runner waits for stray output (``drain`` seconds,
-default 0.3), so an extra reply is caught too.  The greeting is the first line recorded.
+depend on the QEMU version).  ``poll`` repeats a request until its reply matches the
+regular expression ``until`` and records only that reply.  ``eof`` expects the
+connection to close after the replies.  After the last step the runner waits for stray
+output (``drain`` seconds, default 0.3), so an extra reply is caught too.  The greeting
+is the first line recorded.
 
 The runner talks to any unix or TCP QMP endpoint; what it records is a
 :class:`Transcript`: per step, the exact lines received (``\\r\\n`` included).
