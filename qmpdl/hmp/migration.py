@@ -154,6 +154,7 @@ def parameter_value(
     them (hexadecimal with a suffix before 8.0)."""
     if profile.has("strtosz-hex-suffix-rejected"):
         warn = None
+    revised = profile.has("strtosz-revised")
     if name in _UINT8:
         return parse_text_uint(name, text, "uint8")
     if name in _BOOL:
@@ -161,13 +162,13 @@ def parameter_value(
     if name in _STR:
         return text
     if name in _SIZE:
-        return parse_text_size(name, text, warn)
+        return parse_text_size(name, text, warn, revised=revised)
     if name in _MIB:
-        return parse_text_mib(text, warn)
+        return parse_text_mib(text, warn, revised=revised)
     if name == "x-checkpoint-delay":
         return parse_text_uint(name, text, "uint32")
     if name == "xbzrle-cache-size":
-        size = parse_text_size(name, text, warn)
+        size = parse_text_size(name, text, warn, revised=revised)
         if size > INT64_MAX:
             raise QMPError(f"Invalid size {text}")
         return size
