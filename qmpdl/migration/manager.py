@@ -68,6 +68,14 @@ RAM_INFO_STATES = frozenset(
 )
 
 
+#: RAM blocks of QEMU's pc board besides the guest's RAM, which its migration counts in
+#: ``ram.total`` (and sends): pc.bios (SeaBIOS, 256 KiB), pc.rom (option ROMs, 128 KiB),
+#: /rom@etc/acpi/tables (128 KiB), /rom@etc/table-loader and /rom@etc/acpi/rsdp (4 KiB
+#: each) - 520 KiB with ``-nodefaults`` (checked on QEMU 7.2 and 10.0: 131592 KiB for
+#: ``-m 128``; default devices such as a VGA card add blocks of their own).
+FIRMWARE_RAM = (256 + 128 + 128 + 4 + 4) << 10
+
+
 class MigrationSettings(Protocol):
     """The capabilities and parameters the engine reads (migrate-set-*)."""
 
@@ -210,7 +218,7 @@ class MigrationManager:
         info["ram"] = {
             "transferred": stats.transferred,
             "remaining": 0 if completed else stats.remaining,
-            "total": self.machine.backend.ram_size,
+            "total": self.machine.backend.ram_size + FIRMWARE_RAM,
             "duplicate": stats.zero_pages,
             "skipped": 0,
             "normal": stats.normal_pages,
@@ -403,19 +411,23 @@ class MigrationManager:
         return self.machine.stop_for_migration()
 
     def finished(self, outgoing: OutgoingMigration) -> None:
-        """The outgoing thread ended: settle the run state as QEMU does."""
+        """The outgoing thread ended its work: settle the run state as QEMU's
+        migration_iteration_finish does (a moment after the end state)."""
         with self._lock:
             self._last_stats = outgoing.stats
             state = self.state
-        # One locked section: commands see the end state and the run state together.
         with self.machine.bql:
-            if state == "cancelling":
-                self.set_state("cancelling", "cancelled")
-                state = "cancelled"
             if state == "completed":
                 self.machine.set_runstate(RunState.POSTMIGRATE)
-            elif state in ("failed", "cancelled"):
+            elif state in ("failed", "cancelling", "cancelled"):
                 self.machine.restart_after_migration(outgoing.was_running)
+
+    def cleaned_up(self) -> None:
+        """The outgoing thread released what it used: a cancelled migration becomes
+        ``cancelled`` now, in a bottom half as QEMU's cleanup (so after the reply of a
+        migrate_cancel still being answered)."""
+        if self.state == "cancelling":
+            self.machine.bottom_halves.schedule(lambda: self.set_state("cancelling", "cancelled"))
 
     def cancel(self, *, wait: bool = False) -> None:
         """QMP ``migrate_cancel`` (and machine shutdown): first try to lift the dirty

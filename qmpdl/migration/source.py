@@ -25,7 +25,6 @@ import numpy.typing as npt
 
 from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
-from qmpdl.qapi.types import RunState
 from qmpdl.threadname import name_this_thread
 from qmpdl.vm.dirtylog import DirtyLogUser
 
@@ -184,6 +183,8 @@ class OutgoingMigration:
             self._pause_sem.acquire()
             self._check()
             m.set_state("pre-switchover", "device")
+        elif self.machine.profile.has("migration-always-device-state"):
+            m.set_state("active", "device")
         self._check()
         self._sync()
         while self.bitmap.any():
@@ -202,11 +203,10 @@ class OutgoingMigration:
         if transfer_time:
             self.stats.mbps = self.stats.transferred * 8.0 / transfer_time / 1000
         self.stats.remaining = 0
-        # Under the BQL, so no command sees "completed" with the VM still in
-        # finish-migrate (QEMU sets postmigrate in the same locked section).
-        with self.machine.bql:
-            m.set_state(m.state, "completed")
-            self.machine.set_runstate(RunState.POSTMIGRATE)
+        # The run state becomes postmigrate afterwards, when the thread winds up
+        # (MigrationManager.finished): as on QEMU 10.0, where a query-status right after
+        # the "completed" event can still answer finish-migrate.
+        m.set_state(m.state, "completed")
 
     def _await_ack(self) -> None:
         assert self.channel is not None
@@ -220,12 +220,14 @@ class OutgoingMigration:
         m = self.manager
         self.backend.set_cpu_throttle(0)
         m.cpu_throttle = 0
+        m.finished(self)
+        # then what QEMU's cleanup bottom half does
         self.backend.migration_stop()
         with self.machine.bql:
             self.machine.dirty_log.stop(DirtyLogUser.MIGRATION)
         if self.channel is not None:
             self.channel.close()
-        m.finished(self)
+        m.cleaned_up()
 
     # ------------------------------------------------------------------ sending
 
