@@ -1,9 +1,10 @@
 """The migration commands of the human monitor.
 
-``migrate_set_capability``, ``migrate_set_parameter``, ``info migrate_capabilities``,
-``info migrate_parameters`` and ``info migrate``, each built on QMP calls as QEMU's HMP
-handlers are (``migration/migration-hmp-cmds.c``, ``monitor/hmp-cmds.c`` in 7.2), with
-the layout of the profile's QEMU version:
+``migrate``, ``migrate_cancel``, ``migrate_incoming``, ``migrate_continue``,
+``migrate_pause``, ``migrate_set_capability``, ``migrate_set_parameter``, ``info
+migrate_capabilities``, ``info migrate_parameters`` and ``info migrate``, each built on
+QMP calls as QEMU's HMP handlers are (``migration/migration-hmp-cmds.c``,
+``monitor/hmp-cmds.c`` in 7.2), with the layout of the profile's QEMU version:
 
 * ``migrate_set_parameter`` reads the value as QEMU does for that parameter: sizes
   with suffixes (``downtime-limit``, ``xbzrle-cache-size``, ``announce-*``,
@@ -90,6 +91,53 @@ def _onoff(value: JsonValue) -> str:
 def _str(obj: JsonObject, key: str) -> str:
     value = obj.get(key)
     return value if isinstance(value, str) else "(null)"
+
+
+# --- migrate, migrate_cancel, migrate_incoming, migrate_continue, migrate_pause -----------
+
+
+def hmp_migrate(mon: Monitor, args: Args) -> None:
+    """``migrate [-d] [-r] uri`` (7.2-9.0: ``[-d] [-b] [-i] [-r] uri``).  Over
+    ``human-monitor-command`` the monitor cannot be suspended, so QEMU says so and leaves
+    the migration running detached, ``-d`` or not."""
+    arguments: JsonObject = {"uri": args["uri"]}
+    for flag in ("blk", "inc"):
+        if args.get(flag) is True:
+            arguments[flag] = True
+    arguments["resume"] = args.get("resume") is True
+    if not _call(mon, "migrate", arguments):
+        return
+    if args.get("detach") is not True:
+        mon.print("terminal does not allow synchronous migration, continuing detached\n")
+
+
+def hmp_migrate_cancel(mon: Monitor, args: Args) -> None:
+    """``migrate_cancel``: QMP's, which cannot fail."""
+    mon.qmp("migrate_cancel", {})
+
+
+def hmp_migrate_incoming(mon: Monitor, args: Args) -> None:
+    """``migrate_incoming uri``; from 9.1 a failed incoming migration does not end the
+    process (QEMU's handler passes ``exit-on-error`` false)."""
+    arguments: JsonObject = {"uri": args["uri"]}
+    if mon.profile.has("migration-incoming-exit-on-error"):
+        arguments["exit-on-error"] = False
+    _call(mon, "migrate-incoming", arguments)
+
+
+def hmp_migrate_continue(mon: Monitor, args: Args) -> None:
+    """``migrate_continue state``: the state is a MigrationStatus name."""
+    state = args["state"]
+    assert isinstance(state, str)
+    if state not in _enum_values(mon.profile, "MigrationStatus"):
+        mon.print(f"Error: invalid parameter value: {state}\n")
+        return
+    _call(mon, "migrate-continue", {"state": state})
+
+
+def hmp_migrate_pause(mon: Monitor, args: Args) -> None:
+    """``migrate_pause``."""
+    _call(mon, "migrate-pause", {})
 
 
 # --- migrate_set_capability ---------------------------------------------------------------

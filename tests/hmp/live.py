@@ -187,8 +187,11 @@ def _hmp_step(
     conn: _Connection, step: dict[str, Any], run: SessionRun, workdir: Path | None, version: str
 ) -> None:
     respond: JsonObject = step.get("respond", {"return": {}})
-    if "by_version" in respond:
-        respond = respond["by_version"][version]
+    by_version = respond.get("by_version")
+    if isinstance(by_version, dict):
+        chosen = by_version[version]
+        assert isinstance(chosen, dict)
+        respond = chosen
     cpu_index = step.get("cpu_index")
     request: JsonObject = {
         "execute": "human-monitor-command",
@@ -260,6 +263,6 @@ def qemu_version(version: str = "7.2") -> JsonObject:
             reply = conn.request({"execute": "query-version"})
         finally:
             conn.close()
-    version = reply["return"]
-    assert isinstance(version, dict)
-    return version
+    answer = reply["return"]
+    assert isinstance(answer, dict)
+    return answer

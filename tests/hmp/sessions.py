@@ -248,10 +248,11 @@ _PC = [
     _hmp("info dirty_rate"),
     {"sleep": 1.5},
     _hmp("info dirty_rate"),
-    _hmp("calc_dirty_rate 1 256"),
+    # 3 s: the next step must find it still measuring on a loaded machine too
+    _hmp("calc_dirty_rate 3 256"),
     _hmp("info dirty_rate"),
     _hmp("calc_dirty_rate 1", respond=_error("the dirty rate is already being measured.")),
-    {"sleep": 1.5},
+    {"sleep": 3.2},
     _hmp("info dirty_rate"),
     _hmp(
         "calc_dirty_rate -b 1",
