@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qmpdl.tools.targets import VERSIONS
-from tests.differential.corpus import load_corpus
+from tests.differential.corpus import load_corpus, scripts_for
 from tests.differential.runner import play_normalized
 
 Golden = dict[str, list[str]]
@@ -48,14 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--version", action="append", choices=VERSIONS, help="record this QEMU (default: all)"
     )
     opts = parser.parse_args(argv)
-    scripts = list(load_corpus())
     if opts.only:
-        unknown = set(opts.only) - {s.name for s in scripts}
+        unknown = set(opts.only) - {s.name for s in load_corpus()}
         if unknown:
             parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
-        scripts = [s for s in scripts if s.name in opts.only]
     status = 0
     for version in opts.version or VERSIONS:
+        scripts = [s for s in scripts_for(version) if not opts.only or s.name in opts.only]
         started = time.monotonic()
         recorded = play_normalized("qemu", scripts, version=version)
         elapsed = time.monotonic() - started
@@ -71,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if opts.check:
             status |= 1 if changed else 0
             continue
-        merged = {s.name: recorded.get(s.name, old.get(s.name, [])) for s in load_corpus()}
+        merged = {s.name: recorded.get(s.name, old.get(s.name, [])) for s in scripts_for(version)}
         write_golden(version, merged)
         print(f"wrote {path}")
     return status

@@ -25,7 +25,7 @@ from qmpdl.tools.diff import normalized
 from qmpdl.tools.exchange import Script, Transcript, run_script
 from qmpdl.tools.normalize import normalize_line
 from qmpdl.tools.rawqmp import RawQMP
-from qmpdl.tools.targets import TARGETS, start
+from qmpdl.tools.targets import TARGETS, launch
 
 #: Stateless scripts per shared process.
 SHARED_CHUNK = 16
@@ -95,10 +95,11 @@ def probe(sock: str) -> list[str]:
 def run_job(kind: str, job: Job, version: str = "7.2") -> dict[str, Transcript]:
     """Start ``kind`` as the job's target and play its scripts, one connection each."""
     out: dict[str, Transcript] = {}
-    with start(kind, TARGETS[job.target], version=version) as sock:
+    with launch(kind, TARGETS[job.target], version=version) as ends:
+        sock = ends.sock
         before = probe(sock) if job.shared else []
         for script in job.scripts:
-            out[script.name] = run_script(sock, script)
+            out[script.name] = run_script(sock, script, peer=ends.peer, variables=ends.variables)
         if job.shared:
             names = ", ".join(s.name for s in job.scripts)
             try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from qmpdl.tools.exchange import Script
 from qmpdl.tools.targets import VERSIONS
-from tests.differential.corpus import load_corpus
+from tests.differential.corpus import load_corpus, scripts_for
 from tests.differential.intended import intended
 from tests.differential.known import KNOWN
 from tests.differential.record import load_golden
@@ -80,9 +80,11 @@ def per_group_and_target(scripts: Sequence[Script]) -> list[str]:
 
 def corpus_table(scripts: Sequence[Script]) -> list[str]:
     fresh = sum(1 for s in scripts if s.fresh)
+    newer = sorted({s.since for s in scripts if s.since is not None})
+    limited = ", ".join(f"{sum(s.since == v for s in scripts)} only from {v}" for v in newer)
     return [
         f"{len(scripts)} cases ({fresh} on a fresh process, {len(scripts) - fresh} sharing one "
-        "per target):",
+        f"per target{'; ' + limited if limited else ''}):",
         *per_group_and_target(scripts),
     ]
 
@@ -113,10 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--qemu", action="store_true", help="compare with live QEMU")
     parser.add_argument("--version", action="append", choices=VERSIONS, help="default: all")
     opts = parser.parse_args(argv)
-    scripts = list(load_corpus())
-    print("\n".join(corpus_table(scripts)))
+    print("\n".join(corpus_table(list(load_corpus()))))
     status = 0
     for version in opts.version or VERSIONS:
+        scripts = scripts_for(version)
         started = time.monotonic()
         qmpdl = play_normalized("qmpdl", scripts, version=version)
         if opts.qemu:

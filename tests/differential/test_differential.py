@@ -15,9 +15,10 @@ import json
 
 import pytest
 
+from qmpdl.profile import get_profile
 from qmpdl.tools.targets import TARGETS, VERSIONS
 from tests.conftest import need_qemu
-from tests.differential.corpus import corpus_files, load_corpus
+from tests.differential.corpus import corpus_files, load_corpus, scripts_for
 from tests.differential.intended import INTENDED, intended, served_listing
 from tests.differential.known import KNOWN
 from tests.differential.record import load_golden
@@ -29,6 +30,9 @@ Transcripts = dict[str, list[str]]
 
 SCRIPTS = list(load_corpus())
 CASES = [s.name for s in SCRIPTS]
+#: the scripts and case names of each QEMU version
+PLAYED = {version: scripts_for(version) for version in VERSIONS}
+CASES_OF = {version: [s.name for s in PLAYED[version]] for version in VERSIONS}
 GOLDEN = {version: load_golden(version) for version in VERSIONS}
 
 
@@ -46,7 +50,7 @@ def _played() -> dict[tuple[str, str], Transcripts]:
 @pytest.fixture
 def qmpdl_transcripts(version: str, _played: dict[tuple[str, str], Transcripts]) -> Transcripts:
     if ("qmpdl", version) not in _played:
-        _played["qmpdl", version] = play_normalized("qmpdl", SCRIPTS, version=version)
+        _played["qmpdl", version] = play_normalized("qmpdl", PLAYED[version], version=version)
     return _played["qmpdl", version]
 
 
@@ -54,7 +58,7 @@ def qmpdl_transcripts(version: str, _played: dict[tuple[str, str], Transcripts])
 def qemu_transcripts(version: str, _played: dict[tuple[str, str], Transcripts]) -> Transcripts:
     need_qemu(version)
     if ("qemu", version) not in _played:
-        _played["qemu", version] = play_normalized("qemu", SCRIPTS, version=version)
+        _played["qemu", version] = play_normalized("qemu", PLAYED[version], version=version)
     return _played["qemu", version]
 
 
@@ -73,12 +77,16 @@ def test_corpus_is_well_formed() -> None:
         assert script.name.split(".")[0] in script.group, script.name
         changes = any(step.eof or step.poll is not None for step in script.steps)
         assert script.fresh or not changes, f"{script.name} changes the machine: fresh"
+        peer = TARGETS[script.target].peer is not None
+        assert script.fresh or not peer, f"{script.name} migrates: fresh"
+        assert script.since is None or get_profile(script.since).name == script.since
+        assert script.applies_to(VERSIONS[-1]), f"{script.name}: no oracle plays it"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_golden_covers_the_corpus(version: str) -> None:
     golden = GOLDEN[version]
-    assert list(golden) == CASES, "re-record: python -m tests.differential.record"
+    assert list(golden) == CASES_OF[version], "re-record: python -m tests.differential.record"
     for name, lines in golden.items():
         assert "<TIMEOUT>" not in " ".join(lines), f"{name}: a step expects too many replies"
         # every reply belongs to the step that caused it
@@ -90,7 +98,8 @@ def test_lists_name_corpus_cases() -> None:
     assert set(KNOWN) == set(VERSIONS)
     for version in VERSIONS:
         assert {e for i in INTENDED.values() for e in i.versions} <= set(VERSIONS)
-        assert set(KNOWN[version]) <= set(CASES)
+        assert set(intended(version)) <= set(CASES_OF[version])
+        assert set(KNOWN[version]) <= set(CASES_OF[version])
         assert not set(intended(version)) & set(KNOWN[version])
 
 
@@ -111,7 +120,7 @@ def test_listing_filter_agrees_with_hmp_subset_check(version: str) -> None:
 def _compared() -> list[object]:
     cases: list[object] = []
     for version in VERSIONS:
-        for name in CASES:
+        for name in CASES_OF[version]:
             if name in intended(version):
                 continue
             known = KNOWN[version].get(name)
@@ -146,11 +155,11 @@ def test_intended_difference(version: str, name: str, qmpdl_transcripts: Transcr
 @pytest.mark.parametrize("version", VERSIONS)
 def test_figures(version: str, qmpdl_transcripts: Transcripts) -> None:
     """The README's figures (shown with ``pytest -s``); every case is accounted for."""
-    result = figures(SCRIPTS, qmpdl_transcripts, GOLDEN[version], version)
+    result = figures(PLAYED[version], qmpdl_transcripts, GOLDEN[version], version)
     print("\n" + "\n".join(report(result)))
     assert not result.unexplained and not result.stale
     total = len(result.identical) + len(result.intended) + len(result.known)
-    assert total == len(SCRIPTS)
+    assert total == len(PLAYED[version])
 
 
 # ------------------------------------------------------------------ the goldens vs QEMU
@@ -159,7 +168,7 @@ def test_figures(version: str, qmpdl_transcripts: Transcripts) -> None:
 @pytest.mark.qemu
 @pytest.mark.parametrize(
     ("version", "name"),
-    [pytest.param(v, name, id=f"{v}-{name}") for v in VERSIONS for name in CASES],
+    [pytest.param(v, name, id=f"{v}-{name}") for v in VERSIONS for name in CASES_OF[v]],
 )
 def test_golden_is_current(version: str, name: str, qemu_transcripts: Transcripts) -> None:
     live = qemu_transcripts[name]
