@@ -194,9 +194,12 @@ class OutgoingMigration:
         state["runstate"] = str(self.machine.runstate_before_migration)
         self._send(self.writer.state(state))
         self._send(self.writer.end())
+        # QEMU's downtime and total time end here, with everything sent; qmpdl's own
+        # stream then waits for the destination's acknowledgement (QEMU's precopy
+        # without a return path waits for nothing)
+        end = time.monotonic()
         if self.channel is not None and self.channel.duplex:
             self._await_ack()
-        end = time.monotonic()
         self.stats.downtime = int((end - downtime_start) * 1000)
         self.stats.total_time = int((end - self.stats.start_time) * 1000)
         transfer_time = self.stats.total_time - self.stats.setup_time
