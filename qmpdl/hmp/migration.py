@@ -32,7 +32,7 @@ from qmpdl.migration.params import (
     parse_text_size,
     parse_text_uint,
 )
-from qmpdl.migration.strparse import INT64_MAX
+from qmpdl.migration.strparse import INT64_MAX, ParseError, shell_parse_argv
 from qmpdl.profile import Profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qapi.schema import EnumType
@@ -224,6 +224,11 @@ def parameter_value(
         if text not in _enum_values(profile, _ENUM[name]):
             raise QMPError(f"Parameter '{name}' does not accept value '{text}'")
         return text
+    if name == "cpr-exec-command":
+        try:
+            return list[JsonValue](shell_parse_argv(text))
+        except ParseError as e:
+            raise QMPError(str(e)) from None
     if name == "block-bitmap-mapping":
         raise QMPError("The block-bitmap-mapping parameter can only be set through QMP")
     raise AssertionError(f"migration parameter {name} has no HMP reader")
@@ -287,11 +292,16 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
     add("cpu-throttle-increment", f"{_u(p, 'cpu-throttle-increment')}")
     add("cpu-throttle-tailslow", _onoff(p.get("cpu-throttle-tailslow")))
     add("max-cpu-throttle", f"{_u(p, 'max-cpu-throttle')}")
+    regrouped = has("hmp-info-migrate-parameters-regrouped")
     add("tls-creds", f"'{_str(p, 'tls-creds')}'")
     add("tls-hostname", f"'{_str(p, 'tls-hostname')}'")
+    if regrouped:
+        add("tls-authz", f"'{_str(p, 'tls-authz')}'")
     add("max-bandwidth", f"{_u(p, 'max-bandwidth')} bytes/second")
     if has("migration-avail-switchover-bandwidth"):
         add("avail-switchover-bandwidth", f"{_u(p, 'avail-switchover-bandwidth')} bytes/second")
+    if regrouped:
+        add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')} bytes/second")
     add("downtime-limit", f"{_u(p, 'downtime-limit')} ms")
     add("x-checkpoint-delay", f"{_u(p, 'x-checkpoint-delay')} ms")
     if old:
@@ -301,8 +311,9 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
     if has("migration-zero-page-detection"):
         add("zero-page-detection", _str(p, "zero-page-detection"))
     add("xbzrle-cache-size", f"{_u(p, 'xbzrle-cache-size')} bytes")
-    add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')}")
-    add("tls-authz", f"'{_str(p, 'tls-authz')}'")
+    if not regrouped:
+        add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')}")
+        add("tls-authz", f"'{_str(p, 'tls-authz')}'")
     mapping = p.get("block-bitmap-mapping")
     if isinstance(mapping, list):
         out.append("block-bitmap-mapping:\n")
@@ -320,6 +331,10 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
         add("mode", _str(p, "mode"))
     if has("migration-direct-io"):
         add("direct-io", _onoff(p.get("direct-io")))
+    if has("migration-cpr-exec"):
+        words = p.get("cpr-exec-command")
+        listed = [str(w) for w in words] if isinstance(words, list) else []
+        out.append("cpr-exec-command:" + "".join(f" {w}" for w in listed) + "\n")
     mon.print("".join(out))
 
 

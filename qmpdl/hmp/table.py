@@ -156,6 +156,15 @@ HMP_COMMANDS = _sorted(
         "parameter value",
         "Set the parameter for migration",
         m.hmp_migrate_set_parameter,
+        unless="hmp-migrate-set-parameter-whole-value",
+    ),
+    HmpCommand(
+        "migrate_set_parameter",
+        "parameter:s,value:S",
+        "parameter value",
+        "Set the parameter for migration",
+        m.hmp_migrate_set_parameter,
+        feature="hmp-migrate-set-parameter-whole-value",
     ),
     HmpCommand(
         "x",

@@ -78,6 +78,7 @@ DEFAULTS: dict[str, JsonValue] = {
     "mode": "normal",
     "zero-page-detection": "multifd",
     "direct-io": False,
+    "cpr-exec-command": [],
 }
 
 #: Capabilities ``background-snapshot`` cannot be combined with, in QEMU's order.

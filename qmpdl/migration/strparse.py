@@ -213,3 +213,57 @@ def parse_bool(text: str) -> bool:
     if text in ("off", "no", "false", "n"):
         return False
     raise ParseError(text)
+
+
+def shell_parse_argv(text: str) -> list[str]:
+    """``g_shell_parse_argv``: words split at blanks, with the shell's quoting (``'...'``
+    literal, ``"..."`` with backslash escapes of ``"\\$``` and newline, ``\\x`` outside
+    quotes) and ``#`` comments; raises :class:`ParseError` with GLib's message."""
+    words: list[str] = []
+    word: list[str] | None = None
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c in " \t\n":
+            if word is not None:
+                words.append("".join(word))
+                word = None
+            i += 1
+            continue
+        if c == "#" and word is None:
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        word = [] if word is None else word
+        if c == "\\":
+            if i + 1 >= len(text):
+                raise ParseError(f"Text ended just after a “\\” character. (The text was “{text}”)")
+            if text[i + 1] != "\n":
+                word.append(text[i + 1])
+            i += 2
+        elif c in "'\"":
+            end = i + 1
+            while end < len(text) and text[end] != c:
+                if c == '"' and text[end] == "\\" and end + 1 < len(text):
+                    nxt = text[end + 1]
+                    if nxt in '"\\$`':
+                        word.append(nxt)
+                    elif nxt != "\n":
+                        word += ["\\", nxt]
+                    end += 2
+                    continue
+                word.append(text[end])
+                end += 1
+            if end >= len(text):
+                raise ParseError(
+                    f"Text ended before matching quote was found for {c}. (The text was “{text}”)"
+                )
+            i = end + 1
+        else:
+            word.append(c)
+            i += 1
+    if word is not None:
+        words.append("".join(word))
+    if not words:
+        raise ParseError("Text was empty (or contained only whitespace)")
+    return words
