@@ -1,6 +1,6 @@
 """Live migration of a write-heavy guest: dirty-limit vs auto-converge vs neither.
 
-    python3 -m bench.migration_bench [--quick] [--runs N] [--report JSON]
+    python3 -m bench.migration_bench [--quick] [--runs N] [--report JSON] [--cancel]
 
 The shape of the cover letter's table (spec clients.md 5.1): a guest whose writer
 re-dirties ``wss`` MiB as fast as it can migrates over a 1 GbE-like link
@@ -25,6 +25,10 @@ writer's and the reader's MiB/s during the migration, the largest
 ``dirty-limit-throttle-time-per-round`` and ``dirty-limit-ring-full-time`` seen, what
 ``query-vcpu-dirty-limit`` shows at the end, and the load average.  Medians over the
 runs.  Results: ``bench/results/migration.json``.
+
+``--cancel`` times ``migrate_cancel`` instead: a dirty-limit migration of a 256 MiB
+writer too slow to converge, cancelled a few seconds after the limit engaged (QEMU 10.0
+and qmpdl; ``bench/results/migration-cancel.json``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,16 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, parser, qemu_argv, qemu_available, qmpdl_argv, save
+from bench.common import (
+    RESULTS,
+    machine,
+    median,
+    parser,
+    qemu_argv,
+    qemu_available,
+    qmpdl_argv,
+    save,
+)
 from qmpdl.kvm import guest
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.qemu import ORACLES, kvm_usable
@@ -215,11 +228,108 @@ def one_run(kind: str, mode: str, wss: int, cap: float, sim_rate: float) -> dict
         return result
 
 
+#: ``--cancel``: a dirty-limit migration too slow to converge (one ring of fresh pages per
+#: pass is more than 20 MB/s x 300 ms), cancelled this long after the limit engaged.
+CANCEL_BANDWIDTH = 20_000_000
+CANCEL_AFTER = 6.0
+
+
+def cancel_run(kind: str, wss: int, sim_rate: float) -> dict[str, Any]:
+    """How long ``migrate_cancel`` takes to end a dirty-limit migration (QEMU waits for
+    the sleeping writer when the migration thread is in a dirty-bitmap sync), and what
+    limit it leaves."""
+    with tempfile.TemporaryDirectory(prefix="bench-mig-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        uri = f"unix:{workdir / 'migrate.sock'}"
+        load = os.getloadavg()[0]
+        src = stack.enter_context(vm(kind, wss, workdir, "src", None, sim_rate=sim_rate))
+        stack.enter_context(vm(kind, wss, workdir, "dst", uri, sim_rate=sim_rate))
+        wait_first_pass(src)
+        caps = [{"capability": "dirty-limit", "state": True}]
+        src.call("migrate-set-capabilities", {"capabilities": caps})
+        src.call("migrate-set-parameters", {"max-bandwidth": CANCEL_BANDWIDTH})
+        src.call("migrate", {"uri": uri})
+        deadline = time.monotonic() + 60
+        while "dirty-limit-throttle-time-per-round" not in src.call("query-migrate"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dirty limit did not engage")
+            time.sleep(0.1)
+        time.sleep(CANCEL_AFTER)
+        throttle = src.call("query-migrate").get("dirty-limit-throttle-time-per-round")
+        t0 = time.monotonic()
+        src.call("migrate_cancel")
+        reply_s = time.monotonic() - t0
+        while src.call("query-migrate").get("status") != "cancelled":
+            if time.monotonic() - t0 > 60:
+                raise TimeoutError("migrate_cancel did not end the migration")
+            time.sleep(0.02)
+        return {
+            "reply_s": round(reply_s, 3),
+            "cancelled_s": round(time.monotonic() - t0, 3),
+            "throttle_time_per_round_us": throttle,
+            "limit_after": [x["limit-rate"] for x in src.call("query-vcpu-dirty-limit")],
+            "loadavg_1min": round(load, 2),
+        }
+
+
+def cancel_main(runs: int, wss: int) -> int:
+    kinds = ["sim"]
+    if kvm_usable():
+        kinds.append("kvm")
+        kinds += [f"qemu-{v}" for v in ORACLES if qemu_available(v) and v != "7.2"]
+    sim_rate = round(writer_rate(wss), 1)
+    results: dict[str, Any] = {"wss_MiB": wss, "sim_writer_MiBps": sim_rate, "kinds": {}}
+    for kind in kinds:
+        results["kinds"][kind] = [cancel_run(kind, wss, sim_rate) for _ in range(runs)]
+        print(f"{kind}: {results['kinds'][kind]}", file=sys.stderr)
+    path = save("migration-cancel", results)
+    print(cancel_report(results))
+    print(f"\n(results: {path})")
+    return 0
+
+
+def cancel_report(results: dict[str, Any]) -> str:
+    lines = [
+        f"dirty-limit migration of a {results['wss_MiB']} MiB writer at "
+        f"{CANCEL_BANDWIDTH / 1e6:.0f} MB/s, cancelled {CANCEL_AFTER:.0f} s after the limit "
+        "engaged (medians)",
+        "",
+        "| VM | throttle/round (ms) | migrate_cancel reply (s) | until cancelled (s) "
+        "| limit after |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, rs in results["kinds"].items():
+        limits = {str(r["limit_after"]) for r in rs}
+        lines.append(
+            f"| {_name(kind)} "
+            f"| {_fmt([r['throttle_time_per_round_us'] / 1000 for r in rs])} "
+            f"| {_fmt([r['reply_s'] for r in rs], 2)} "
+            f"| {_fmt([r['cancelled_s'] for r in rs], 2)} | {', '.join(sorted(limits))} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
-    opts = parser(__doc__, "1 run, 64 MiB only, 30 s cap").parse_args()
+    cli = parser(__doc__, "1 run, 64 MiB only, 30 s cap")
+    cli.add_argument(
+        "--cancel", action="store_true", help="only time migrate_cancel of a dirty-limit run"
+    )
+    cli.add_argument(
+        "--kinds",
+        nargs="+",
+        metavar="KIND",
+        help="re-run only these rows (sim, kvm, qemu-7.2, qemu-10.0) into the saved results",
+    )
+    cli.add_argument(
+        "--sim-rate", type=float, help="the simulated writer's MiB/s (default: measured)"
+    )
+    opts = cli.parse_args()
     if opts.report:
-        print(report(json.loads(Path(opts.report).read_text())))
+        data = json.loads(Path(opts.report).read_text())
+        print(cancel_report(data) if "kinds" in data else report(data))
         return 0
+    if opts.cancel:
+        return cancel_main(1 if opts.quick else opts.runs, 256)
     runs = 1 if opts.quick else opts.runs
     sizes = [64] if opts.quick else [64, 256]
     cap = 30.0 if opts.quick else 45.0
@@ -227,7 +337,9 @@ def main() -> int:
     if kvm_usable():
         kinds.append("kvm")
         kinds += [f"qemu-{v}" for v in ORACLES if qemu_available(v)]
-    sim_rate = round(writer_rate(max(sizes)), 1)
+    if opts.kinds:
+        kinds = [k for k in kinds if k in opts.kinds]
+    sim_rate = opts.sim_rate or round(writer_rate(max(sizes)), 1)
     print(f"simulated writer: {sim_rate} MiB/s", file=sys.stderr)
     results: dict[str, Any] = {
         "runs": runs,
@@ -248,7 +360,17 @@ def main() -> int:
                     done.append(one_run(kind, mode, wss, cap, sim_rate))
                     print(f"{kind} {mode} {wss} MiB: {done[-1]}", file=sys.stderr)
                 results["cells"].append({"kind": kind, "mode": mode, "wss_MiB": wss, "runs": done})
-    path = save("migration" + ("-quick" if opts.quick else ""), results)
+    name = "migration" + ("-quick" if opts.quick else "")
+    saved = RESULTS / f"{name}.json"
+    if opts.kinds and saved.exists():
+        # the other rows stay as they were measured
+        old = json.loads(saved.read_text())
+        fresh = {(c["kind"], c["mode"], c["wss_MiB"]): c for c in results["cells"]}
+        results["cells"] = [
+            fresh.pop((c["kind"], c["mode"], c["wss_MiB"]), c) for c in old["cells"]
+        ] + list(fresh.values())
+        results["rerun"] = {"kinds": opts.kinds, "machine": machine()}
+    path = save(name, results)
     print(report(results))
     print(f"\n(results: {path})")
     return 0
