@@ -229,8 +229,10 @@ def one_run(kind: str, mode: str, wss: int, cap: float, sim_rate: float) -> dict
 
 
 #: ``--cancel``: a dirty-limit migration too slow to converge (one ring of fresh pages per
-#: pass is more than 20 MB/s x 300 ms), cancelled this long after the limit engaged.
-CANCEL_BANDWIDTH = 20_000_000
+#: pass, 16.8 MB, is more than 50 MB/s x 300 ms), cancelled this long after the limit
+#: engaged: the migration thread spends most of each pass in the dirty-bitmap sync that
+#: waits for the sleeping writer.
+CANCEL_BANDWIDTH = 50_000_000
 CANCEL_AFTER = 6.0
 
 
