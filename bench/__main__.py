@@ -1,6 +1,7 @@
 """Every benchmark, one after the other: ``python3 -m bench [--quick] [--only NAME ...]``.
 
-Each one runs qmpdl side by side with QEMU 7.2 where QEMU has a counterpart and writes
+Each one runs qmpdl side by side with real QEMU (7.2; the kvm and migration benchmarks
+also 10.0) where QEMU has a counterpart and writes
 ``bench/results/<name>[-quick].json``; ``--quick`` is the smoke variant (one short run
 each).  Each prints its own table; ``--report`` on a benchmark module re-prints one.
 The machine is shared and noisy, so read medians and ratios.

@@ -19,9 +19,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def machine() -> dict[str, Any]:
     """A description of the host, stored with every result."""
-    qemu = subprocess.run(
-        ["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()
+    from qmpdl.tools.qemu import ORACLES
+
+    qemus = {}
+    for version, oracle in ORACLES.items():
+        path = oracle.path()
+        if path is not None:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+            qemus[version] = out.stdout.splitlines()[0]
     try:
         from qmpdl.kvm.vm import kvm_module
 
@@ -38,7 +43,9 @@ def machine() -> dict[str, Any]:
         "cpu_model": sorted(models),
         "kvm": kvm,
         "python": sys.version.split()[0],
-        "qemu": qemu[0] if qemu else "not installed",
+        "qemu": qemus.get("7.2", "not installed"),
+        "qemus": qemus,
+        "loadavg": os.getloadavg(),
     }
 
 
@@ -59,21 +66,27 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.pstdev(values)
 
 
-def qemu_path() -> str:
-    """``qemu-system-x86_64``, or exit with how to install it."""
-    from qmpdl.tools.qemu import qemu_binary
+def qemu_command(version: str = "7.2") -> list[str]:
+    """QEMU ``version``'s binary (and ``-L`` directory), or exit with how to get it."""
+    from qmpdl.tools.qemu import oracle
 
-    binary = qemu_binary()
-    if binary is None:
-        raise SystemExit("qemu-system-x86_64 not found: apt-get install -y qemu-system-x86")
-    return binary
+    command = oracle(version).command()
+    if command is None:
+        raise SystemExit(oracle(version).missing())
+    return command
 
 
-def qemu_argv(*args: str) -> list[str]:
-    """QEMU as every benchmark runs it: KVM with a 4096-entry dirty ring, a pc board,
-    no display or default devices; ``args`` add the rest."""
+def qemu_available(version: str) -> bool:
+    from qmpdl.tools.qemu import oracle
+
+    return oracle(version).path() is not None
+
+
+def qemu_argv(*args: str, version: str = "7.2") -> list[str]:
+    """QEMU ``version`` as every benchmark runs it: KVM with a 4096-entry dirty ring, a
+    pc board, no display or default devices; ``args`` add the rest."""
     return [
-        qemu_path(),
+        *qemu_command(version),
         "-accel",
         "kvm,dirty-ring-size=4096",
         "-machine",

@@ -1,6 +1,9 @@
-"""qmpdl's kvm backend side by side with real QEMU 7.2, on the same guest loop.
+"""qmpdl's kvm backend side by side with real QEMU 7.2 and 10.0, on the same guest loop.
 
-    python3 bench/kvm_bench.py [--quick] [--runs N]
+    python3 -m bench.kvm_bench [--quick] [--runs N] [--version V]
+
+For each QEMU version (qmpdl answers as the same version: 7.2's interruptible penalty
+sleep, 10.0's uninterruptible one):
 
 Both run the writer of ``qmpdl.kvm.guest`` (QEMU boots it as a multiboot image through
 SeaBIOS; qmpdl loads it directly), one vCPU, a 4096-entry dirty ring, 256 MiB, and print
@@ -31,10 +34,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import mean_sd, median, parser, qemu_argv, qmpdl_argv, save
+from bench.common import mean_sd, median, parser, qemu_argv, qemu_available, qmpdl_argv, save
 from qmpdl.kvm import guest
 from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.qemu import qemu_binary
+from qmpdl.tools.qemu import ORACLES
 from qmpdl.tools.rawqmp import RawQMP
 
 PASS_MIB = 99  # one pass of the writer: 2..101 MiB (QEMU) / 99 MiB (qmpdl)
@@ -49,10 +52,11 @@ def machine(
     extra: Sequence[str] = (),
     qemu_extra: Sequence[str] = (),
     qmpdl_extra: Sequence[str] = (),
+    version: str = "7.2",
 ) -> Iterator[tuple[RawQMP, Path]]:
-    """QEMU (``kind`` "qemu") or qmpdl-kvm with the writer, a serial file and a
-    negotiated QMP connection; returns once the guest completed its first pass.
-    ``extra`` options go to both, ``qemu_extra``/``qmpdl_extra`` to one."""
+    """QEMU ``version`` (``kind`` "qemu") or qmpdl-kvm answering as it with the writer, a
+    serial file and a negotiated QMP connection; returns once the guest completed its
+    first pass.  ``extra`` options go to both, ``qemu_extra``/``qmpdl_extra`` to one."""
     sock, serial = workdir / "qmp.sock", workdir / "serial"
     common = [
         "-m",
@@ -67,10 +71,10 @@ def machine(
     ]
     if kind == "qemu":
         image = guest.write_multiboot_image(workdir / "writer.img")
-        argv = qemu_argv("-kernel", str(image), *qemu_extra, *common)
+        argv = qemu_argv("-kernel", str(image), *qemu_extra, *common, version=version)
     else:
         argv = qmpdl_argv(
-            "-accel", "kvm,dirty-ring-size=4096", "--qemu-version", "7.2", *qmpdl_extra, *common
+            "-accel", "kvm,dirty-ring-size=4096", "--qemu-version", version, *qmpdl_extra, *common
         )
     with ManagedProcess(argv, workdir=workdir) as proc:
         proc.wait_for_path(str(sock))
@@ -113,20 +117,20 @@ def calc_dirty_rate(qmp: RawQMP) -> int:
         time.sleep(0.02)
 
 
-def unthrottled(kind: str, seconds: float) -> dict[str, Any]:
+def unthrottled(kind: str, seconds: float, version: str = "7.2") -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp,
-        machine(kind, Path(tmp)) as (qmp, serial),
+        machine(kind, Path(tmp), version=version) as (qmp, serial),
     ):
         rate = guest_rate(serial, seconds)
         calcs = [calc_dirty_rate(qmp) for _ in range(3)]
     return {"guest_MiBps": round(rate, 1), "calc_dirty_rate": calcs}
 
 
-def convergence(kind: str, quota: int, periods: int) -> dict[str, Any]:
+def convergence(kind: str, quota: int, periods: int, version: str = "7.2") -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp,
-        machine(kind, Path(tmp)) as (qmp, serial),
+        machine(kind, Path(tmp), version=version) as (qmp, serial),
     ):
         first_pass = passes(serial)
         qmp.command(b'{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": %d}}' % quota)
@@ -211,23 +215,31 @@ def reader_under_limit(seconds: float, quota: int = 50, args: Sequence[str] = ()
 
 
 def main() -> int:
-    opts = parser(__doc__, "1 run, 8 periods, 2 quotas").parse_args()
+    cli = parser(__doc__, "1 run, 8 periods, 2 quotas")
+    cli.add_argument("--version", action="append", choices=list(ORACLES))
+    opts = cli.parse_args()
     if opts.report:
         print(report(json.loads(Path(opts.report).read_text())))
         return 0
     runs = 1 if opts.quick else opts.runs
     periods = 8 if opts.quick else 20
     quotas = [100, 300] if opts.quick else QUOTAS
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or qemu_binary() is None:
-        print("needs /dev/kvm and qemu-system-x86_64", file=sys.stderr)
+    versions = [v for v in (opts.version or ORACLES) if qemu_available(v)]
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or not versions:
+        print("needs /dev/kvm and a QEMU oracle", file=sys.stderr)
         return 2
-    results: dict[str, Any] = {"runs": runs, "periods": periods}
-    for kind in ("qemu", "qmpdl"):
-        results[kind] = {
-            "unthrottled": [unthrottled(kind, 5.0) for _ in range(runs)],
-            "quotas": {q: [convergence(kind, q, periods) for _ in range(runs)] for q in quotas},
-        }
-        print(f"{kind}: done", file=sys.stderr, flush=True)
+    results: dict[str, Any] = {"runs": runs, "periods": periods, "versions": {}}
+    for version in versions:
+        one: dict[str, Any] = {"loadavg_start": os.getloadavg()}
+        for kind in ("qemu", "qmpdl"):
+            one[kind] = {
+                "unthrottled": [unthrottled(kind, 5.0, version) for _ in range(runs)],
+                "quotas": {
+                    q: [convergence(kind, q, periods, version) for _ in range(runs)] for q in quotas
+                },
+            }
+            print(f"{version} {kind}: done", file=sys.stderr, flush=True)
+        results["versions"][version] = one
     results["reader"] = [reader_under_limit(5.0) for _ in range(runs)]
     path = save("kvm" + ("-quick" if opts.quick else ""), results)
     print(report(results))
@@ -236,17 +248,31 @@ def main() -> int:
 
 
 def report(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for version, one in results["versions"].items():
+        lines += [*_report_version(version, one, results["runs"]), ""]
+    ratio = median([r["ratio"] for r in results["reader"]])
+    lines += [
+        f"Reader vCPU under a writer's limit: {ratio:.3f} of its unthrottled MiB/s "
+        f"(median of {len(results['reader'])})",
+    ]
+    return "\n".join(lines)
+
+
+def _report_version(version: str, results: dict[str, Any], runs: int) -> list[str]:
     q_rate = median([r["guest_MiBps"] for r in results["qemu"]["unthrottled"]])
     d_rate = median([r["guest_MiBps"] for r in results["qmpdl"]["unthrottled"]])
     q_calc = median([c for r in results["qemu"]["unthrottled"] for c in r["calc_dirty_rate"]])
     d_calc = median([c for r in results["qmpdl"]["unthrottled"] for c in r["calc_dirty_rate"]])
+    load = results.get("loadavg_start", [float("nan")])[0]
     lines = [
-        f"Unthrottled writer (median of {results['runs']} runs): guest passes QEMU "
+        f"QEMU {version} (qmpdl --qemu-version {version}); load average at the start {load:.1f}",
+        f"Unthrottled writer (median of {runs} runs): guest passes QEMU "
         f"{q_rate:.0f} MiB/s, qmpdl-kvm {d_rate:.0f} (ratio {d_rate / q_rate:.2f}); "
         f"calc-dirty-rate dirty-ring QEMU {q_calc:.0f}, qmpdl-kvm {d_calc:.0f} "
         f"(ratio {d_calc / q_calc:.2f})",
         "",
-        "| quota | QEMU: first / conv. period / mean+-sd after "
+        f"| quota | QEMU {version}: first / conv. period / mean+-sd after "
         "| qmpdl-kvm: first / conv. / mean+-sd |",
         "|---|---|---|",
     ]
@@ -263,13 +289,7 @@ def report(results: dict[str, Any]) -> str:
                 f"{median([r['sd_after'] for r in rs]):.1f}"
             )
         lines.append(f"| {quota} | {cells[0]} | {cells[1]} |")
-    ratio = median([r["ratio"] for r in results["reader"]])
-    lines += [
-        "",
-        f"Reader vCPU under a writer's limit: {ratio:.3f} of its unthrottled MiB/s "
-        f"(median of {len(results['reader'])})",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 if __name__ == "__main__":

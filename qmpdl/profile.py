@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from qmpdl.record import Record
 
@@ -28,6 +28,8 @@ class Profile(Record):
     name: str
     version: tuple[int, int, int]
     package: str
+    #: "binary" (checked against that QEMU binary) or "sources" (read from its sources)
+    checked: Literal["binary", "sources"]
     description: str
     features: frozenset[str]
 
@@ -116,6 +118,7 @@ def _profiles() -> tuple[str, dict[str, Profile]]:
             name=name,
             version=(version[0], version[1], version[2]),
             package=row["package"],
+            checked=row["checked"],
             description=row["description"],
             features=frozenset(f.name for f in features.values() if version[:2] >= f.since),
         )
@@ -128,7 +131,8 @@ def profile_names() -> list[str]:
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile called ``name`` (the newest behaviour when ``None``)."""
+    """The profile called ``name`` (the default when ``None``: the newest behaviour
+    checked against a binary)."""
     default, profiles = _profiles()
     try:
         return profiles[name or default]

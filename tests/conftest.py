@@ -1,8 +1,10 @@
 """Shared fixtures.
 
-Tests that need real QEMU (the oracle) or ``/dev/kvm`` skip where those are absent,
-unless ``QMPDL_REQUIRE_QEMU=1`` / ``QMPDL_REQUIRE_KVM=1`` is set (``.ci/run`` sets both):
-then a missing dependency is a failure, never a silent skip.
+Tests that need real QEMU (an oracle: 7.2, or 10.0 for the newer profile) or
+``/dev/kvm`` skip where those are absent, unless ``QMPDL_REQUIRE_QEMU=1`` /
+``QMPDL_REQUIRE_KVM=1`` is set (``.ci/run`` sets both): then a missing dependency is a
+failure, never a silent skip.  ``QMPDL_REQUIRE_QEMU`` may also list the oracles required
+(``7.2`` or ``7.2,10.0``); ``1`` requires every one.
 """
 
 from __future__ import annotations
@@ -12,23 +14,31 @@ from collections.abc import Iterator
 
 import pytest
 
-from qmpdl.tools.qemu import QemuProcess, kvm_usable, qemu_binary
+from qmpdl.tools.qemu import QemuProcess, kvm_usable, oracle
 
 
 def _require(env: str) -> bool:
     return os.environ.get(env, "") not in ("", "0")
 
 
-def need_qemu() -> None:
-    """Skip (or fail, under QMPDL_REQUIRE_QEMU=1) unless real QEMU with KVM can run."""
+def qemu_required(version: str) -> bool:
+    """True when QMPDL_REQUIRE_QEMU makes a missing QEMU ``version`` a failure."""
+    value = os.environ.get("QMPDL_REQUIRE_QEMU", "")
+    if value in ("", "0"):
+        return False
+    return value == "1" or version in value.split(",")
+
+
+def need_qemu(version: str = "7.2") -> None:
+    """Skip (or fail, under QMPDL_REQUIRE_QEMU) unless real QEMU ``version`` with KVM can run."""
     problem = None
-    if qemu_binary() is None:
-        problem = "qemu-system-x86_64 is not installed"
+    if oracle(version).path() is None:
+        problem = oracle(version).missing()
     elif not kvm_usable():
         problem = "/dev/kvm is not usable"
     if problem:
-        if _require("QMPDL_REQUIRE_QEMU"):
-            pytest.fail(f"{problem} (QMPDL_REQUIRE_QEMU=1)")
+        if qemu_required(version):
+            pytest.fail(f"{problem} (QMPDL_REQUIRE_QEMU={os.environ['QMPDL_REQUIRE_QEMU']})")
         pytest.skip(problem)
 
 
@@ -55,5 +65,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def _need_qemu_marker() -> None:
-    need_qemu()
+def _need_qemu_marker(request: pytest.FixtureRequest) -> None:
+    """The QEMU a ``qemu``-marked test needs: its ``version`` parameter, the marker's
+    argument (``@pytest.mark.qemu("10.0")``), or 7.2."""
+    callspec = getattr(request.node, "callspec", None)
+    marker = request.node.get_closest_marker("qemu")
+    if callspec is not None and "version" in callspec.params:
+        need_qemu(str(callspec.params["version"]))
+    elif marker is not None and marker.args:
+        need_qemu(str(marker.args[0]))
+    else:
+        need_qemu()

@@ -127,7 +127,7 @@ def test_monitor_forms() -> None:
         (
             ["--qemu-version", "6.0"],
             "qmpdl: --qemu-version 6.0: unknown QEMU version '6.0' "
-            "(known: 7.2, 8.1, 8.2, 9.0, 10.1)",
+            "(known: 7.2, 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2)",
         ),
     ],
 )

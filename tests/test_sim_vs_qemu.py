@@ -1,9 +1,12 @@
-"""The simulated vCPUs under QEMU's throttle behave like real QEMU 7.2 on a real guest.
+"""The simulated vCPUs under QEMU's throttle behave like real QEMU on a real guest.
 
-Each scenario replays the quota changes of a run in ../shared/anchors (same quotas, same
-gaps, the guest's unthrottled rate as the sim writer's rate) through the real throttle
-code on a virtual clock, and compares per phase with what QEMU's throttle thread
-measured: whether and when the rate enters the +-25 MB/s band, and where it settles.
+Each scenario replays the quota changes of a run (QEMU 7.2's in ../shared/anchors, QEMU
+10.0's recorded here in tests/anchors/qemu-10.0; same quotas, same gaps, the guest's
+unthrottled rate as the sim writer's rate, the profile of that version) through the real
+throttle code on a virtual clock, and compares period by period with what QEMU's
+throttle thread measured: whether and when the rate enters the +-25 MB/s band, and where
+it settles.  On 10.0 a period lasts until the sleeping vCPU wakes (the measurement's
+flush waits for it), 1.2 s at quota 50 on this host's 1 GB/s writer, in both.
 The tolerances are tight enough that the model's key mechanisms matter: without the
 measurement's kick (which in 7.2 cuts a penalty sleep short, and from 8.2 makes the
 flush wait for it), the measurement windows would not line up with the vCPU's
@@ -14,6 +17,7 @@ slow creep.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 
 import pytest
@@ -21,6 +25,7 @@ import pytest
 from qmpdl.tools.simrun import VirtualMachine
 from qmpdl.workload import Workload
 from tests.anchors.phases import converged_at, limit_phases
+from tests.anchors.traces import read_trace
 
 RUNS = [
     "smp1-fresh-q50",
@@ -34,8 +39,9 @@ RUNS = [
 
 
 def replay(run: str, qemu_version: str = "7.2") -> list[tuple[int, list[int], list[int]]]:
-    """(quota, QEMU's rates, the sim's rates) for every phase of ``run``."""
-    phases = limit_phases(run)
+    """(quota, QEMU's rates, the sim's rates) for every phase of ``run`` (as many
+    periods as QEMU's throttle thread measured)."""
+    phases = limit_phases(run, qemu_version)
     vm = VirtualMachine([Workload(rate=phases[0].rates[0])], qemu_version=qemu_version)
     out = []
     previous_end = None
@@ -43,7 +49,7 @@ def replay(run: str, qemu_version: str = "7.2") -> list[tuple[int, list[int], li
         if previous_end is not None:
             vm.run(phase.start - previous_end)
         vm.set_limit(phase.quota)
-        sim = [rates[0] for rates in vm.run(len(phase.rates))]
+        sim = [vm.period()[0] for _ in phase.rates]
         vm.cancel()
         assert phase.end is not None
         previous_end = phase.end
@@ -51,9 +57,12 @@ def replay(run: str, qemu_version: str = "7.2") -> list[tuple[int, list[int], li
     return out
 
 
-@pytest.mark.parametrize("run", RUNS)
-def test_sim_converges_like_qemu(run: str) -> None:
-    for n, (quota, qemu, sim) in enumerate(replay(run)):
+@pytest.mark.parametrize(
+    ("version", "run"),
+    [pytest.param(v, run, id=f"{v}-{run}") for v in ("7.2", "10.0") for run in RUNS],
+)
+def test_sim_converges_like_qemu(version: str, run: str) -> None:
+    for n, (quota, qemu, sim) in enumerate(replay(run, version)):
         assert len(sim) == len(qemu)
         # The first period of a fresh limit is unthrottled in both; later ones start
         # from the penalty the previous limit left behind.
@@ -104,3 +113,27 @@ def test_reader_is_never_penalised() -> None:
     assert all(r[1] == 0 for r in rates)
     assert after - before == pytest.approx(450 * (1 << 20) * 10, rel=1e-6)
     assert vm.dirtylimit.throttle_us_per_full[1] == 0
+
+
+def _sleeps(run: str, version: str) -> list[tuple[float, float]]:
+    """(start, length in s) of every penalty sleep of vCPU 0 in a trace."""
+    out = []
+    for e in read_trace(run, version):
+        if e.name == "dirtylimit_vcpu_execute" and e.args.startswith("CPU[0]"):
+            out.append((e.time, int(e.args.split()[2]) / 1e6))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("version", "cut"),
+    [("7.2", True), ("10.0", False)],
+)
+def test_kicks_cut_penalty_sleeps_only_before_8_2(version: str, cut: bool) -> None:
+    """With a calc-dirty-rate every 2 s beside the limit, its ring flushes kick the vCPU:
+    QEMU 7.2's usleep returns early (a sleep shorter than its penalty before the next
+    ring-full), 10.0's g_usleep sleeps on, and the flush waits for it."""
+    sleeps = _sleeps("smp1-calc2s", version)
+    gaps = [(b[0] - a[0], a[1]) for a, b in itertools.pairwise(sleeps)]
+    short = [gap for gap, length in gaps if length > 0.05 and gap < length - 0.005]
+    assert len(sleeps) > 100
+    assert bool(short) is cut, short[:5]

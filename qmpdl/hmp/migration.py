@@ -1,9 +1,10 @@
 """The migration commands of the human monitor.
 
-``migrate_set_capability``, ``migrate_set_parameter``, ``info migrate_capabilities``,
-``info migrate_parameters`` and ``info migrate``, each built on QMP calls as QEMU's HMP
-handlers are (``migration/migration-hmp-cmds.c``, ``monitor/hmp-cmds.c`` in 7.2), with
-the layout of the profile's QEMU version:
+``migrate``, ``migrate_cancel``, ``migrate_incoming``, ``migrate_continue``,
+``migrate_pause``, ``migrate_set_capability``, ``migrate_set_parameter``, ``info
+migrate_capabilities``, ``info migrate_parameters`` and ``info migrate``, each built on
+QMP calls as QEMU's HMP handlers are (``migration/migration-hmp-cmds.c``,
+``monitor/hmp-cmds.c`` in 7.2), with the layout of the profile's QEMU version:
 
 * ``migrate_set_parameter`` reads the value as QEMU does for that parameter: sizes
   with suffixes (``downtime-limit``, ``xbzrle-cache-size``, ``announce-*``,
@@ -31,7 +32,7 @@ from qmpdl.migration.params import (
     parse_text_size,
     parse_text_uint,
 )
-from qmpdl.migration.strparse import INT64_MAX
+from qmpdl.migration.strparse import INT64_MAX, ParseError, shell_parse_argv
 from qmpdl.profile import Profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qapi.schema import EnumType
@@ -90,6 +91,53 @@ def _onoff(value: JsonValue) -> str:
 def _str(obj: JsonObject, key: str) -> str:
     value = obj.get(key)
     return value if isinstance(value, str) else "(null)"
+
+
+# --- migrate, migrate_cancel, migrate_incoming, migrate_continue, migrate_pause -----------
+
+
+def hmp_migrate(mon: Monitor, args: Args) -> None:
+    """``migrate [-d] [-r] uri`` (7.2-9.0: ``[-d] [-b] [-i] [-r] uri``).  Over
+    ``human-monitor-command`` the monitor cannot be suspended, so QEMU says so and leaves
+    the migration running detached, ``-d`` or not."""
+    arguments: JsonObject = {"uri": args["uri"]}
+    for flag in ("blk", "inc"):
+        if args.get(flag) is True:
+            arguments[flag] = True
+    arguments["resume"] = args.get("resume") is True
+    if not _call(mon, "migrate", arguments):
+        return
+    if args.get("detach") is not True:
+        mon.print("terminal does not allow synchronous migration, continuing detached\n")
+
+
+def hmp_migrate_cancel(mon: Monitor, args: Args) -> None:
+    """``migrate_cancel``: QMP's, which cannot fail."""
+    mon.qmp("migrate_cancel", {})
+
+
+def hmp_migrate_incoming(mon: Monitor, args: Args) -> None:
+    """``migrate_incoming uri``; from 9.1 a failed incoming migration does not end the
+    process (QEMU's handler passes ``exit-on-error`` false)."""
+    arguments: JsonObject = {"uri": args["uri"]}
+    if mon.profile.has("migration-incoming-exit-on-error"):
+        arguments["exit-on-error"] = False
+    _call(mon, "migrate-incoming", arguments)
+
+
+def hmp_migrate_continue(mon: Monitor, args: Args) -> None:
+    """``migrate_continue state``: the state is a MigrationStatus name."""
+    state = args["state"]
+    assert isinstance(state, str)
+    if state not in _enum_values(mon.profile, "MigrationStatus"):
+        mon.print(f"Error: invalid parameter value: {state}\n")
+        return
+    _call(mon, "migrate-continue", {"state": state})
+
+
+def hmp_migrate_pause(mon: Monitor, args: Args) -> None:
+    """``migrate_pause``."""
+    _call(mon, "migrate-pause", {})
 
 
 # --- migrate_set_capability ---------------------------------------------------------------
@@ -154,6 +202,7 @@ def parameter_value(
     them (hexadecimal with a suffix before 8.0)."""
     if profile.has("strtosz-hex-suffix-rejected"):
         warn = None
+    revised = profile.has("strtosz-revised")
     if name in _UINT8:
         return parse_text_uint(name, text, "uint8")
     if name in _BOOL:
@@ -161,13 +210,13 @@ def parameter_value(
     if name in _STR:
         return text
     if name in _SIZE:
-        return parse_text_size(name, text, warn)
+        return parse_text_size(name, text, warn, revised=revised)
     if name in _MIB:
-        return parse_text_mib(text, warn)
+        return parse_text_mib(text, warn, revised=revised)
     if name == "x-checkpoint-delay":
         return parse_text_uint(name, text, "uint32")
     if name == "xbzrle-cache-size":
-        size = parse_text_size(name, text, warn)
+        size = parse_text_size(name, text, warn, revised=revised)
         if size > INT64_MAX:
             raise QMPError(f"Invalid size {text}")
         return size
@@ -175,6 +224,11 @@ def parameter_value(
         if text not in _enum_values(profile, _ENUM[name]):
             raise QMPError(f"Parameter '{name}' does not accept value '{text}'")
         return text
+    if name == "cpr-exec-command":
+        try:
+            return list[JsonValue](shell_parse_argv(text))
+        except ParseError as e:
+            raise QMPError(str(e)) from None
     if name == "block-bitmap-mapping":
         raise QMPError("The block-bitmap-mapping parameter can only be set through QMP")
     raise AssertionError(f"migration parameter {name} has no HMP reader")
@@ -238,11 +292,16 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
     add("cpu-throttle-increment", f"{_u(p, 'cpu-throttle-increment')}")
     add("cpu-throttle-tailslow", _onoff(p.get("cpu-throttle-tailslow")))
     add("max-cpu-throttle", f"{_u(p, 'max-cpu-throttle')}")
+    regrouped = has("hmp-info-migrate-parameters-regrouped")
     add("tls-creds", f"'{_str(p, 'tls-creds')}'")
     add("tls-hostname", f"'{_str(p, 'tls-hostname')}'")
+    if regrouped:
+        add("tls-authz", f"'{_str(p, 'tls-authz')}'")
     add("max-bandwidth", f"{_u(p, 'max-bandwidth')} bytes/second")
     if has("migration-avail-switchover-bandwidth"):
         add("avail-switchover-bandwidth", f"{_u(p, 'avail-switchover-bandwidth')} bytes/second")
+    if regrouped:
+        add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')} bytes/second")
     add("downtime-limit", f"{_u(p, 'downtime-limit')} ms")
     add("x-checkpoint-delay", f"{_u(p, 'x-checkpoint-delay')} ms")
     if old:
@@ -252,8 +311,9 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
     if has("migration-zero-page-detection"):
         add("zero-page-detection", _str(p, "zero-page-detection"))
     add("xbzrle-cache-size", f"{_u(p, 'xbzrle-cache-size')} bytes")
-    add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')}")
-    add("tls-authz", f"'{_str(p, 'tls-authz')}'")
+    if not regrouped:
+        add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')}")
+        add("tls-authz", f"'{_str(p, 'tls-authz')}'")
     mapping = p.get("block-bitmap-mapping")
     if isinstance(mapping, list):
         out.append("block-bitmap-mapping:\n")
@@ -271,6 +331,10 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
         add("mode", _str(p, "mode"))
     if has("migration-direct-io"):
         add("direct-io", _onoff(p.get("direct-io")))
+    if has("migration-cpr-exec"):
+        words = p.get("cpr-exec-command")
+        listed = [str(w) for w in words] if isinstance(words, list) else []
+        out.append("cpr-exec-command:" + "".join(f" {w}" for w in listed) + "\n")
     mon.print("".join(out))
 
 

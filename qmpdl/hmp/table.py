@@ -100,6 +100,50 @@ HMP_COMMANDS = _sorted(
         h.hmp_set_vcpu_dirty_limit,
     ),
     HmpCommand(
+        "migrate",
+        "detach:-d,blk:-b,inc:-i,resume:-r,uri:s",
+        "[-d] [-b] [-i] [-r] uri",
+        "migrate to URI (using -d to not wait for completion)"
+        "\n\t\t\t -b for migration without shared storage with"
+        " full copy of disk\n\t\t\t -i for migration without "
+        "shared storage with incremental copy of disk "
+        "(base image shared between src and destination)"
+        "\n\t\t\t -r to resume a paused migration",
+        m.hmp_migrate,
+        unless="migration-block-compress-removed",
+    ),
+    HmpCommand(
+        "migrate",
+        "detach:-d,resume:-r,uri:s",
+        "[-d] [-r] uri",
+        "migrate to URI (using -d to not wait for completion)"
+        "\n\t\t\t -r to resume a paused postcopy migration",
+        m.hmp_migrate,
+        feature="migration-block-compress-removed",
+    ),
+    HmpCommand("migrate_cancel", "", "", "cancel the current VM migration", m.hmp_migrate_cancel),
+    HmpCommand(
+        "migrate_continue",
+        "state:s",
+        "state",
+        "Continue migration from the given paused state",
+        m.hmp_migrate_continue,
+    ),
+    HmpCommand(
+        "migrate_incoming",
+        "uri:s",
+        "uri",
+        "Continue an incoming migration from an -incoming defer",
+        m.hmp_migrate_incoming,
+    ),
+    HmpCommand(
+        "migrate_pause",
+        "",
+        "",
+        "Pause an ongoing migration (postcopy-only)",
+        m.hmp_migrate_pause,
+    ),
+    HmpCommand(
         "migrate_set_capability",
         "capability:s,state:b",
         "capability state",
@@ -112,6 +156,15 @@ HMP_COMMANDS = _sorted(
         "parameter value",
         "Set the parameter for migration",
         m.hmp_migrate_set_parameter,
+        unless="hmp-migrate-set-parameter-whole-value",
+    ),
+    HmpCommand(
+        "migrate_set_parameter",
+        "parameter:s,value:S",
+        "parameter value",
+        "Set the parameter for migration",
+        m.hmp_migrate_set_parameter,
+        feature="hmp-migrate-set-parameter-whole-value",
     ),
     HmpCommand(
         "x",

@@ -50,7 +50,10 @@ class IncomingMigration:
         accept and load in a thread."""
         self.listeners = listen(self.address)
         if not self.listeners:
-            self.channel = open_incoming(self.address)
+            self.channel = open_incoming(
+                self.address,
+                qemu_open_texts=self.manager.machine.profile.has("migration-file-qemu-open"),
+            )
         self._addresses = [self._socket_address(s) for s in self.listeners]
         self.thread.start()
 

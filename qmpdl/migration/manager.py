@@ -69,6 +69,14 @@ RAM_INFO_STATES = frozenset(
 )
 
 
+#: RAM blocks of QEMU's pc board besides the guest's RAM, which its migration counts in
+#: ``ram.total`` (and sends): pc.bios (SeaBIOS, 256 KiB), pc.rom (option ROMs, 128 KiB),
+#: /rom@etc/acpi/tables (128 KiB), /rom@etc/table-loader and /rom@etc/acpi/rsdp (4 KiB
+#: each) - 520 KiB with ``-nodefaults`` (checked on QEMU 7.2 and 10.0: 131592 KiB for
+#: ``-m 128``; default devices such as a VGA card add blocks of their own).
+FIRMWARE_RAM = (256 + 128 + 128 + 4 + 4) << 10
+
+
 class MigrationSettings(Protocol):
     """The capabilities and parameters the engine reads (migrate-set-*)."""
 
@@ -211,7 +219,7 @@ class MigrationManager:
         info["ram"] = {
             "transferred": stats.transferred,
             "remaining": 0 if completed else stats.remaining,
-            "total": self.machine.backend.ram_size,
+            "total": self.machine.backend.ram_size + FIRMWARE_RAM,
             "duplicate": stats.zero_pages,
             "skipped": 0,
             "normal": stats.normal_pages,
@@ -276,6 +284,7 @@ class MigrationManager:
         """The ``uri`` / ``channels`` arguments of QEMU 8.2+ (texts per version)."""
         p = self.machine.profile
         if p.has("migration-channels-need-either"):
+            channels = channels or None  # an empty list is NULL in QEMU's C
             if (uri is None) == (channels is None):
                 raise QMPError("need either 'uri' or 'channels' argument")
         elif uri is not None and channels is not None:
@@ -283,7 +292,7 @@ class MigrationManager:
                 "'uri' and 'channels' arguments are mutually exclusive; exactly one of the "
                 f"two should be present in '{command}' qmp command "
             )
-        elif uri is None and channels is None:
+        elif uri is None and not channels:
             raise QMPError(
                 f"neither 'uri' or 'channels' argument are specified in '{command}' qmp command "
             )
@@ -382,16 +391,19 @@ class MigrationManager:
         self.set_state("setup", "failed")
 
     def _start_outgoing(self, address: MigrationAddress) -> None:
-        if address.transport in ("fd", "rdma"):
-            # these fail before any thread starts, as in QEMU (no fd passing, no RDMA)
+        channel = None
+        if address.transport in ("fd", "rdma", "exec", "file"):
+            # QEMU opens these in the command (fd and rdma always fail here: no fd
+            # passing, no RDMA); sockets connect asynchronously, in the thread
+            texts = self.machine.profile.has("migration-file-qemu-open")
             try:
-                connect(address)
+                channel = connect(address, qemu_open_texts=texts)
             except OSError as e:
                 self._fd_error(str(e))
                 raise QMPError(str(e)) from None
         from qmpdl.migration.source import OutgoingMigration
 
-        outgoing = OutgoingMigration(self, address)
+        outgoing = OutgoingMigration(self, address, channel)
         outgoing.stats.expected_downtime = self.config.downtime_limit
         with self._lock:
             self.outgoing = outgoing
@@ -402,19 +414,23 @@ class MigrationManager:
         return self.machine.stop_for_migration()
 
     def finished(self, outgoing: OutgoingMigration) -> None:
-        """The outgoing thread ended: settle the run state as QEMU does."""
+        """The outgoing thread ended its work: settle the run state as QEMU's
+        migration_iteration_finish does (a moment after the end state)."""
         with self._lock:
             self._last_stats = outgoing.stats
             state = self.state
-        # One locked section: commands see the end state and the run state together.
         with self.machine.bql:
-            if state == "cancelling":
-                self.set_state("cancelling", "cancelled")
-                state = "cancelled"
             if state == "completed":
                 self.machine.set_runstate(RunState.POSTMIGRATE)
-            elif state in ("failed", "cancelled"):
+            elif state in ("failed", "cancelling", "cancelled"):
                 self.machine.restart_after_migration(outgoing.was_running)
+
+    def cleaned_up(self) -> None:
+        """The outgoing thread released what it used: a cancelled migration becomes
+        ``cancelled`` now, in a bottom half as QEMU's cleanup (so after the reply of a
+        migrate_cancel still being answered)."""
+        if self.state == "cancelling":
+            self.machine.bottom_halves.schedule(lambda: self.set_state("cancelling", "cancelled"))
 
     def cancel(self, *, wait: bool = False) -> None:
         """QMP ``migrate_cancel`` (and machine shutdown): first try to lift the dirty
@@ -525,7 +541,10 @@ class MigrationManager:
             self._exit_on_error = exit_on_error
 
     def _incoming_setup(self) -> None:
-        if self.machine.profile.has("migration-incoming-setup-state"):
+        p = self.machine.profile
+        if p.has("migration-incoming-state-checked") and self.incoming_state != "none":
+            raise QMPError(f"Illegal migration incoming state: {self.incoming_state}")
+        if p.has("migration-incoming-setup-state"):
             self.set_incoming_state("none", "setup")
         else:
             self.machine.events.emit("MIGRATION", {"status": "setup"})

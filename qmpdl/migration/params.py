@@ -78,6 +78,7 @@ DEFAULTS: dict[str, JsonValue] = {
     "mode": "normal",
     "zero-page-detection": "multifd",
     "direct-io": False,
+    "cpr-exec-command": [],
 }
 
 #: Capabilities ``background-snapshot`` cannot be combined with, in QEMU's order.
@@ -615,7 +616,8 @@ class MigrationConfig:
         if prop.kind == "enum":
             return self.parse_text_enum(prop.name, prop.target, value)
         if prop.kind == "size":
-            return parse_text_size(prop.name, value, self.hex_suffix_warning())
+            revised = self.profile.has("strtosz-revised")
+            return parse_text_size(prop.name, value, self.hex_suffix_warning(), revised=revised)
         return parse_text_uint(prop.name, value, prop.kind)
 
     def hex_suffix_warning(self) -> Callable[[str], None] | None:
@@ -793,12 +795,17 @@ SIZE_HINT = (
 )
 
 
-def parse_text_size(name: str, value: str, warn: Callable[[str], None] | None = None) -> int:
+def parse_text_size(
+    name: str, value: str, warn: Callable[[str], None] | None = None, *, revised: bool = False
+) -> int:
     """A size as QEMU's string input visitor reads it (``qemu_strtosz``).  The error
-    text carries QEMU's hint on the following lines.  ``warn``: see :func:`strtosz`."""
+    text carries QEMU's hint on the following lines.  ``warn``, ``revised``: see
+    :func:`strtosz`."""
     try:
-        return strtosz(value, hex_suffix_warning=warn)
-    except ParseError:
+        return strtosz(value, hex_suffix_warning=warn, revised=revised)
+    except ParseError as e:
+        if e.out_of_range:
+            raise QMPError(f"Value '{value}' is out of range for parameter '{name}'") from None
         raise QMPError(
             f"Parameter '{name}' expects a non-negative number below 2^64\n"
             + SIZE_HINT.rstrip("\n")
@@ -813,11 +820,13 @@ def parse_text_bool(name: str, value: str) -> bool:
         raise QMPError(f"Parameter '{name}' expects 'on' or 'off'") from None
 
 
-def parse_text_mib(value: str, warn: Callable[[str], None] | None = None) -> int:
+def parse_text_mib(
+    value: str, warn: Callable[[str], None] | None = None, *, revised: bool = False
+) -> int:
     """``qemu_strtosz_MiB`` as HMP reads bandwidths (MiB by default, at most
     ``INT64_MAX``); raises :class:`QMPError` ``Invalid size VALUE``."""
     try:
-        number = strtosz(value, "M", hex_suffix_warning=warn)
+        number = strtosz(value, "M", hex_suffix_warning=warn, revised=revised)
     except ParseError:
         raise QMPError(f"Invalid size {value}") from None
     if number > INT64_MAX:

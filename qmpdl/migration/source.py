@@ -25,7 +25,6 @@ import numpy.typing as npt
 
 from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
-from qmpdl.qapi.types import RunState
 from qmpdl.threadname import name_this_thread
 from qmpdl.vm.dirtylog import DirtyLogUser
 
@@ -70,13 +69,19 @@ class SourceStats:
 class OutgoingMigration:
     """One outgoing migration, run in its own thread ("live_migration")."""
 
-    def __init__(self, manager: MigrationManager, address: MigrationAddress) -> None:
+    def __init__(
+        self,
+        manager: MigrationManager,
+        address: MigrationAddress,
+        channel: Channel | None = None,
+    ) -> None:
         self.manager = manager
         self.machine = manager.machine
         self.backend = manager.machine.backend
         self.address = address
         self.stats = SourceStats(start_time=time.monotonic())
-        self.channel: Channel | None = None
+        #: opened by the command for exec: and file: (None: connected by the thread)
+        self.channel: Channel | None = channel
         self.writer = StreamWriter()
         self.bitmap: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._cursor = 0
@@ -123,11 +128,12 @@ class OutgoingMigration:
         name_this_thread()
         m = self.manager
         try:
-            try:
-                self.channel = connect(self.address)
-            except OSError as e:
-                m.fail(str(e), from_state="setup")
-                return
+            if self.channel is None:
+                try:
+                    self.channel = connect(self.address)
+                except OSError as e:
+                    m.fail(str(e), from_state="setup")
+                    return
             self._check()
             self._send(
                 self.writer.header(
@@ -177,6 +183,8 @@ class OutgoingMigration:
             self._pause_sem.acquire()
             self._check()
             m.set_state("pre-switchover", "device")
+        elif self.machine.profile.has("migration-always-device-state"):
+            m.set_state("active", "device")
         self._check()
         self._sync()
         while self.bitmap.any():
@@ -186,20 +194,22 @@ class OutgoingMigration:
         state["runstate"] = str(self.machine.runstate_before_migration)
         self._send(self.writer.state(state))
         self._send(self.writer.end())
+        # QEMU's downtime and total time end here, with everything sent; qmpdl's own
+        # stream then waits for the destination's acknowledgement (QEMU's precopy
+        # without a return path waits for nothing)
+        end = time.monotonic()
         if self.channel is not None and self.channel.duplex:
             self._await_ack()
-        end = time.monotonic()
         self.stats.downtime = int((end - downtime_start) * 1000)
         self.stats.total_time = int((end - self.stats.start_time) * 1000)
         transfer_time = self.stats.total_time - self.stats.setup_time
         if transfer_time:
             self.stats.mbps = self.stats.transferred * 8.0 / transfer_time / 1000
         self.stats.remaining = 0
-        # Under the BQL, so no command sees "completed" with the VM still in
-        # finish-migrate (QEMU sets postmigrate in the same locked section).
-        with self.machine.bql:
-            m.set_state(m.state, "completed")
-            self.machine.set_runstate(RunState.POSTMIGRATE)
+        # The run state becomes postmigrate afterwards, when the thread winds up
+        # (MigrationManager.finished): as on QEMU 10.0, where a query-status right after
+        # the "completed" event can still answer finish-migrate.
+        m.set_state(m.state, "completed")
 
     def _await_ack(self) -> None:
         assert self.channel is not None
@@ -213,12 +223,14 @@ class OutgoingMigration:
         m = self.manager
         self.backend.set_cpu_throttle(0)
         m.cpu_throttle = 0
+        m.finished(self)
+        # then what QEMU's cleanup bottom half does
         self.backend.migration_stop()
         with self.machine.bql:
             self.machine.dirty_log.stop(DirtyLogUser.MIGRATION)
         if self.channel is not None:
             self.channel.close()
-        m.finished(self)
+        m.cleaned_up()
 
     # ------------------------------------------------------------------ sending
 

@@ -11,6 +11,7 @@ into QEMU's message for the context.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -26,6 +27,10 @@ _FRACTION = re.compile(r"\.([0-9]+)([eE][+-]?[0-9]+)?")
 
 class ParseError(ValueError):
     """The text is not a valid value (``EINVAL``) or it is out of range (``ERANGE``)."""
+
+    def __init__(self, text: str, *, out_of_range: bool = False) -> None:
+        super().__init__(text)
+        self.out_of_range = out_of_range
 
 
 def _strtoull(text: str, pos: int, base: int) -> tuple[int, int, bool]:
@@ -83,17 +88,23 @@ def strtosz(
     unit: int = 1024,
     *,
     hex_suffix_warning: Callable[[str], None] | None = None,
+    revised: bool = False,
 ) -> int:
     """``qemu_strtosz`` (``default_suffix`` ``B``) or ``qemu_strtosz_MiB`` (``M``).
 
     A hexadecimal number with a suffix (``0x1k``) is invalid, unless
     ``hex_suffix_warning`` is given (QEMU before 8.0): then it counts and the warning
-    text goes there."""
+    text goes there.  ``revised``: QEMU 8.1's reading (``parse_uint``): a negative
+    number is out of range, a fraction needs no integer digits (``.5k``), any non-zero
+    fraction counts and one that rounds to 1 carries.  :class:`ParseError`'s
+    ``out_of_range`` is C's ``ERANGE``."""
+    if revised:
+        return _strtosz_revised(text, default_suffix, unit)
     value, end, overflow = _strtoull(text, 0, 10)
     if end == 0:
         raise ParseError(text)
     if overflow:
-        raise ParseError(text)
+        raise ParseError(text, out_of_range=end == len(text))
     if "-" in text[:end]:
         raise ParseError(text)
     fraction = 0
@@ -101,8 +112,10 @@ def strtosz(
     hexadecimal = False
     if value == 0 and following in ("x", "X"):
         value, end, overflow = _strtoull(text, 0, 16)
-        if end == 0 or overflow:
+        if end == 0:
             raise ParseError(text)
+        if overflow:
+            raise ParseError(text, out_of_range=end == len(text))
         following = text[end : end + 1]
         suffixed = _suffix_mul(following, unit) > 0
         if following == "." or (suffixed and hex_suffix_warning is None):
@@ -117,7 +130,8 @@ def strtosz(
             # an exponent makes the whole input invalid
             raise ParseError(text)
         else:
-            fraction = int(float("0." + match.group(1)) * (1 << 64))
+            # (uint64_t) of 2**64 (a fraction that rounds to 1) is 0 on x86-64
+            fraction = int(float("0." + match.group(1)) * (1 << 64)) % U64_LIMIT
             end = match.end()
     mul = _suffix_mul(text[end : end + 1], unit)
     if mul > 0:
@@ -126,6 +140,12 @@ def strtosz(
         end += 1
     else:
         mul = _suffix_mul(default_suffix, unit)
+    return _scaled(text, end, value, fraction, mul)
+
+
+def _scaled(text: str, end: int, value: int, fraction: int, mul: int) -> int:
+    """The end of ``do_strtosz``: value.fraction (64-bit fixed point) times ``mul``,
+    0.5 rounded up, and nothing may follow."""
     if mul == 1:
         if fraction:
             raise ParseError(text)
@@ -133,10 +153,57 @@ def strtosz(
         scaled = fraction * mul
         value = value * mul + (scaled >> 64) + ((scaled >> 63) & 1)
         if value >= U64_LIMIT:
-            raise ParseError(text)
+            raise ParseError(text, out_of_range=end == len(text))
     if end != len(text):
         raise ParseError(text)
     return value
+
+
+#: What ``strtod`` reads of a fraction once any exponent is cut off.
+_DECIMAL = re.compile(r"[ \t\n\v\f\r]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
+
+
+def _strtosz_revised(text: str, default_suffix: str, unit: int) -> int:
+    value, end, overflow = _strtoull(text, 0, 10)
+    stripped = text.lstrip(_SPACE)
+    if end and (overflow or stripped.startswith("-")):
+        # parse_uint: ERANGE (a negative number, or too large), unless text follows
+        raise ParseError(text, out_of_range=end == len(text))
+    fraction = 0
+    if end and value == 0 and text[end : end + 1] in ("x", "X"):
+        value, end, overflow = _strtoull(text, 0, 16)
+        if overflow:
+            raise ParseError(text, out_of_range=end == len(text))
+        if text[end : end + 1] == "." or _suffix_mul(text[end : end + 1], unit) > 0:
+            raise ParseError(text)
+    elif text[end : end + 1] == "." or (end == 0 and "." in text):
+        if end and not text[end + 1 : end + 2].isdigit():
+            end += 1  # "1." and "1.k": the point alone
+        else:
+            copy = re.split("[eE]", text[end:], maxsplit=1)[0]
+            match = _DECIMAL.match(copy)
+            if match is None:
+                raise ParseError(text)
+            number = float(match.group(0))
+            end += match.end()
+            if math.copysign(1.0, number) < 0:
+                raise ParseError(text, out_of_range=end == len(text))
+            if number == 1.0:
+                value += 1
+                if value >= U64_LIMIT:
+                    raise ParseError(text, out_of_range=end == len(text))
+            else:
+                fraction = int(number * 2.0**64)
+                if fraction == 0 and any(c in "123456789" for c in match.group(1)):
+                    fraction = 1  # any non-zero fraction counts (and an underflow)
+    elif end == 0:
+        raise ParseError(text)
+    mul = _suffix_mul(text[end : end + 1], unit)
+    if mul > 0:
+        end += 1
+    else:
+        mul = _suffix_mul(default_suffix, unit)
+    return _scaled(text, end, value, fraction, mul)
 
 
 def parse_bool(text: str) -> bool:
@@ -146,3 +213,57 @@ def parse_bool(text: str) -> bool:
     if text in ("off", "no", "false", "n"):
         return False
     raise ParseError(text)
+
+
+def shell_parse_argv(text: str) -> list[str]:
+    """``g_shell_parse_argv``: words split at blanks, with the shell's quoting (``'...'``
+    literal, ``"..."`` with backslash escapes of ``"\\$``` and newline, ``\\x`` outside
+    quotes) and ``#`` comments; raises :class:`ParseError` with GLib's message."""
+    words: list[str] = []
+    word: list[str] | None = None
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c in " \t\n":
+            if word is not None:
+                words.append("".join(word))
+                word = None
+            i += 1
+            continue
+        if c == "#" and word is None:
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        word = [] if word is None else word
+        if c == "\\":
+            if i + 1 >= len(text):
+                raise ParseError(f"Text ended just after a “\\” character. (The text was “{text}”)")
+            if text[i + 1] != "\n":
+                word.append(text[i + 1])
+            i += 2
+        elif c in "'\"":
+            end = i + 1
+            while end < len(text) and text[end] != c:
+                if c == '"' and text[end] == "\\" and end + 1 < len(text):
+                    nxt = text[end + 1]
+                    if nxt in '"\\$`':
+                        word.append(nxt)
+                    elif nxt != "\n":
+                        word += ["\\", nxt]
+                    end += 2
+                    continue
+                word.append(text[end])
+                end += 1
+            if end >= len(text):
+                raise ParseError(
+                    f"Text ended before matching quote was found for {c}. (The text was “{text}”)"
+                )
+            i = end + 1
+        else:
+            word.append(c)
+            i += 1
+    if word is not None:
+        words.append("".join(word))
+    if not words:
+        raise ParseError("Text was empty (or contained only whitespace)")
+    return words

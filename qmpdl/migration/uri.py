@@ -238,7 +238,19 @@ def _resolve(host: str, port: str, passive: bool) -> list[tuple[int, tuple[objec
     return [(family, addr) for family, _, _, _, addr in found]
 
 
-def connect(address: MigrationAddress) -> Channel:
+def _open_file(path: str, flags: int, qemu_open_texts: bool) -> int:
+    """``open(2)`` with QEMU's error text: 9.1+ ``Could not create|open 'PATH': ERR``
+    (qemu_create / qemu_open), before ``Unable to open PATH: ERR``."""
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as e:
+        if not qemu_open_texts:
+            raise OSError(f"Unable to open {path}: {e.strerror}") from None
+        action = "create" if flags & os.O_CREAT else "open"
+        raise OSError(f"Could not {action} '{path}': {e.strerror}") from None
+
+
+def connect(address: MigrationAddress, *, qemu_open_texts: bool = False) -> Channel:
     """The source's connection; raises OSError with QEMU's text as its message."""
     t = address.transport
     if t == "exec":
@@ -248,10 +260,8 @@ def connect(address: MigrationAddress) -> Channel:
             raise OSError(f"Unable to spawn command: {e.strerror}") from None
         return Channel(proc=proc)
     if t == "file":
-        try:
-            fd = os.open(address.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as e:
-            raise OSError(f"Failed to open file {address.path}: {e.strerror}") from None
+        fd = _open_file(address.path, os.O_WRONLY | os.O_CREAT, qemu_open_texts)
+        os.ftruncate(fd, address.offset)
         os.lseek(fd, address.offset, os.SEEK_SET)
         return Channel(fd=fd)
     if t == "fd":
@@ -324,7 +334,7 @@ def listen(address: MigrationAddress) -> list[socket.socket]:
     return socks
 
 
-def open_incoming(address: MigrationAddress) -> Channel | None:
+def open_incoming(address: MigrationAddress, *, qemu_open_texts: bool = False) -> Channel | None:
     """The destination's stream for transports that need no listener (``exec:`` reads
     the command's output, ``file:`` the file); None for sockets."""
     if address.transport == "exec":
@@ -334,10 +344,7 @@ def open_incoming(address: MigrationAddress) -> Channel | None:
             raise OSError(f"Unable to spawn command: {e.strerror}") from None
         return Channel(proc=proc)
     if address.transport == "file":
-        try:
-            fd = os.open(address.path, os.O_RDONLY)
-        except OSError as e:
-            raise OSError(f"Failed to open file {address.path}: {e.strerror}") from None
+        fd = _open_file(address.path, os.O_RDONLY, qemu_open_texts)
         os.lseek(fd, address.offset, os.SEEK_SET)
         return Channel(fd=fd)
     if address.transport == "fd":

@@ -104,6 +104,8 @@ class MigrationStatus(StrEnum):
     """it was cancelled"""
     ACTIVE = "active"
     """RAM is being transferred"""
+    POSTCOPY_DEVICE = "postcopy-device"
+    """a postcopy destination loads the device state"""
     POSTCOPY_ACTIVE = "postcopy-active"
     """the destination runs, pages move on demand"""
     POSTCOPY_PAUSED = "postcopy-paused"
@@ -199,6 +201,8 @@ class MigMode(StrEnum):
     """stop the VM and save it for a later restart"""
     CPR_TRANSFER = "cpr-transfer"
     """hand the VM over to a new QEMU on the same host"""
+    CPR_EXEC = "cpr-exec"
+    """save the VM and execute a new QEMU in this process"""
 
 
 class ZeroPageDetection(StrEnum):
@@ -249,6 +253,7 @@ class MigrationParameter(StrEnum):
     MODE = "mode"
     ZERO_PAGE_DETECTION = "zero-page-detection"
     DIRECT_IO = "direct-io"
+    CPR_EXEC_COMMAND = "cpr-exec-command"
 
 
 class MigrationAddressType(StrEnum):
@@ -451,11 +456,11 @@ class InetSocketAddress(QapiModel):
     keep_alive: bool | None = Field(default=None, alias="keep-alive")
     """turn TCP keep-alive on for the connection"""
     keep_alive_count: int | None = Field(default=None, alias="keep-alive-count")
-    """probes sent before the connection counts as dead. Only in the QEMU 10.1 profiles."""
+    """probes sent before the connection counts as dead. Only in the QEMU 10.1, 10.2 profiles."""
     keep_alive_idle: int | None = Field(default=None, alias="keep-alive-idle")
-    """seconds of idleness before the first probe. Only in the QEMU 10.1 profiles."""
+    """seconds of idleness before the first probe. Only in the QEMU 10.1, 10.2 profiles."""
     keep_alive_interval: int | None = Field(default=None, alias="keep-alive-interval")
-    """seconds between probes. Only in the QEMU 10.1 profiles."""
+    """seconds between probes. Only in the QEMU 10.1, 10.2 profiles."""
     mptcp: bool | None = None
     """use Multipath TCP"""
 
@@ -510,11 +515,11 @@ class SocketAddressVariantInet(SocketAddress):
     keep_alive: bool | None = Field(default=None, alias="keep-alive")
     """turn TCP keep-alive on for the connection"""
     keep_alive_count: int | None = Field(default=None, alias="keep-alive-count")
-    """probes sent before the connection counts as dead. Only in the QEMU 10.1 profiles."""
+    """probes sent before the connection counts as dead. Only in the QEMU 10.1, 10.2 profiles."""
     keep_alive_idle: int | None = Field(default=None, alias="keep-alive-idle")
-    """seconds of idleness before the first probe. Only in the QEMU 10.1 profiles."""
+    """seconds of idleness before the first probe. Only in the QEMU 10.1, 10.2 profiles."""
     keep_alive_interval: int | None = Field(default=None, alias="keep-alive-interval")
-    """seconds between probes. Only in the QEMU 10.1 profiles."""
+    """seconds between probes. Only in the QEMU 10.1, 10.2 profiles."""
     mptcp: bool | None = None
     """use Multipath TCP"""
 
@@ -699,13 +704,13 @@ class MigrationInfo(QapiModel):
     postcopy_vcpu_blocktime: list[int] | None = Field(default=None, alias="postcopy-vcpu-blocktime")
     """the same per vCPU"""
     postcopy_latency: int | None = Field(default=None, alias="postcopy-latency")
-    """average page fault latency in postcopy. Only in the QEMU 10.1 profiles."""
+    """average page fault latency in postcopy. Only in the QEMU 10.1, 10.2 profiles."""
     postcopy_latency_dist: list[int] | None = Field(default=None, alias="postcopy-latency-dist")
-    """page fault latencies as a histogram. Only in the QEMU 10.1 profiles."""
+    """page fault latencies as a histogram. Only in the QEMU 10.1, 10.2 profiles."""
     postcopy_vcpu_latency: list[int] | None = Field(default=None, alias="postcopy-vcpu-latency")
-    """average page fault latency per vCPU. Only in the QEMU 10.1 profiles."""
+    """average page fault latency per vCPU. Only in the QEMU 10.1, 10.2 profiles."""
     postcopy_non_vcpu_latency: int | None = Field(default=None, alias="postcopy-non-vcpu-latency")
-    """average latency of faults not caused by vCPUs. Only in the QEMU 10.1 profiles."""
+    """average latency of faults not caused by vCPUs. Only in the QEMU 10.1, 10.2 profiles."""
     compression: CompressionStats | None = None
     """compression statistics. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
     socket_address: list[SocketAddress] | None = Field(default=None, alias="socket-address")
@@ -713,9 +718,9 @@ class MigrationInfo(QapiModel):
     dirty_limit_throttle_time_per_round: int | None = Field(
         default=None, alias="dirty-limit-throttle-time-per-round"
     )
-    """the largest penalty in microseconds a vCPU gets per dirty ring full (capability dirty-limit). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the largest penalty in microseconds a vCPU gets per dirty ring full (capability dirty-limit). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     dirty_limit_ring_full_time: int | None = Field(default=None, alias="dirty-limit-ring-full-time")
-    """estimated microseconds a vCPU takes to fill its dirty ring. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """estimated microseconds a vCPU takes to fill its dirty ring. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class QueryMigrateArgs(QapiModel):
@@ -807,7 +812,7 @@ class MigrateSetParameters(QapiModel):
     max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
     """see @MigrationParameters"""
     avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
-    """see @MigrationParameters. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     downtime_limit: int | None = Field(default=None, alias="downtime-limit")
     """see @MigrationParameters"""
     x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
@@ -829,7 +834,7 @@ class MigrateSetParameters(QapiModel):
     multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
     """see @MigrationParameters"""
     multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
-    """see @MigrationParameters. Only in the QEMU 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 9.2, 10.0, 10.1, 10.2 profiles."""
     multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
     """see @MigrationParameters"""
     block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
@@ -837,15 +842,17 @@ class MigrateSetParameters(QapiModel):
     )
     """see @MigrationParameters"""
     x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
-    """see @MigrationParameters. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
-    """see @MigrationParameters. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     mode: MigMode | None = None
-    """see @MigrationParameters. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
-    """see @MigrationParameters. Only in the QEMU 9.0, 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     direct_io: bool | None = Field(default=None, alias="direct-io")
-    """see @MigrationParameters. Only in the QEMU 10.1 profiles."""
+    """see @MigrationParameters. Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
+    cpr_exec_command: list[str] | None = Field(default=None, alias="cpr-exec-command")
+    """Only in the QEMU 10.2 profiles."""
 
 
 class MigrateSetParametersArgs(QapiModel):
@@ -872,7 +879,7 @@ class MigrateSetParametersArgs(QapiModel):
     tls_authz: str | None = Field(default=None, alias="tls-authz")
     max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
     avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
-    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     downtime_limit: int | None = Field(default=None, alias="downtime-limit")
     x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
     block_incremental: bool | None = Field(default=None, alias="block-incremental")
@@ -886,21 +893,23 @@ class MigrateSetParametersArgs(QapiModel):
     )
     multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
     multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
-    """Only in the QEMU 10.1 profiles."""
+    """Only in the QEMU 9.2, 10.0, 10.1, 10.2 profiles."""
     multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
     block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
         default=None, alias="block-bitmap-mapping"
     )
     x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
-    """Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
-    """Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     mode: MigMode | None = None
-    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
-    """Only in the QEMU 9.0, 10.1 profiles."""
+    """Only in the QEMU 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     direct_io: bool | None = Field(default=None, alias="direct-io")
-    """Only in the QEMU 10.1 profiles."""
+    """Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
+    cpr_exec_command: list[str] | None = Field(default=None, alias="cpr-exec-command")
+    """Only in the QEMU 10.2 profiles."""
 
 
 class MigrationParameters(QapiModel):
@@ -939,7 +948,7 @@ class MigrationParameters(QapiModel):
     max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
     """bandwidth limit in bytes per second (default 128 MiB/s)"""
     avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
-    """bandwidth in bytes per second assumed for the switchover decision; 0 means measured (default 0). Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """bandwidth in bytes per second assumed for the switchover decision; 0 means measured (default 0). Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     downtime_limit: int | None = Field(default=None, alias="downtime-limit")
     """tolerated downtime in milliseconds (default 300)"""
     x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
@@ -961,7 +970,7 @@ class MigrationParameters(QapiModel):
     multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
     """zlib level 0..9 (default 1)"""
     multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
-    """QATzip level 1..9 (default 1). Only in the QEMU 10.1 profiles."""
+    """QATzip level 1..9 (default 1). Only in the QEMU 9.2, 10.0, 10.1, 10.2 profiles."""
     multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
     """zstd level 0..20 (default 1)"""
     block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
@@ -969,15 +978,17 @@ class MigrationParameters(QapiModel):
     )
     """names under which block nodes and their dirty bitmaps migrate"""
     x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
-    """period in milliseconds of the dirty limit during migration, 1..1000 (default 1000). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """period in milliseconds of the dirty limit during migration, 1..1000 (default 1000). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
-    """dirty page rate limit in MB/s the dirty-limit capability applies (default 1). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """dirty page rate limit in MB/s the dirty-limit capability applies (default 1). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     mode: MigMode | None = None
-    """the migration mode (default normal). Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the migration mode (default normal). Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
-    """where zero pages are found (default multifd). Only in the QEMU 9.0, 10.1 profiles."""
+    """where zero pages are found (default multifd). Only in the QEMU 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     direct_io: bool | None = Field(default=None, alias="direct-io")
-    """open migration files with O_DIRECT (default false). Only in the QEMU 10.1 profiles."""
+    """open migration files with O_DIRECT (default false). Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
+    cpr_exec_command: list[str] | None = Field(default=None, alias="cpr-exec-command")
+    """the command (program and arguments) cpr-exec mode executes (default: none). Only in the QEMU 10.2 profiles."""
 
 
 class QueryMigrateParametersArgs(QapiModel):
@@ -1013,82 +1024,82 @@ class FileMigrationArgs(QapiModel):
     """A file holding a migration stream."""
 
     filename: str
-    """its path. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """its path. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     offset: int
-    """where in the file the stream begins. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """where in the file the stream begins. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationExecCommand(QapiModel):
     """A command whose standard input or output carries the stream."""
 
     args: list[str]
-    """the program and its arguments. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the program and its arguments. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationAddress(QapiModel):
     """Where a migration stream goes or comes from."""
 
     transport: MigrationAddressType
-    """the kind of endpoint. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the kind of endpoint. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationAddressVariantSocket(MigrationAddress):
     """A MigrationAddress whose transport is 'socket': the base members plus the branch's."""
 
     type: SocketAddressType
-    """which kind of address follows. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """which kind of address follows. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationAddressVariantExec(MigrationAddress):
     """A MigrationAddress whose transport is 'exec': the base members plus the branch's."""
 
     args: list[str]
-    """the program and its arguments. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the program and its arguments. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationAddressVariantRdma(MigrationAddress):
     """A MigrationAddress whose transport is 'rdma': the base members plus the branch's."""
 
     host: str
-    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     port: str
-    """Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     numeric: bool | None = None
-    """true when host and port are numeric and need no lookup. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """true when host and port are numeric and need no lookup. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     to: int | None = None
-    """try every port from @port up to this one while listening. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """try every port from @port up to this one while listening. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     ipv4: bool | None = None
-    """whether IPv4 may be used. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """whether IPv4 may be used. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     ipv6: bool | None = None
-    """whether IPv6 may be used. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """whether IPv6 may be used. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     keep_alive: bool | None = Field(default=None, alias="keep-alive")
-    """turn TCP keep-alive on for the connection. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """turn TCP keep-alive on for the connection. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     keep_alive_count: int | None = Field(default=None, alias="keep-alive-count")
-    """probes sent before the connection counts as dead. Only in the QEMU 10.1 profiles."""
+    """probes sent before the connection counts as dead. Only in the QEMU 10.1, 10.2 profiles."""
     keep_alive_idle: int | None = Field(default=None, alias="keep-alive-idle")
-    """seconds of idleness before the first probe. Only in the QEMU 10.1 profiles."""
+    """seconds of idleness before the first probe. Only in the QEMU 10.1, 10.2 profiles."""
     keep_alive_interval: int | None = Field(default=None, alias="keep-alive-interval")
-    """seconds between probes. Only in the QEMU 10.1 profiles."""
+    """seconds between probes. Only in the QEMU 10.1, 10.2 profiles."""
     mptcp: bool | None = None
-    """use Multipath TCP. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """use Multipath TCP. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationAddressVariantFile(MigrationAddress):
     """A MigrationAddress whose transport is 'file': the base members plus the branch's."""
 
     filename: str
-    """its path. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """its path. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     offset: int
-    """where in the file the stream begins. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """where in the file the stream begins. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrationChannel(QapiModel):
     """One channel of a migration."""
 
     channel_type: MigrationChannelType = Field(alias="channel-type")
-    """what it carries. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """what it carries. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     addr: MigrationAddress
-    """its endpoint. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """its endpoint. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigrateArgs(QapiModel):
@@ -1097,7 +1108,7 @@ class MigrateArgs(QapiModel):
     uri: str | None = None
     """the destination (tcp:HOST:PORT, unix:PATH, ...)"""
     channels: list[MigrationChannel] | None = None
-    """the destination as channels; exclusive with @uri. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the destination as channels; exclusive with @uri. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     blk: bool | None = None
     """migrate block devices too. Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
     inc: bool | None = None
@@ -1114,9 +1125,9 @@ class MigrateIncomingArgs(QapiModel):
     uri: str | None = None
     """where to listen"""
     channels: list[MigrationChannel] | None = None
-    """where to listen, as channels; exclusive with @uri. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """where to listen, as channels; exclusive with @uri. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     exit_on_error: bool | None = Field(default=None, alias="exit-on-error")
-    """end the process when the incoming migration fails (default true). Only in the QEMU 10.1 profiles."""
+    """end the process when the incoming migration fails (default true). Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MigratePauseArgs(QapiModel):
@@ -1144,7 +1155,7 @@ class DirtyRateInfo(QapiModel):
     calc_time: int = Field(alias="calc-time")
     """how long the measurement lasted, in @calc-time-unit (seconds before QEMU 8.2)"""
     calc_time_unit: TimeUnit | None = Field(default=None, alias="calc-time-unit")
-    """the unit @calc-time is reported in. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the unit @calc-time is reported in. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     sample_pages: int = Field(alias="sample-pages")
     """sampled pages per GiB of guest memory; 0 after a dirty-ring or dirty-bitmap measurement"""
     mode: DirtyRateMeasureMode
@@ -1159,7 +1170,7 @@ class CalcDirtyRateArgs(QapiModel):
     calc_time: int = Field(alias="calc-time")
     """how long to measure, in @calc-time-unit"""
     calc_time_unit: TimeUnit | None = Field(default=None, alias="calc-time-unit")
-    """the unit of @calc-time, seconds when absent. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the unit of @calc-time, seconds when absent. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     sample_pages: int | None = Field(default=None, alias="sample-pages")
     """pages to sample per GiB of guest memory in page-sampling mode (default 512)"""
     mode: DirtyRateMeasureMode | None = None
@@ -1170,7 +1181,7 @@ class QueryDirtyRateArgs(QapiModel):
     """Arguments of the command query-dirty-rate."""
 
     calc_time_unit: TimeUnit | None = Field(default=None, alias="calc-time-unit")
-    """the unit to report calc-time in, seconds when absent. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the unit to report calc-time in, seconds when absent. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class DirtyLimitInfo(QapiModel):
@@ -1431,9 +1442,9 @@ class CpuInfoS390(QapiModel):
     cpu_state: CpuS390State = Field(alias="cpu-state")
     """the vCPU's state"""
     dedicated: bool | None = None
-    """whether the vCPU has a host CPU to itself. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """whether the vCPU has a host CPU to itself. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     entitlement: CpuS390Entitlement | None = None
-    """the vCPU's entitlement. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the vCPU's entitlement. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class CpuInstanceProperties(QapiModel):
@@ -1442,9 +1453,9 @@ class CpuInstanceProperties(QapiModel):
     node_id: int | None = Field(default=None, alias="node-id")
     """NUMA node"""
     drawer_id: int | None = Field(default=None, alias="drawer-id")
-    """drawer (s390x). Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """drawer (s390x). Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     book_id: int | None = Field(default=None, alias="book-id")
-    """book (s390x). Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """book (s390x). Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     socket_id: int | None = Field(default=None, alias="socket-id")
     """socket"""
     die_id: int | None = Field(default=None, alias="die-id")
@@ -1452,7 +1463,7 @@ class CpuInstanceProperties(QapiModel):
     cluster_id: int | None = Field(default=None, alias="cluster-id")
     """cluster"""
     module_id: int | None = Field(default=None, alias="module-id")
-    """module. Only in the QEMU 10.1 profiles."""
+    """module. Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     core_id: int | None = Field(default=None, alias="core-id")
     """core"""
     thread_id: int | None = Field(default=None, alias="thread-id")
@@ -1465,7 +1476,7 @@ class CpuInfoFast(QapiModel):
     cpu_index: int = Field(alias="cpu-index")
     """the vCPU's index"""
     qom_type: str | None = Field(default=None, alias="qom-type")
-    """the QOM type of the vCPU object. Only in the QEMU 10.1 profiles."""
+    """the QOM type of the vCPU object. Only in the QEMU 10.1, 10.2 profiles."""
     qom_path: str = Field(alias="qom-path")
     """the vCPU object's path in the QOM tree"""
     thread_id: int = Field(alias="thread-id")
@@ -1482,9 +1493,9 @@ class CpuInfoFastVariantS390x(CpuInfoFast):
     cpu_state: CpuS390State = Field(alias="cpu-state")
     """the vCPU's state"""
     dedicated: bool | None = None
-    """whether the vCPU has a host CPU to itself. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """whether the vCPU has a host CPU to itself. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     entitlement: CpuS390Entitlement | None = None
-    """the vCPU's entitlement. Only in the QEMU 8.2, 9.0, 10.1 profiles."""
+    """the vCPU's entitlement. Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class QueryCpusFastArgs(QapiModel):

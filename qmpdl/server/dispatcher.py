@@ -52,6 +52,10 @@ class Dispatcher:
         self._idle = False
         #: a request is being answered inline (see :meth:`submit`)
         self._inline = False
+        #: the task is answering a request (bottom halves wait for its reply)
+        self._busy = False
+        #: bottom halves that came while a request was being answered
+        self._pending_bh: list[Callable[[], None]] = []
 
     def add(self, connection: MonitorConnection) -> None:
         if connection not in self._connections:
@@ -109,6 +113,9 @@ class Dispatcher:
         the machine to shut down (then nothing more is dispatched)."""
         connection.send(response)
         connection.session.in_band_done(request)
+        self._busy = False
+        while self._pending_bh:
+            self._run_bh(self._pending_bh.pop(0))
         if self.machine.shutdown_reason is not None:
             self._stopping = True
             self._wakeup.set()
@@ -118,7 +125,27 @@ class Dispatcher:
         return False
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="qmp-dispatcher")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="qmp-dispatcher")
+
+        def hand_over(work: Callable[[], None]) -> None:
+            loop.call_soon_threadsafe(self._bottom_half, work)
+
+        self.machine.bottom_halves.attach(hand_over)
+
+    def _bottom_half(self, work: Callable[[], None]) -> None:
+        """A bottom half in the event loop: now, or after the reply being worked on."""
+        if self._busy:
+            self._pending_bh.append(work)
+        else:
+            self._run_bh(work)
+
+    def _run_bh(self, work: Callable[[], None]) -> None:
+        try:
+            with self.machine.bql:
+                work()
+        except Exception:  # a bug in a bottom half must not take the server down
+            log.exception("bottom half failed unexpectedly")
 
     async def stop(self) -> None:
         """Take no more requests.  A command already running finishes first and its
@@ -126,6 +153,7 @@ class Dispatcher:
         request once the command returned (a client waiting for it gets its answer)."""
         self._stopping = True
         self._wakeup.set()
+        self.machine.bottom_halves.attach(None)
         if self._task is None:
             return
         try:
@@ -158,6 +186,7 @@ class Dispatcher:
                     self._idle = False
                 continue
             connection, request = item
+            self._busy = True
             try:
                 response = await self._dispatch(
                     connection, request.error if request.error is not None else request.value

@@ -1,10 +1,12 @@
 """``qmpdl-diff``: play exchange scripts against real QEMU and qmpdl, show the difference.
 
-    qmpdl-diff script.json [more.json ...] [--target ring] [--raw] [--record OUT.json]
+    qmpdl-diff script.json [more.json ...] [--target ring] [--version 10.0] [--raw]
+               [--record OUT.json]
 
-For every script (see :mod:`qmpdl.tools.exchange` for the format) a fresh QEMU and a
-fresh ``qmpdl --qemu-version 7.2`` are started as the script's target machine
-(:mod:`qmpdl.tools.targets`), the script is played against each, and the two transcripts
+For every script (see :mod:`qmpdl.tools.exchange` for the format) a fresh QEMU ``V`` and
+a fresh ``qmpdl --qemu-version V`` are started (``--version``: 7.2 or 10.0) as the
+script's target machine (:mod:`qmpdl.tools.targets`), the script is played against each
+(two processes each for the ``migration`` target), and the two transcripts
 are compared line by line after the normaliser (:mod:`qmpdl.tools.normalize`; ``--raw``
 turns it off).  Exit status 0 when every script matched, 1 otherwise.
 ``--record`` writes QEMU's normalised transcripts as a golden file.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from qmpdl.tools.exchange import Script, Transcript, load_scripts, run_script
 from qmpdl.tools.normalize import normalize_greeting, normalize_line
-from qmpdl.tools.targets import TARGETS, start
+from qmpdl.tools.targets import TARGETS, VERSIONS, launch
 
 
 def normalized(transcript: Transcript, raw: bool = False) -> list[str]:
@@ -29,13 +31,16 @@ def normalized(transcript: Transcript, raw: bool = False) -> list[str]:
     lines = transcript.lines()
     if raw:
         return lines
-    return [normalize_greeting(lines[0]), *(normalize_line(line) for line in lines[1:])]
+    return [
+        normalize_greeting(line) if "greeting: " in line[:14] else normalize_line(line)
+        for line in lines
+    ]
 
 
-def play(kind: str, script: Script) -> Transcript:
+def play(kind: str, script: Script, version: str = "7.2") -> Transcript:
     """Start ``kind`` ("qemu" or "qmpdl") as the script's target and play the script."""
-    with start(kind, TARGETS[script.target]) as sock:
-        return run_script(sock, script)
+    with launch(kind, TARGETS[script.target], version=version) as ends:
+        return run_script(ends.sock, script, peer=ends.peer, variables=ends.variables)
 
 
 def diff(expected: list[str], actual: list[str], name: str) -> list[str]:
@@ -50,15 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", choices=sorted(TARGETS), help="override the scripts' target")
     parser.add_argument("--raw", action="store_true", help="compare without normalising")
     parser.add_argument("--record", type=Path, help="write QEMU's transcripts to this file")
+    parser.add_argument("--version", choices=VERSIONS, default="7.2", help="the QEMU to compare")
     opts = parser.parse_args(argv)
     scripts = [s for path in opts.scripts for s in load_scripts(path)]
     if opts.target:
         scripts = [s.model_copy(update={"target": opts.target}) for s in scripts]
+    for script in scripts:
+        if not script.applies_to(opts.version):
+            print(f"skipped  {script.name} (QEMU {script.since}+)", file=sys.stderr)
+    scripts = [s for s in scripts if s.applies_to(opts.version)]
     failed = 0
     recorded: dict[str, list[str]] = {}
     for script in scripts:
-        qemu = normalized(play("qemu", script), opts.raw)
-        qmpdl = normalized(play("qmpdl", script), opts.raw)
+        qemu = normalized(play("qemu", script, opts.version), opts.raw)
+        qmpdl = normalized(play("qmpdl", script, opts.version), opts.raw)
         recorded[script.name] = qemu
         lines = diff(qemu, qmpdl, script.name)
         if lines:

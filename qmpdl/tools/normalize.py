@@ -5,10 +5,11 @@ Only what legitimately differs between two runs is masked:
 * event timestamps (wall clock);
 * the greeting's ``package`` (a build string);
 * measured values: ``current-rate``, ``dirty-rate``, ``start-time``, ``thread-id`` and
-  their HMP spellings (rates depend on what the guest does, times on when it ran);
-* a migration's times and RAM counters in ``query-migrate`` (they depend on timing and
-  on what RAM the machine has: QEMU's counts its firmware too), and the port a
-  ``tcp:HOST:0`` listener got.
+  their HMP spellings (rates depend on what the guest does, times on when it ran), and
+  ``calc-time`` in milliseconds (the measured duration);
+* a migration's times, RAM counters and throttle figures in ``query-migrate`` and ``info
+  migrate`` (they depend on timing; ``total``, the RAM size, is compared), and the port
+  a ``tcp:HOST:0`` listener got.
 
 Everything else - keys, key order, separators, escapes, error texts, ``calc-time``,
 ``limit-rate`` - is compared byte for byte.
@@ -17,6 +18,9 @@ Everything else - keys, key order, separators, escapes, error texts, ``calc-time
 from __future__ import annotations
 
 import re
+
+#: The start of a line of HMP output inside a JSON string (after an escaped line end).
+_LINE = r"(?<=\\n)"
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (
@@ -30,11 +34,39 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"thread_id=\d+"), "thread_id=N"),
     (
         re.compile(
-            r'"(setup-time|total-time|downtime|expected-downtime|transferred|remaining|total'
+            r'"(setup-time|total-time|downtime|expected-downtime|transferred|remaining'
             r"|duplicate|normal|normal-bytes|dirty-pages-rate|mbps|dirty-sync-count"
-            r'|pages-per-second|precopy-bytes|downtime-bytes)": -?[\d.e+-]+'
+            r"|pages-per-second|precopy-bytes|downtime-bytes|cpu-throttle-percentage"
+            r'|dirty-limit-throttle-time-per-round|dirty-limit-ring-full-time)": -?[\d.e+-]+'
         ),
         r'"\1": N',
+    ),
+    # the same values as HMP's "info migrate" prints them
+    (
+        re.compile(_LINE + r"(total time|expected downtime|downtime|setup): \d+ ms"),
+        r"\1: N ms",
+    ),
+    (
+        re.compile(
+            _LINE + r"(transferred ram|remaining ram|normal bytes|precopy ram|downtime ram"
+            r"|xbzrle transferred): \d+ kbytes"
+        ),
+        r"\1: N kbytes",
+    ),
+    (re.compile(_LINE + r"throughput: [\d.]+ mbps"), "throughput: N mbps"),
+    (re.compile(_LINE + r"(duplicate|normal|dirty pages rate): \d+ pages"), r"\1: N pages"),
+    (
+        re.compile(_LINE + r"(dirty sync count|pages-per-second|cpu throttle percentage): \d+"),
+        r"\1: N",
+    ),
+    (
+        re.compile(_LINE + r"(dirty-limit throttle time|dirty-limit ring full time): \d+ us"),
+        r"\1: N us",
+    ),
+    # calc-time in milliseconds is the measured duration (8.2+)
+    (
+        re.compile(r'("calc-time-unit": "millisecond", "start-time": N, "calc-time": )\d+'),
+        r"\1N",
     ),
     (re.compile(r'"port": "\d+"'), '"port": "N"'),
     (re.compile(r"(tcp:[^\s\\]+):\d+"), r"\1:N"),

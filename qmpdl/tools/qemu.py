@@ -1,9 +1,19 @@
-"""Start real QEMU (the oracle) with a QMP socket, for tests and the differential tools."""
+"""Start real QEMU (the oracle) with a QMP socket, for tests and the differential tools.
+
+Two real QEMUs serve as oracles, one per profile they verify (:data:`ORACLES`): Debian
+12's QEMU 7.2 from the system's ``qemu-system-x86`` package, and QEMU 10.0 from Debian's
+``bookworm-backports``, extracted (``dpkg -x``, by ``.ci/fetch-qemu-10.0``) into a cache
+directory outside the checkout and run with ``-L DIR/usr/share/qemu`` so that it finds its
+own option ROMs (the BIOS comes from the system's seabios package).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from qmpdl.tools.process import ManagedProcess
@@ -13,10 +23,98 @@ QEMU_BINARY = "qemu-system-x86_64"
 #: What qmpdl's tests compare against by default: QEMU with KVM's dirty ring, no guest.
 DEFAULT_ARGS = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "none"]
 
+#: Where ``.ci/fetch-qemu-10.0`` extracts QEMU 10.0 (overridden by ``QMPDL_QEMU_10_0_DIR``).
+QEMU_10_0_DIR = "/var/cache/qmpdl/qemu-10.0"
 
-def qemu_binary() -> str | None:
-    """Path of ``qemu-system-x86_64`` or ``None``."""
-    return shutil.which(QEMU_BINARY)
+
+@dataclass(frozen=True)
+class Oracle:
+    """A real QEMU binary and the qmpdl profile (``--qemu-version``) it verifies."""
+
+    #: the profile's name, also the key of :data:`ORACLES`
+    profile: str
+    #: how ``--version`` begins for the right binary
+    banner: str
+    #: a path, or a name looked up in ``PATH``
+    binary: str
+    #: the ``-L`` directory (None: the binary's built-in data directory only)
+    datadir: str | None = None
+    #: where the binary comes from (for messages)
+    source: str = ""
+
+    def path(self) -> str | None:
+        """The binary's path when it exists and is this version, else ``None``."""
+        return _checked_path(self.binary, self.banner)
+
+    def command(self) -> list[str] | None:
+        """The binary and its ``-L`` option, or ``None`` when it is not available."""
+        path = self.path()
+        if path is None:
+            return None
+        return [path, *(["-L", self.datadir] if self.datadir else [])]
+
+    def missing(self) -> str:
+        """Why :meth:`command` is ``None`` (for skip and failure messages)."""
+        return f"QEMU {self.profile} ({self.binary}) is not available: {self.source}"
+
+
+def _qemu_10_0_dir() -> str:
+    return os.environ.get("QMPDL_QEMU_10_0_DIR", QEMU_10_0_DIR)
+
+
+#: The oracles by profile name, oldest first.
+ORACLES: dict[str, Oracle] = {
+    o.profile: o
+    for o in (
+        Oracle(
+            "7.2",
+            "QEMU emulator version 7.2.",
+            QEMU_BINARY,
+            source="apt-get install qemu-system-x86 (Debian 12)",
+        ),
+        Oracle(
+            "10.0",
+            "QEMU emulator version 10.0.",
+            f"{_qemu_10_0_dir()}/usr/bin/{QEMU_BINARY}",
+            f"{_qemu_10_0_dir()}/usr/share/qemu",
+            source="as root: .ci/fetch-qemu-10.0 (Debian's bookworm-backports, dpkg -x)",
+        ),
+    )
+}
+
+
+@cache
+def _checked_path(binary: str, banner: str) -> str | None:
+    path = shutil.which(binary)
+    if path is None:
+        return None
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return path if out.startswith(banner) else None
+
+
+def oracle(version: str = "7.2") -> Oracle:
+    """The oracle that verifies profile ``version``."""
+    try:
+        return ORACLES[version]
+    except KeyError:
+        raise ValueError(
+            f"no QEMU oracle for {version!r} (oracles: {', '.join(ORACLES)})"
+        ) from None
+
+
+def qemu_command(version: str = "7.2") -> list[str] | None:
+    """QEMU ``version``'s binary and ``-L`` option, or ``None`` when not available."""
+    return oracle(version).command()
+
+
+def qemu_binary(version: str = "7.2") -> str | None:
+    """Path of QEMU ``version``'s ``qemu-system-x86_64`` or ``None``."""
+    return oracle(version).path()
 
 
 def kvm_usable() -> bool:
@@ -30,24 +128,30 @@ def kvm_usable() -> bool:
 
 
 class QemuProcess(ManagedProcess):
-    """A real ``qemu-system-x86_64`` with one QMP unix socket, stopped on exit.
+    """A real QEMU (``version``, an oracle) with one QMP unix socket, stopped on exit.
 
     ``args`` are the machine options (accelerator, machine, smp, ...); the display,
     defaults and the QMP socket are added here.
     """
 
     def __init__(
-        self, args: list[str] | None = None, *, workdir: Path | None = None, timeout: float = 10.0
+        self,
+        args: list[str] | None = None,
+        *,
+        workdir: Path | None = None,
+        timeout: float = 10.0,
+        version: str = "7.2",
     ) -> None:
-        binary = qemu_binary()
-        if binary is None:
-            raise FileNotFoundError(QEMU_BINARY)
+        command = qemu_command(version)
+        if command is None:
+            raise FileNotFoundError(oracle(version).missing())
         super().__init__(workdir=workdir)
         self.workdir = self.dir
+        self.version = version
         self.socket_path = str(self.dir / "qmp.sock")
         self.spawn(
             [
-                binary,
+                *command,
                 *(DEFAULT_ARGS if args is None else args),
                 "-nographic",
                 "-nodefaults",

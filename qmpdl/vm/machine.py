@@ -20,6 +20,7 @@ from qmpdl.migration.params import MigrationConfig
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import RunState
 from qmpdl.trace import NULL_TRACER, Tracer
+from qmpdl.vm.bottomhalf import BottomHalves
 from qmpdl.vm.bql import BigLock
 from qmpdl.vm.chardevs import ChardevRegistry
 from qmpdl.vm.dirtylog import DirtyLog
@@ -54,6 +55,8 @@ class Machine:
         self.shutdown_event = threading.Event()
         #: QEMU's BQL: held by in-band command handlers (see qmpdl.vm.bql)
         self.bql = BigLock()
+        #: main-loop work handed over by background threads (see qmpdl.vm.bottomhalf)
+        self.bottom_halves = BottomHalves(self.bql)
         self._state_lock = threading.Lock()
         if config.incoming is not None:
             self.runstate = RunState.INMIGRATE

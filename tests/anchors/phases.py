@@ -22,8 +22,8 @@ class Phase:
     rates: list[int] = field(default_factory=list)
 
 
-def limit_phases(run: str) -> list[Phase]:
-    events = list(read_trace(run))
+def limit_phases(run: str, version: str = "7.2") -> list[Phase]:
+    events = list(read_trace(run, version))
     calc_tids = {e.tid for e in events if e.name == "dirtyrate_calculate"}
     phases: list[Phase] = []
     current: Phase | None = None

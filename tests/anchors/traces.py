@@ -1,4 +1,5 @@
-"""Readers for the real QEMU 7.2 traces in ../shared/anchors (see its README)."""
+"""Readers for the real QEMU traces: QEMU 7.2's in ../shared/anchors (see its README),
+QEMU 10.0's recorded here (``tests/anchors/qemu-10.0``, by :mod:`tests.anchors.record_qemu`)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,25 @@ RUNS = [
 ]
 
 
+#: The runs recorded in this repository, per QEMU version.
+RECORDED = {
+    "10.0": [
+        "smp1-fresh-q50",
+        "smp1-fresh-q100",
+        "smp1-fresh-q200",
+        "smp1-fresh-q300",
+        "smp1-fresh-q400",
+        "smp1-nocalc",
+        "smp1-calc2s",
+    ],
+}
+
+
+def recorded_dir(version: str) -> Path:
+    """Where the traces of QEMU ``version`` recorded here live."""
+    return Path(__file__).with_name(f"qemu-{version}")
+
+
 def required(directory: Path, what: str) -> Path:
     """``directory`` of ../shared/anchors; skip without it, unless
     QMPDL_REQUIRE_ANCHORS=1 (set by .ci/run)."""
@@ -53,17 +73,20 @@ def required(directory: Path, what: str) -> Path:
     return directory
 
 
-def traces_dir() -> Path:
-    """The traces (see :func:`required`)."""
+def traces_dir(version: str = "7.2") -> Path:
+    """The traces of QEMU ``version``.  7.2's live in ../shared/anchors (see
+    :func:`required`)."""
+    if version in RECORDED:
+        return recorded_dir(version)
     return required(TRACES, "anchor traces")
 
 
-def trace_names() -> list[str]:
-    return list(RUNS)
+def trace_names(version: str = "7.2") -> list[str]:
+    return list(RECORDED.get(version, RUNS))
 
 
-def read_trace(run: str) -> Iterator[TraceEvent]:
-    with gzip.open(traces_dir() / f"{run}.qemu-trace.log.gz", "rt") as f:
+def read_trace(run: str, version: str = "7.2") -> Iterator[TraceEvent]:
+    with gzip.open(traces_dir(version) / f"{run}.qemu-trace.log.gz", "rt") as f:
         for line in f:
             m = _LINE.match(line.strip())
             if m:

@@ -3,7 +3,8 @@
 Each file is one group: a JSON list of :class:`qmpdl.tools.exchange.Script` objects whose
 ``group`` is the file's name without ``.json``, so every file can also be given to
 ``qmpdl-diff`` as it is.  A script's ``name`` is its case name in the goldens and in
-``intended.py``; names are unique over the whole corpus.
+``intended.py``; names are unique over the whole corpus.  A script with ``since`` (a
+behaviour QEMU 7.2 lacks) is played only on the oracles that have it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def load_corpus() -> tuple[Script, ...]:
     for path in corpus_files():
         scripts += load_scripts(path)
     return tuple(scripts)
+
+
+def scripts_for(version: str) -> list[Script]:
+    """The scripts played on QEMU ``version`` (those whose ``since`` it reaches)."""
+    return [script for script in load_corpus() if script.applies_to(version)]
 
 
 def by_name() -> dict[str, Script]:

@@ -1,11 +1,11 @@
-"""The differences from QEMU 7.2 that qmpdl keeps on purpose: the one list.
+"""The differences from QEMU (7.2 and 10.0) that qmpdl keeps on purpose: the one list.
 
-Each entry names a case of the corpus, says why qmpdl answers differently, and gives
-qmpdl's expected normalised transcript: literal lines, or for ``help``/``info`` QEMU's
-own transcript with the listings restricted to the commands qmpdl serves (QEMU lists
-about 150 commands, qmpdl only what it serves, in QEMU's order and with QEMU's texts).
-``test_differential.py`` checks that QEMU's golden still differs and that qmpdl gives
-exactly the expected transcript.
+Each entry names a case of the corpus, the QEMU versions it differs on, says why qmpdl
+answers differently, and gives qmpdl's expected normalised transcript: literal lines
+after QEMU's greeting, or for ``help``/``info`` QEMU's own transcript with the listings
+restricted to the commands qmpdl serves (QEMU lists about 150 commands, qmpdl only what
+it serves, in QEMU's order and with QEMU's texts).  ``test_differential.py`` checks that
+QEMU's golden still differs and that qmpdl gives exactly the expected transcript.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from qmpdl.tools.targets import VERSIONS
 from tests.hmp.live import served_entries
 
 #: A transcript as :func:`qmpdl.tools.diff.normalized` gives it.
@@ -28,13 +29,22 @@ class Intended:
     """Why a case differs, and what qmpdl answers there."""
 
     reason: str
-    #: qmpdl's transcript, literally ...
+    #: qmpdl's transcript after QEMU's greeting, literally ...
     lines: tuple[str, ...] = ()
     #: ... or computed from QEMU's golden transcript of the case
     derive: Callable[[Lines], Lines] | None = None
+    #: the QEMU versions on which the case differs
+    versions: tuple[str, ...] = VERSIONS
 
     def expected(self, qemu: Lines) -> Lines:
-        return self.derive(qemu) if self.derive is not None else list(self.lines)
+        if self.derive is not None:
+            return self.derive(qemu)
+        return [qemu[0], *self.lines]
+
+
+def intended(version: str) -> dict[str, Intended]:
+    """The intended differences from QEMU ``version``."""
+    return {name: entry for name, entry in INTENDED.items() if version in entry.versions}
 
 
 def served_listing(text: str) -> str:
@@ -68,10 +78,6 @@ def served_listings(qemu: Lines) -> Lines:
     return out
 
 
-_GREETING = (
-    'greeting: {"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
-    '"package": "P"}, "capabilities": ["oob"]}}\r\n'
-)
 _NEGOTIATION = ('step 0: >>> {"execute": "qmp_capabilities"}', 'step 0: <<< {"return": {}}\r\n')
 
 _LISTING = (
@@ -87,7 +93,7 @@ _CRASH = (
 )
 
 _DISASSEMBLY = (
-    "QEMU 7.2 disassembles 'x /i' and 'xp /i' with Capstone; qmpdl has no x86 "
+    "QEMU (7.2, 10.0) disassembles 'x /i' and 'xp /i' with Capstone; qmpdl has no x86 "
     "disassembler and answers as a QEMU whose target has none ('0xADDR: Asm output not "
     "supported on this arch', once per command).  Everything else about /i is QEMU's: "
     "the format is remembered (a later 'xp 0' is /i again), the size is left alone, and "
@@ -113,7 +119,6 @@ INTENDED: dict[str, Intended] = {
         "qmpdl serves only its commands (README, 'What is served'): any other QEMU "
         "command is CommandNotFound.",
         lines=(
-            _GREETING,
             *_NEGOTIATION,
             'step 1: >>> {"execute": "query-pci", "id": 1}',
             'step 1: <<< {"id": 1, "error": {"class": "CommandNotFound", '
@@ -126,7 +131,6 @@ INTENDED: dict[str, Intended] = {
     "hmp.memory-dump-disassembly": Intended(
         _DISASSEMBLY,
         lines=(
-            _GREETING,
             *_NEGOTIATION,
             *_hmp_exchange(1, "xp /3i 0", "0x00000000: Asm output not supported on this arch\r\n"),
             *_hmp_exchange(
@@ -138,8 +142,8 @@ INTENDED: dict[str, Intended] = {
     ),
     "tcg.dirty-ring-mode": Intended(
         _CRASH,
+        versions=("7.2",),
         lines=(
-            _GREETING,
             *_NEGOTIATION,
             'step 1: >>> {"execute": "calc-dirty-rate", "arguments": {"calc-time": 1, '
             '"mode": "dirty-ring"}, "id": "crash"}',
@@ -152,8 +156,8 @@ INTENDED: dict[str, Intended] = {
     ),
     "tcg.dirty-bitmap-mode": Intended(
         _CRASH,
+        versions=("7.2",),
         lines=(
-            _GREETING,
             *_NEGOTIATION,
             'step 1: >>> {"execute": "calc-dirty-rate", "arguments": {"calc-time": 1, '
             '"mode": "dirty-bitmap"}}',
@@ -170,8 +174,8 @@ INTENDED: dict[str, Intended] = {
     ),
     "tcg.hmp-dirty-ring": Intended(
         _CRASH,
+        versions=("7.2",),
         lines=(
-            _GREETING,
             *_NEGOTIATION,
             'step 1: >>> {"execute": "human-monitor-command", "arguments": '
             '{"command-line": "calc_dirty_rate -r 1"}}',
@@ -184,8 +188,8 @@ INTENDED: dict[str, Intended] = {
     ),
     "tcg.hmp-dirty-bitmap": Intended(
         _CRASH,
+        versions=("7.2",),
         lines=(
-            _GREETING,
             *_NEGOTIATION,
             'step 1: >>> {"execute": "human-monitor-command", "arguments": '
             '{"command-line": "calc_dirty_rate -b 1"}}',

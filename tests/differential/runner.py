@@ -1,10 +1,12 @@
-"""Play many exchange scripts on one kind of server ("qemu" or "qmpdl"), in parallel.
+"""Play many exchange scripts on one kind of server ("qemu" or "qmpdl") of one oracle
+version (QEMU ``version``, or qmpdl answering as it), in parallel.
 
 Scripts marked ``fresh`` get a process of their own.  The others are *stateless*: they
 only negotiate, query and fail, so several of them share one process per target, one
 connection after another (``SHARED_CHUNK`` scripts per process).  That a shared process
 really ends in the state it started in is checked: before its first script and after its
-last, a probe asks ``query-status``, ``query-vcpu-dirty-limit`` and ``query-dirty-rate``,
+last, a probe asks ``query-migrate``, ``query-status``, ``query-vcpu-dirty-limit`` and
+``query-dirty-rate``,
 and the answers must not have changed (:class:`StateLeakError` otherwise).
 
 Jobs (one per process) run on a thread pool, longest first; the servers themselves do
@@ -23,7 +25,7 @@ from qmpdl.tools.diff import normalized
 from qmpdl.tools.exchange import Script, Transcript, run_script
 from qmpdl.tools.normalize import normalize_line
 from qmpdl.tools.rawqmp import RawQMP
-from qmpdl.tools.targets import TARGETS, start
+from qmpdl.tools.targets import TARGETS, launch
 
 #: Stateless scripts per shared process.
 SHARED_CHUNK = 16
@@ -31,6 +33,7 @@ SHARED_CHUNK = 16
 WORKERS = 6
 
 _PROBE = (
+    b'{"execute": "query-migrate"}',
     b'{"execute": "query-status"}',
     b'{"execute": "query-vcpu-dirty-limit"}',
     b'{"execute": "query-dirty-rate"}',
@@ -89,13 +92,14 @@ def probe(sock: str) -> list[str]:
         return [normalize_line(conn.command(request).decode("latin-1")) for request in _PROBE]
 
 
-def run_job(kind: str, job: Job) -> dict[str, Transcript]:
+def run_job(kind: str, job: Job, version: str = "7.2") -> dict[str, Transcript]:
     """Start ``kind`` as the job's target and play its scripts, one connection each."""
     out: dict[str, Transcript] = {}
-    with start(kind, TARGETS[job.target]) as sock:
+    with launch(kind, TARGETS[job.target], version=version) as ends:
+        sock = ends.sock
         before = probe(sock) if job.shared else []
         for script in job.scripts:
-            out[script.name] = run_script(sock, script)
+            out[script.name] = run_script(sock, script, peer=ends.peer, variables=ends.variables)
         if job.shared:
             names = ", ".join(s.name for s in job.scripts)
             try:
@@ -113,6 +117,7 @@ def play_all(
     *,
     workers: int = WORKERS,
     progress: Callable[[str], None] | None = None,
+    version: str = "7.2",
 ) -> dict[str, Transcript]:
     """Every script's transcript from ``kind``, keyed by script name (corpus order)."""
     names = [s.name for s in scripts]
@@ -120,7 +125,7 @@ def play_all(
         raise ValueError("script names must be unique")
     results: dict[str, Transcript] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_job, kind, job) for job in plan(scripts)]
+        futures = [pool.submit(run_job, kind, job, version) for job in plan(scripts)]
         for future in futures:
             done = future.result()
             results.update(done)
@@ -131,7 +136,8 @@ def play_all(
 
 
 def play_normalized(
-    kind: str, scripts: Sequence[Script], *, workers: int = WORKERS
+    kind: str, scripts: Sequence[Script], *, workers: int = WORKERS, version: str = "7.2"
 ) -> dict[str, list[str]]:
     """Like :func:`play_all`, each transcript as normalised lines."""
-    return {name: normalized(t) for name, t in play_all(kind, scripts, workers=workers).items()}
+    played = play_all(kind, scripts, workers=workers, version=version)
+    return {name: normalized(t) for name, t in played.items()}

@@ -1,9 +1,10 @@
 """The differential suite in figures: ``python -m tests.differential.summary [--qemu]``.
 
-Plays every corpus script on qmpdl and compares with QEMU's golden transcripts (or, with
-``--qemu``, with live QEMU), then prints the figures the README quotes: cases per group
-and target, how many are byte-identical after normalising, the intended differences with
-their reasons, and the known ones.
+For each QEMU version (7.2 and 10.0; ``--version V`` picks one), plays every corpus script
+on qmpdl answering as that version and compares with that QEMU's golden transcripts (or,
+with ``--qemu``, with live QEMU), then prints the figures the README quotes: cases per
+group and target, how many are byte-identical after normalising, the intended
+differences with their reasons, and the known ones.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qmpdl.tools.exchange import Script
-from tests.differential.corpus import load_corpus
-from tests.differential.intended import INTENDED
+from qmpdl.tools.targets import VERSIONS
+from tests.differential.corpus import load_corpus, scripts_for
+from tests.differential.intended import intended
 from tests.differential.known import KNOWN
 from tests.differential.record import load_golden
 from tests.differential.runner import play_normalized
@@ -29,6 +31,7 @@ Transcripts = dict[str, list[str]]
 class Figures:
     """How qmpdl's transcripts compare with QEMU's."""
 
+    version: str = "7.2"
     total: int = 0
     identical: list[str] = field(default_factory=list)
     intended: list[str] = field(default_factory=list)
@@ -39,15 +42,19 @@ class Figures:
     stale: list[str] = field(default_factory=list)
 
 
-def figures(scripts: Sequence[Script], qmpdl: Transcripts, qemu: Transcripts) -> Figures:
-    out = Figures(total=len(scripts))
+def figures(
+    scripts: Sequence[Script], qmpdl: Transcripts, qemu: Transcripts, version: str = "7.2"
+) -> Figures:
+    out = Figures(version=version, total=len(scripts))
+    wanted = intended(version)
+    known = KNOWN[version]
     for script in scripts:
         name = script.name
         same = qmpdl[name] == qemu[name]
-        if name in INTENDED:
-            good = not same and qmpdl[name] == INTENDED[name].expected(qemu[name])
+        if name in wanted:
+            good = not same and qmpdl[name] == wanted[name].expected(qemu[name])
             (out.intended if good else out.unexplained).append(name)
-        elif name in KNOWN:
+        elif name in known:
             (out.stale if same else out.known).append(name)
         elif same:
             out.identical.append(name)
@@ -71,21 +78,31 @@ def per_group_and_target(scripts: Sequence[Script]) -> list[str]:
     return rows
 
 
-def report(scripts: Sequence[Script], result: Figures) -> list[str]:
+def corpus_table(scripts: Sequence[Script]) -> list[str]:
     fresh = sum(1 for s in scripts if s.fresh)
-    lines = [
-        f"{result.total} cases ({fresh} on a fresh process, {result.total - fresh} sharing one "
-        "per target):",
+    newer = sorted({s.since for s in scripts if s.since is not None})
+    limited = ", ".join(f"{sum(s.since == v for s in scripts)} only from {v}" for v in newer)
+    return [
+        f"{len(scripts)} cases ({fresh} on a fresh process, {len(scripts) - fresh} sharing one "
+        f"per target{'; ' + limited if limited else ''}):",
         *per_group_and_target(scripts),
-        f"byte-identical to QEMU 7.2 after normalising: {len(result.identical)}",
-        f"intended differences: {len(result.intended)}",
     ]
-    reasons = Counter(INTENDED[name].reason for name in result.intended)
+
+
+def report(result: Figures) -> list[str]:
+    wanted = intended(result.version)
+    lines = [
+        f"QEMU {result.version}: {len(result.identical)} byte-identical after normalising, "
+        f"{len(result.intended)} intended, {len(result.known)} known "
+        f"(of {result.total})",
+        f"intended differences from QEMU {result.version}: {len(result.intended)}",
+    ]
+    reasons = Counter(wanted[name].reason for name in result.intended)
     for reason, n in reasons.items():
-        names = ", ".join(name for name in result.intended if INTENDED[name].reason == reason)
+        names = ", ".join(name for name in result.intended if wanted[name].reason == reason)
         lines.append(f"  {n} x {reason}\n      ({names})")
-    lines.append(f"known differences (xfail): {len(result.known)}")
-    lines += [f"  {name}: {KNOWN[name]}" for name in result.known]
+    lines.append(f"known differences from QEMU {result.version} (xfail): {len(result.known)}")
+    lines += [f"  {name}: {KNOWN[result.version][name]}" for name in result.known]
     if result.unexplained:
         lines.append(f"UNEXPLAINED differences: {', '.join(result.unexplained)}")
     if result.stale:
@@ -96,16 +113,25 @@ def report(scripts: Sequence[Script], result: Figures) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.differential.summary")
     parser.add_argument("--qemu", action="store_true", help="compare with live QEMU")
+    parser.add_argument("--version", action="append", choices=VERSIONS, help="default: all")
     opts = parser.parse_args(argv)
-    scripts = list(load_corpus())
-    started = time.monotonic()
-    qmpdl = play_normalized("qmpdl", scripts)
-    qemu = play_normalized("qemu", scripts) if opts.qemu else load_golden()
-    elapsed = time.monotonic() - started
-    result = figures(scripts, qmpdl, qemu)
-    print("\n".join(report(scripts, result)))
-    print(f"(played in {elapsed:.1f} s; compared with {'live QEMU' if opts.qemu else 'goldens'})")
-    return 1 if result.unexplained or result.stale else 0
+    print("\n".join(corpus_table(list(load_corpus()))))
+    status = 0
+    for version in opts.version or VERSIONS:
+        scripts = scripts_for(version)
+        started = time.monotonic()
+        qmpdl = play_normalized("qmpdl", scripts, version=version)
+        if opts.qemu:
+            qemu = play_normalized("qemu", scripts, version=version)
+        else:
+            qemu = load_golden(version)
+        elapsed = time.monotonic() - started
+        result = figures(scripts, qmpdl, qemu, version)
+        print("\n".join(report(result)))
+        source = "live QEMU" if opts.qemu else "goldens"
+        print(f"(played in {elapsed:.1f} s; compared with {source})")
+        status |= 1 if result.unexplained or result.stale else 0
+    return status
 
 
 if __name__ == "__main__":

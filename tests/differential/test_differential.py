@@ -1,10 +1,11 @@
-"""qmpdl against QEMU 7.2, script by script (the corpus in ``corpus/``).
+"""qmpdl against QEMU 7.2 and 10.0, script by script (the corpus in ``corpus/``).
 
-Offline, every script is played on qmpdl (as each script's target machine) and its
-normalised transcript must equal QEMU's golden one - except the intended differences
-(``intended.py``: there qmpdl must give exactly the transcript listed) and the known
-ones (``known.py``: strict xfails).  With QEMU installed (``qemu`` marker) the scripts
-are played on QEMU too and every golden must still be what QEMU answers.
+Offline, every script is played on qmpdl answering as each QEMU version (as each
+script's target machine) and its normalised transcript must equal that QEMU's golden one
+- except the intended differences (``intended.py``: there qmpdl must give exactly the
+transcript listed) and the known ones (``known.py``: strict xfails).  With that QEMU
+available (``qemu`` marker) the scripts are played on it too and every golden must still
+be what QEMU answers.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import json
 
 import pytest
 
-from qmpdl.tools.targets import TARGETS
+from qmpdl.profile import get_profile
+from qmpdl.tools.targets import TARGETS, VERSIONS
 from tests.conftest import need_qemu
-from tests.differential.corpus import corpus_files, load_corpus
-from tests.differential.intended import INTENDED, served_listing
+from tests.differential.corpus import corpus_files, load_corpus, scripts_for
+from tests.differential.intended import INTENDED, intended, served_listing
 from tests.differential.known import KNOWN
 from tests.differential.record import load_golden
 from tests.differential.runner import play_normalized
@@ -28,7 +30,10 @@ Transcripts = dict[str, list[str]]
 
 SCRIPTS = list(load_corpus())
 CASES = [s.name for s in SCRIPTS]
-GOLDEN = load_golden()
+#: the scripts and case names of each QEMU version
+PLAYED = {version: scripts_for(version) for version in VERSIONS}
+CASES_OF = {version: [s.name for s in PLAYED[version]] for version in VERSIONS}
+GOLDEN = {version: load_golden(version) for version in VERSIONS}
 
 
 def _diff(qemu: list[str], qmpdl: list[str], name: str) -> str:
@@ -37,14 +42,24 @@ def _diff(qemu: list[str], qmpdl: list[str], name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def qmpdl_transcripts() -> Transcripts:
-    return play_normalized("qmpdl", SCRIPTS)
+def _played() -> dict[tuple[str, str], Transcripts]:
+    """Transcripts by (kind, version), each played once per module."""
+    return {}
 
 
-@pytest.fixture(scope="module")
-def qemu_transcripts() -> Transcripts:
-    need_qemu()
-    return play_normalized("qemu", SCRIPTS)
+@pytest.fixture
+def qmpdl_transcripts(version: str, _played: dict[tuple[str, str], Transcripts]) -> Transcripts:
+    if ("qmpdl", version) not in _played:
+        _played["qmpdl", version] = play_normalized("qmpdl", PLAYED[version], version=version)
+    return _played["qmpdl", version]
+
+
+@pytest.fixture
+def qemu_transcripts(version: str, _played: dict[tuple[str, str], Transcripts]) -> Transcripts:
+    need_qemu(version)
+    if ("qemu", version) not in _played:
+        _played["qemu", version] = play_normalized("qemu", PLAYED[version], version=version)
+    return _played["qemu", version]
 
 
 # ------------------------------------------------------------------ the corpus itself
@@ -62,11 +77,17 @@ def test_corpus_is_well_formed() -> None:
         assert script.name.split(".")[0] in script.group, script.name
         changes = any(step.eof or step.poll is not None for step in script.steps)
         assert script.fresh or not changes, f"{script.name} changes the machine: fresh"
+        peer = TARGETS[script.target].peer is not None
+        assert script.fresh or not peer, f"{script.name} migrates: fresh"
+        assert script.since is None or get_profile(script.since).name == script.since
+        assert script.applies_to(VERSIONS[-1]), f"{script.name}: no oracle plays it"
 
 
-def test_golden_covers_the_corpus() -> None:
-    assert list(GOLDEN) == CASES, "re-record: python -m tests.differential.record"
-    for name, lines in GOLDEN.items():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_golden_covers_the_corpus(version: str) -> None:
+    golden = GOLDEN[version]
+    assert list(golden) == CASES_OF[version], "re-record: python -m tests.differential.record"
+    for name, lines in golden.items():
         assert "<TIMEOUT>" not in " ".join(lines), f"{name}: a step expects too many replies"
         # every reply belongs to the step that caused it
         assert not any(line.startswith("after: ") for line in lines), name
@@ -74,14 +95,19 @@ def test_golden_covers_the_corpus() -> None:
 
 def test_lists_name_corpus_cases() -> None:
     assert set(INTENDED) <= set(CASES)
-    assert set(KNOWN) <= set(CASES)
-    assert not set(INTENDED) & set(KNOWN)
+    assert set(KNOWN) == set(VERSIONS)
+    for version in VERSIONS:
+        assert {e for i in INTENDED.values() for e in i.versions} <= set(VERSIONS)
+        assert set(intended(version)) <= set(CASES_OF[version])
+        assert set(KNOWN[version]) <= set(CASES_OF[version])
+        assert not set(intended(version)) & set(KNOWN[version])
 
 
-def test_listing_filter_agrees_with_hmp_subset_check() -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_listing_filter_agrees_with_hmp_subset_check(version: str) -> None:
     """The derived help listings are what tests/hmp calls a served subset of QEMU's."""
     for name in ("hmp.help", "hmp.info-list"):
-        reply = json.loads(GOLDEN[name][-1].split(" <<< ", 1)[1])["return"]
+        reply = json.loads(GOLDEN[version][name][-1].split(" <<< ", 1)[1])["return"]
         ours = served_listing(reply)
         assert "set_vcpu_dirty_limit" in ours or "vcpu_dirty_limit" in ours
         assert subset_of(ours, reply)
@@ -93,42 +119,58 @@ def test_listing_filter_agrees_with_hmp_subset_check() -> None:
 
 def _compared() -> list[object]:
     cases: list[object] = []
-    for name in CASES:
-        if name in INTENDED:
-            continue
-        marks = [pytest.mark.xfail(strict=True, reason=KNOWN[name])] if name in KNOWN else []
-        cases.append(pytest.param(name, marks=marks, id=name))
+    for version in VERSIONS:
+        for name in CASES_OF[version]:
+            if name in intended(version):
+                continue
+            known = KNOWN[version].get(name)
+            marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
+            cases.append(pytest.param(version, name, marks=marks, id=f"{version}-{name}"))
     return cases
 
 
-@pytest.mark.parametrize("name", _compared())
-def test_qmpdl_matches_qemu(name: str, qmpdl_transcripts: Transcripts) -> None:
+@pytest.mark.parametrize(("version", "name"), _compared())
+def test_qmpdl_matches_qemu(version: str, name: str, qmpdl_transcripts: Transcripts) -> None:
     ours = qmpdl_transcripts[name]
-    assert ours == GOLDEN[name], _diff(GOLDEN[name], ours, name)
+    golden = GOLDEN[version][name]
+    assert ours == golden, _diff(golden, ours, f"{name} ({version})")
 
 
-@pytest.mark.parametrize("name", list(INTENDED))
-def test_intended_difference(name: str, qmpdl_transcripts: Transcripts) -> None:
-    expected = INTENDED[name].expected(GOLDEN[name])
-    assert expected != GOLDEN[name], f"{name} no longer differs from QEMU: remove it"
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [
+        pytest.param(version, name, id=f"{version}-{name}")
+        for version in VERSIONS
+        for name in intended(version)
+    ],
+)
+def test_intended_difference(version: str, name: str, qmpdl_transcripts: Transcripts) -> None:
+    golden = GOLDEN[version][name]
+    expected = intended(version)[name].expected(golden)
+    assert expected != golden, f"{name} no longer differs from QEMU {version}: remove it"
     ours = qmpdl_transcripts[name]
-    assert ours == expected, _diff(expected, ours, f"{name} expected")
+    assert ours == expected, _diff(expected, ours, f"{name} ({version}) expected")
 
 
-def test_figures(qmpdl_transcripts: Transcripts) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_figures(version: str, qmpdl_transcripts: Transcripts) -> None:
     """The README's figures (shown with ``pytest -s``); every case is accounted for."""
-    result = figures(SCRIPTS, qmpdl_transcripts, GOLDEN)
-    print("\n" + "\n".join(report(SCRIPTS, result)))
+    result = figures(PLAYED[version], qmpdl_transcripts, GOLDEN[version], version)
+    print("\n" + "\n".join(report(result)))
     assert not result.unexplained and not result.stale
     total = len(result.identical) + len(result.intended) + len(result.known)
-    assert total == len(SCRIPTS)
+    assert total == len(PLAYED[version])
 
 
 # ------------------------------------------------------------------ the goldens vs QEMU
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", CASES)
-def test_golden_is_current(name: str, qemu_transcripts: Transcripts) -> None:
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [pytest.param(v, name, id=f"{v}-{name}") for v in VERSIONS for name in CASES_OF[v]],
+)
+def test_golden_is_current(version: str, name: str, qemu_transcripts: Transcripts) -> None:
     live = qemu_transcripts[name]
-    assert live == GOLDEN[name], _diff(GOLDEN[name], live, f"{name} golden vs live QEMU")
+    golden = GOLDEN[version][name]
+    assert live == golden, _diff(golden, live, f"{name} golden vs live QEMU {version}")

@@ -25,17 +25,21 @@ from qmpdl.hmp.cchar import to_i64
 from qmpdl.hmp.help import help_line
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import get_profile
-from qmpdl.tools.qemu import QemuProcess
+from qmpdl.tools.qemu import ORACLES, QemuProcess
 from qmpdl.tools.rawqmp import RawQMP
 
-GOLDEN = Path(__file__).with_name("golden.json")
-PROFILE = "7.2"
+#: The QEMU versions recorded (each with the qmpdl profile of the same name).
+VERSIONS = list(ORACLES)
 _ATTEMPTS = 5
 
 
-def load_golden() -> dict[str, Any]:
-    """The checked-in recordings."""
-    data: dict[str, Any] = json.loads(GOLDEN.read_text(encoding="utf-8"))
+def golden_path(version: str) -> Path:
+    return Path(__file__).with_name(f"golden-qemu-{version}.json")
+
+
+def load_golden(version: str = "7.2") -> dict[str, Any]:
+    """The checked-in recordings of QEMU ``version``."""
+    data: dict[str, Any] = json.loads(golden_path(version).read_text(encoding="utf-8"))
     return data
 
 
@@ -180,9 +184,14 @@ class SessionRun:
 
 
 def _hmp_step(
-    conn: _Connection, step: dict[str, Any], run: SessionRun, workdir: Path | None
+    conn: _Connection, step: dict[str, Any], run: SessionRun, workdir: Path | None, version: str
 ) -> None:
     respond: JsonObject = step.get("respond", {"return": {}})
+    by_version = respond.get("by_version")
+    if isinstance(by_version, dict):
+        chosen = by_version[version]
+        assert isinstance(chosen, dict)
+        respond = chosen
     cpu_index = step.get("cpu_index")
     request: JsonObject = {
         "execute": "human-monitor-command",
@@ -197,7 +206,7 @@ def _hmp_step(
         run.dump_defaults = DumpDefaults(**before)
         ours = execute(
             step["hmp"],
-            profile=get_profile(PROFILE),
+            profile=get_profile(version),
             qmp=proxy,
             cpu_index=cpu_index,
             memory=memory,
@@ -224,10 +233,10 @@ def _hmp_step(
         run.mismatches.append(f"{run.name}: {step['hmp']!r}: qmpdl {ours!r} != QEMU {qemu!r}")
 
 
-def run_session(session: dict[str, Any]) -> SessionRun:
-    """Start a fresh QEMU with the session's machine and run its steps."""
+def run_session(session: dict[str, Any], version: str = "7.2") -> SessionRun:
+    """Start a fresh QEMU ``version`` with the session's machine and run its steps."""
     run = SessionRun(session["name"])
-    with QemuProcess(session["args"]) as qemu:
+    with QemuProcess(session["args"], version=version) as qemu:
         conn = _Connection(qemu.socket_path)
         workdir = qemu.workdir if session.get("cpu", True) else None
         try:
@@ -240,20 +249,20 @@ def run_session(session: dict[str, Any]) -> SessionRun:
                     reply = conn.request(step["qmp"])
                     run.steps.append(step | {"reply": reply})
                 else:
-                    _hmp_step(conn, step, run, workdir)
+                    _hmp_step(conn, step, run, workdir, version)
         finally:
             conn.close()
     return run
 
 
-def qemu_version() -> JsonObject:
-    """``query-version`` of the installed QEMU."""
-    with QemuProcess() as qemu:
+def qemu_version(version: str = "7.2") -> JsonObject:
+    """``query-version`` of QEMU ``version``."""
+    with QemuProcess(version=version) as qemu:
         conn = _Connection(qemu.socket_path)
         try:
             reply = conn.request({"execute": "query-version"})
         finally:
             conn.close()
-    version = reply["return"]
-    assert isinstance(version, dict)
-    return version
+    answer = reply["return"]
+    assert isinstance(answer, dict)
+    return answer

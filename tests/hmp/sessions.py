@@ -52,6 +52,11 @@ def _error(desc: str) -> dict[str, Any]:
     return {"error": {"class": "GenericError", "desc": desc}}
 
 
+def _by_version(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A ``respond`` whose text changed after 7.2 (``new``: QEMU 10.0's)."""
+    return {"by_version": {"7.2": old, "10.0": new}}
+
+
 _PARSING = [
     _hmp(""),
     _hmp("   "),
@@ -186,7 +191,10 @@ _DIRTY_LIMIT = [
 _DIRTY_RATE_NONE = [
     _hmp(
         "calc_dirty_rate 61",
-        respond=_error("calc-time is out of range[1, 60]."),
+        respond=_by_version(
+            _error("calc-time is out of range[1, 60]."),
+            _error("Calculation time is out of range [50ms, 60000ms]."),
+        ),
     ),
     _hmp(
         "calc_dirty_rate 1 5",
@@ -194,7 +202,10 @@ _DIRTY_RATE_NONE = [
     ),
     _hmp(
         "calc_dirty_rate -r 1 256",
-        respond=_error("either sample-pages or dirty-ring can be specified."),
+        respond=_by_version(
+            _error("either sample-pages or dirty-ring can be specified."),
+            _error("sample-pages is used only in page-sampling mode"),
+        ),
     ),
     _hmp(
         "calc_dirty_rate -b 1",
@@ -237,10 +248,11 @@ _PC = [
     _hmp("info dirty_rate"),
     {"sleep": 1.5},
     _hmp("info dirty_rate"),
-    _hmp("calc_dirty_rate 1 256"),
+    # 3 s: the next step must find it still measuring on a loaded machine too
+    _hmp("calc_dirty_rate 3 256"),
     _hmp("info dirty_rate"),
     _hmp("calc_dirty_rate 1", respond=_error("the dirty rate is already being measured.")),
-    {"sleep": 1.5},
+    {"sleep": 3.2},
     _hmp("info dirty_rate"),
     _hmp(
         "calc_dirty_rate -b 1",

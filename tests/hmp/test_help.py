@@ -22,6 +22,11 @@ HELP = (
     "cpu index -- set the default CPU\r\n"
     "help|? [cmd] -- show the help\r\n"
     "info [subcommand] -- show various information about the system state\r\n"
+    "@MIGRATE@"
+    "migrate_cancel  -- cancel the current VM migration\r\n"
+    "migrate_continue state -- Continue migration from the given paused state\r\n"
+    "migrate_incoming uri -- Continue an incoming migration from an -incoming defer\r\n"
+    "migrate_pause  -- Pause an ongoing migration (postcopy-only)\r\n"
     "migrate_set_capability capability state -- Enable/Disable the usage of a capability"
     " for migration\r\n"
     "migrate_set_parameter parameter value -- Set the parameter for migration\r\n"
@@ -33,6 +38,18 @@ HELP = (
     "x /fmt addr -- virtual memory dump starting at 'addr'\r\n"
     "xp /fmt addr -- physical memory dump starting at 'addr'\r\n"
 )
+
+#: ``migrate``'s entry: 7.2-9.0 (block migration flags), 9.1+
+MIGRATE = {
+    "7.2": "migrate [-d] [-b] [-i] [-r] uri -- migrate to URI (using -d to not wait for"
+    " completion)\r\n"
+    "\t\t\t -b for migration without shared storage with full copy of disk\r\n"
+    "\t\t\t -i for migration without shared storage with incremental copy of disk (base"
+    " image shared between src and destination)\r\n"
+    "\t\t\t -r to resume a paused migration\r\n",
+    "10.1": "migrate [-d] [-r] uri -- migrate to URI (using -d to not wait for completion)\r\n"
+    "\t\t\t -r to resume a paused postcopy migration\r\n",
+}
 
 INFO = (
     "info cpus  -- show infos for each CPU\r\n"
@@ -59,7 +76,7 @@ def run(line: str, profile_name: str = "7.2") -> str:
 @pytest.mark.parametrize("profile_name", ["7.2", "10.1"])
 @pytest.mark.parametrize("line", ["help", "?", "help   ", "? "])
 def test_help_lists_served_commands_sorted(line: str, profile_name: str) -> None:
-    assert run(line, profile_name) == HELP
+    assert run(line, profile_name) == HELP.replace("@MIGRATE@", MIGRATE[profile_name])
 
 
 @pytest.mark.parametrize("line", ["info", "info   ", "help info", "? info", "help info "])
@@ -142,6 +159,11 @@ def test_qmp_shell_completion_reads_our_listings() -> None:
         "cont", "help cont",
         "cpu", "help cpu",
         "help", "help help",
+        "migrate", "help migrate",
+        "migrate_cancel", "help migrate_cancel",
+        "migrate_continue", "help migrate_continue",
+        "migrate_incoming", "help migrate_incoming",
+        "migrate_pause", "help migrate_pause",
         "migrate_set_capability", "help migrate_set_capability",
         "migrate_set_parameter", "help migrate_set_parameter",
         "quit", "help quit",

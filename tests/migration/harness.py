@@ -60,6 +60,15 @@ class Peer:
         status: dict[str, Any] = await self.cmd("query-status")
         return str(status["status"])
 
+    async def wait_runstate(self, state: str, timeout: float = 10.0) -> None:
+        """Poll query-status until the run state is ``state`` (a completed migration's
+        source reaches postmigrate a moment after the status, as on QEMU)."""
+
+        async def check() -> bool:
+            return await self.runstate() == state
+
+        await poll(check, timeout, f"run state {state}")
+
     def event_names(self) -> list[str]:
         names = []
         for e in self.events:

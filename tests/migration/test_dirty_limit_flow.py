@@ -122,5 +122,5 @@ async def test_dirty_limit(accel: str, tmp_path: Path) -> None:
             await src.wait_migration("completed", 30)
             assert (await dst.wait_migration("completed", 10))["status"] == "completed"
             assert await dst.runstate() == "running"
-            assert await src.runstate() == "postmigrate"
+            await src.wait_runstate("postmigrate")
             assert dst.event_names()[-3:] == ["MIGRATION:active", "RESUME", "MIGRATION:completed"]

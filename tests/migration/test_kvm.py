@@ -71,7 +71,7 @@ async def test_guest_runs_on_at_the_destination(tmp_path: Path) -> None:
         info = await src.wait_migration({"completed", "failed"}, 90)
         assert info["status"] == "completed", info
         assert info["dirty-limit-throttle-time-per-round"] > 0
-        assert await src.runstate() == "postmigrate"
+        await src.wait_runstate("postmigrate")
         stopped = await counters(src)  # frozen: the source's vCPUs are stopped
         assert await counters(src) == stopped
 

@@ -1,8 +1,9 @@
-"""Record QEMU 7.2's answers for the migration configuration tests.
+"""Record real QEMU's answers for the migration configuration tests.
 
-    python -m tests.migration_config.record_golden
+    python -m tests.migration_config.record_golden [--version V]
 
-Writes ``golden/qemu-7.2.json`` (about 15 s, several short-lived QEMUs):
+Writes ``golden/qemu-VERSION.json`` for each oracle (7.2 and 10.0; about 15 s each,
+several short-lived QEMUs):
 
 * ``sessions``: each request of :data:`~tests.migration_config.scenarios.SESSIONS` and
   QEMU's raw reply line (without the line end);
@@ -19,20 +20,28 @@ and compares, so a stale file fails there.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.tools.qemu import QemuProcess, qemu_binary
+from qmpdl.tools.qemu import ORACLES, QemuProcess, qemu_command
 from qmpdl.tools.rawqmp import RawQMP
 from tests.migration_config.scenarios import GLOBALS, QEMU_ARGS, SESSIONS
 from tests.qapi.live import connect
 
-GOLDEN = Path(__file__).with_name("golden") / "qemu-7.2.json"
+VERSIONS = list(ORACLES)
+
+
+def golden_path(version: str) -> Path:
+    return Path(__file__).with_name("golden") / f"qemu-{version}.json"
+
+
 #: How QEMU names itself on stderr; recorded as this placeholder.
 PROG = "PROG"
 #: A small guest for the real migration (no dirty ring: KVM's ring and SeaBIOS's early
@@ -49,20 +58,22 @@ def as_request(step: str) -> bytes:
     ).encode()
 
 
-def record_sessions() -> dict[str, list[list[str]]]:
+def record_sessions(version: str = "7.2") -> dict[str, list[list[str]]]:
     sessions: dict[str, list[list[str]]] = {}
     for name, steps in SESSIONS.items():
-        with QemuProcess(QEMU_ARGS) as qemu, connect(qemu) as qmp:
+        with QemuProcess(QEMU_ARGS, version=version) as qemu, connect(qemu) as qmp:
             sessions[name] = [
                 [step, qmp.command(as_request(step)).decode().rstrip("\r\n")] for step in steps
             ]
     return sessions
 
 
-def _stdio_qemu(globals_: list[str], requests: list[str]) -> subprocess.CompletedProcess[str]:
-    binary = qemu_binary()
-    assert binary is not None
-    argv = [binary, *QEMU_ARGS, "-nographic", "-nodefaults", "-S", "-qmp", "stdio"]
+def _stdio_qemu(
+    globals_: list[str], requests: list[str], version: str
+) -> subprocess.CompletedProcess[str]:
+    command = qemu_command(version)
+    assert command is not None
+    argv = [*command, *QEMU_ARGS, "-nographic", "-nodefaults", "-S", "-qmp", "stdio"]
     for item in globals_:
         argv += ["-global", item]
     script = '{"execute": "qmp_capabilities"}\n' + "".join(r + "\n" for r in requests)
@@ -72,7 +83,7 @@ def _stdio_qemu(globals_: list[str], requests: list[str]) -> subprocess.Complete
     )
 
 
-def record_globals() -> list[dict[str, Any]]:
+def record_globals(version: str = "7.2") -> list[dict[str, Any]]:
     requests = [
         '{"execute": "query-migrate-parameters"}',
         '{"execute": "query-migrate-capabilities"}',
@@ -80,7 +91,7 @@ def record_globals() -> list[dict[str, Any]]:
     ]
     rows: list[dict[str, Any]] = []
     for globals_ in GLOBALS:
-        done = _stdio_qemu(globals_, requests)
+        done = _stdio_qemu(globals_, requests, version)
         row: dict[str, Any] = {
             "globals": globals_,
             "status": done.returncode,
@@ -119,13 +130,13 @@ def _snapshot(qmp: RawQMP, what: str, rows: list[dict[str, Any]]) -> JsonObject:
     return info
 
 
-def record_migration(workdir: Path) -> list[dict[str, Any]]:
+def record_migration(workdir: Path, version: str = "7.2") -> list[dict[str, Any]]:
     """Two QEMUs: query-migrate and ``info migrate`` at the interesting moments."""
     rows: list[dict[str, Any]] = []
     sock = workdir / "migration.sock"
     with (
-        QemuProcess(_PC) as src,
-        QemuProcess([*_PC, "-incoming", "defer"]) as dst,
+        QemuProcess(_PC, version=version) as src,
+        QemuProcess([*_PC, "-incoming", "defer"], version=version) as dst,
         connect(src) as s,
         connect(dst) as d,
     ):
@@ -162,23 +173,31 @@ def record_migration(workdir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def record(workdir: Path) -> dict[str, Any]:
+def record(workdir: Path, version: str) -> dict[str, Any]:
+    command = qemu_command(version)
+    assert command is not None
+    banner = subprocess.run([command[0], "--version"], capture_output=True, text=True, check=True)
     return {
-        "source": "QEMU 7.2.22 (Debian), -accel kvm,dirty-ring-size=4096 -machine none",
-        "sessions": record_sessions(),
-        "globals": record_globals(),
-        "info_migrate": record_migration(workdir),
+        "source": f"{banner.stdout.splitlines()[0]}, -accel kvm,dirty-ring-size=4096 -machine none",
+        "sessions": record_sessions(version),
+        "globals": record_globals(version),
+        "info_migrate": record_migration(workdir, version),
     }
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = record(Path(tmp))
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {GOLDEN}")
+    parser = argparse.ArgumentParser(prog="python -m tests.migration_config.record_golden")
+    parser.add_argument("--version", action="append", choices=VERSIONS)
+    opts = parser.parse_args(argv)
+    for version in opts.version or VERSIONS:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = record(Path(tmp), version)
+        path = golden_path(version)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

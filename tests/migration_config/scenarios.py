@@ -1,4 +1,4 @@
-"""What the golden file records from real QEMU 7.2 (see :mod:`record_golden`).
+"""What the golden files record from real QEMU 7.2 and 10.0 (see :mod:`record_golden`).
 
 * ``SESSIONS``: request sequences played against one fresh QEMU each (``-accel
   kvm,dirty-ring-size=4096 -machine none``).  A request is a JSON text, or an HMP line
@@ -17,7 +17,12 @@ from qmpdl.jsontypes import JsonValue
 
 #: QEMU's machine options (qmpdl plays them as ``-accel sim,dirty-ring-size=4096``).
 QEMU_ARGS = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "none"]
-QMPDL_ARGS = ["--qemu-version", "7.2", "-accel", "sim,dirty-ring-size=4096"]
+QMPDL_MACHINE = ["-accel", "sim,dirty-ring-size=4096"]
+
+
+def qmpdl_args(version: str) -> list[str]:
+    """qmpdl answering as QEMU ``version`` on the same machine."""
+    return ["--qemu-version", version, *QMPDL_MACHINE]
 
 
 def caps(*pairs: tuple[str, bool]) -> str:
@@ -70,6 +75,16 @@ CAPABILITIES = [
     caps(("return-path", ON)),
     caps(("background-snapshot", OFF)),
     caps(("events", ON), ("events", OFF), ("events", ON)),
+    # dirty-limit (8.1+) conflicts with auto-converge, together and in either order
+    caps(("dirty-limit", ON), ("auto-converge", ON)),
+    caps(("auto-converge", ON)),
+    caps(("dirty-limit", ON)),
+    caps(("auto-converge", OFF)),
+    caps(("dirty-limit", ON)),
+    caps(("auto-converge", ON)),
+    caps(("dirty-limit", ON), ("auto-converge", OFF)),
+    QCAPS,
+    caps(("dirty-limit", OFF)),
     caps(),
     QCAPS,
     "info migrate_capabilities",
@@ -174,6 +189,18 @@ PARAMETERS = [
     params(tls_creds=""),
     caps(("multifd", ON), ("zero-copy-send", ON)),
     QPARAMS,
+    # the dirty-limit parameters (8.1+)
+    params(vcpu_dirty_limit=0),
+    params(vcpu_dirty_limit=1),
+    params(vcpu_dirty_limit=-1),
+    params(vcpu_dirty_limit=100),
+    params(x_vcpu_dirty_limit_period=0),
+    params(x_vcpu_dirty_limit_period=1001),
+    params(x_vcpu_dirty_limit_period=500),
+    params(x_vcpu_dirty_limit_period=1000, vcpu_dirty_limit=0),
+    params(x_vcpu_dirty_limit_period=0, throttle_trigger_threshold=0),
+    QPARAMS,
+    "info migrate_parameters",
 ]
 
 HMP = [
@@ -208,6 +235,18 @@ HMP = [
     "migrate_set_parameter downtime-limit 0x10",
     "migrate_set_parameter downtime-limit 0x1k",
     "migrate_set_parameter downtime-limit 16M",
+    "migrate_set_parameter downtime-limit 16E",
+    "migrate_set_parameter downtime-limit 99999999999999999999",
+    "migrate_set_parameter downtime-limit 99999999999999999999k",
+    "migrate_set_parameter downtime-limit -0",
+    "migrate_set_parameter downtime-limit -1k",
+    "migrate_set_parameter downtime-limit .5k",
+    "migrate_set_parameter downtime-limit -.5k",
+    "migrate_set_parameter downtime-limit 1.0000001k",
+    "migrate_set_parameter downtime-limit 0.0000000000000000000001k",
+    "migrate_set_parameter max-bandwidth .5",
+    "migrate_set_parameter max-bandwidth 1.99999999999999999999b",
+    "migrate_set_parameter xbzrle-cache-size -1",
     "migrate_set_parameter max-bandwidth 10",
     "migrate_set_parameter max-bandwidth 10k",
     "migrate_set_parameter max-bandwidth 10b",
@@ -252,6 +291,17 @@ HMP = [
     "migrate_set_parameter vcpu-dirty-limit 1",
     "migrate_set_parameter multifd-zlib-level 4",
     "migrate_set_parameter downtime-limit 1 2",
+    "migrate_set_parameter vcpu-dirty-limit 0",
+    "migrate_set_parameter vcpu-dirty-limit -1",
+    "migrate_set_parameter vcpu-dirty-limit 2k",
+    "migrate_set_parameter vcpu-dirty-limit 100",
+    "migrate_set_parameter x-vcpu-dirty-limit-period 0",
+    "migrate_set_parameter x-vcpu-dirty-limit-period 1001",
+    "migrate_set_parameter x-vcpu-dirty-limit-period 500",
+    "migrate_set_capability auto-converge on",
+    "migrate_set_capability dirty-limit on",
+    "migrate_set_capability auto-converge off",
+    "migrate_set_capability dirty-limit on",
     "info migrate_parameters",
     "info migrate_capabilities",
     "info migrate x",
@@ -267,10 +317,19 @@ GLOBALS: list[list[str]] = [
     ["migration.foo=1"],
     ["migration.x-vcpu-dirty-limit-period=5"],
     ["migration.x-dirty-limit=on"],
+    ["migration.vcpu-dirty-limit=0"],
+    ["migration.vcpu-dirty-limit=7"],
+    ["migration.x-vcpu-dirty-limit-period=0"],
+    ["migration.x-vcpu-dirty-limit-period=1001"],
+    ["migration.x-dirty-limit=on", "migration.x-auto-converge=on"],
     ["migration.x-downtime-limit=abc"],
     ["migration.x-downtime-limit=3000000"],
     ["migration.x-downtime-limit=0x10"],
     ["migration.x-downtime-limit=010"],
+    ["migration.x-downtime-limit=-1"],
+    ["migration.announce-step=.5k"],
+    ["migration.announce-step=-1"],
+    ["migration.announce-step=16E"],
     ["migration.x-max-bandwidth=abc"],
     ["migration.x-max-bandwidth=1k"],
     ["migration.announce-step=1.5k"],

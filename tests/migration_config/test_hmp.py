@@ -99,6 +99,22 @@ vcpu-dirty-limit: 1 MB/s
 mode: normal
 direct-io: off
 """,
+    "10.2": _HEAD
+    + _THROTTLE.replace("max-bandwidth:", "tls-authz: ''\nmax-bandwidth:")
+    + """avail-switchover-bandwidth: 0 bytes/second
+max-postcopy-bandwidth: 0 bytes/second
+downtime-limit: 300 ms
+x-checkpoint-delay: 20000 ms
+multifd-channels: 2
+multifd-compression: none
+zero-page-detection: multifd
+xbzrle-cache-size: 67108864 bytes
+x-vcpu-dirty-limit-period: 1000 ms
+vcpu-dirty-limit: 1 MB/s
+mode: normal
+direct-io: off
+cpr-exec-command:
+""",
 }
 
 
@@ -322,3 +338,32 @@ def test_info_migrate_uses_the_machines_globals() -> None:
             migration_globals=q.machine.migration_config.globals,
         )
         assert "  store-global-state: off\r\n" in text
+
+
+def test_cpr_exec_command_in_10_2() -> None:
+    """10.2: migrate_set_parameter takes the rest of the line; cpr-exec-command is read
+    as a shell command line (g_shell_parse_argv) and printed word by word."""
+    with machine("10.2") as q:
+        line = "migrate_set_parameter cpr-exec-command qemu -incoming 'unix:/tmp/a b' \\x"
+        assert hmp(q, line) == ""
+        reply = json.loads(q.reply('{"execute": "query-migrate-parameters"}'))["return"]
+        assert reply["cpr-exec-command"] == ["qemu", "-incoming", "unix:/tmp/a b", "x"]
+        assert hmp(q, "info migrate_parameters").endswith(
+            "cpr-exec-command: qemu -incoming unix:/tmp/a b x\n"
+        )
+        assert hmp(q, "migrate_set_parameter cpr-exec-command 'open") == (
+            "Error: Text ended before matching quote was found for '. (The text was “'open”)\n"
+        )
+        assert hmp(q, "migrate_set_parameter downtime-limit 1 2") == (
+            "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n"
+            "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+            "and exabytes, respectively.\n"
+        )
+    with machine("10.1") as q:
+        assert hmp(q, "migrate_set_parameter downtime-limit 1 2") == (
+            "migrate_set_parameter: extraneous characters at the end of line\n"
+            'Try "help migrate_set_parameter" for more information\n'
+        )
+        assert hmp(q, "migrate_set_parameter cpr-exec-command x") == (
+            "Error: invalid parameter value: cpr-exec-command\n"
+        )

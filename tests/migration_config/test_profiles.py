@@ -1,6 +1,6 @@
 """What changes between QEMU versions: the dirty-limit capability and parameters (spec
 section 4), the other capability checks, parameter sets, ``-global`` and the texts of
-8.1-10.1, taken from QEMU's sources (only 7.2 runs here; see test_golden.py)."""
+8.1-10.2, taken from QEMU's sources (7.2 and 10.0 run here: see test_golden.py)."""
 
 from __future__ import annotations
 
@@ -245,6 +245,7 @@ PARAMS_10_1 = {
     "multifd-qatzip-level": 1,
     "direct-io": False,
 }
+PARAMS_10_2 = {**PARAMS_10_1, "cpr-exec-command": []}
 
 
 @pytest.mark.parametrize(
@@ -255,6 +256,7 @@ PARAMS_10_1 = {
         ("8.2", PARAMS_8_2),
         ("9.0", PARAMS_9_0),
         ("10.1", PARAMS_10_1),
+        ("10.2", PARAMS_10_2),
     ],
 )
 def test_parameters_of_each_version(profile: str, expected: JsonObject) -> None:

@@ -211,3 +211,25 @@ def test_migrate_arguments() -> None:
     assert names(old.ref("migrate-incoming", "arg-type")) == ["uri", "channels"]
     first = Entries("8.1")
     assert first.ref("migrate", "arg-type")["members"][0] == {"name": "uri", "type": "str"}
+
+
+def test_migration_schema_10_2() -> None:
+    """10.2 (read from the sources): MigrationStatus postcopy-device, MigMode cpr-exec,
+    parameter cpr-exec-command (a list of strings)."""
+    e = Entries("10.2")
+    info = e.ref("query-migrate", "ret-type")
+    values = e.member_type(info, "status")["values"]
+    assert values[values.index("active") : values.index("active") + 3] == [
+        "active", "postcopy-device", "postcopy-active",
+    ]  # fmt: skip
+    params = e.ref("query-migrate-parameters", "ret-type")
+    assert names(params)[-1] == "cpr-exec-command"
+    assert e.member_type(params, "mode")["values"] == [
+        "normal", "cpr-reboot", "cpr-transfer", "cpr-exec",
+    ]  # fmt: skip
+    older = Entries("10.1")
+    assert (
+        "postcopy-device"
+        not in older.member_type(older.ref("query-migrate", "ret-type"), "status")["values"]
+    )
+    assert "cpr-exec-command" not in names(older.ref("query-migrate-parameters", "ret-type"))

@@ -75,3 +75,48 @@ def test_parse_bool() -> None:
     for text in ("1", "0", "On", "TRUE", ""):
         with pytest.raises(ParseError):
             parse_bool(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1k", 1024), (".5k", 512), (" .5k", 512), ("+.5k", 512), ("1.k", 1024),
+        ("0.5M", 512 << 10), ("1.5e", 3 << 59), ("15E", 15 << 60), ("0x10", 16),
+        ("1.99999999999999999999", 2), ("1.99999999999999999999k", 2048),
+        ("0.0000000000000000000001k", 0), ("1.0000001k", 1024),
+    ],
+)  # fmt: skip
+def test_strtosz_revised(text: str, value: int | None) -> None:
+    """QEMU 8.1's qemu_strtosz (parse_uint, fractions without digits before the point,
+    any non-zero fraction counts, a fraction rounding to 1 carries)."""
+    if value is None:
+        with pytest.raises(ParseError) as info:
+            strtosz(text, revised=True)
+        assert not info.value.out_of_range
+    else:
+        assert strtosz(text, revised=True) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "out_of_range"),
+    [
+        ("-1", True), ("-0", True), ("-1k", False), ("-.5", True), ("-.5k", False),
+        ("16E", True), ("16Ex", False), ("99999999999999999999", True),
+        ("99999999999999999999k", False), ("1.5e3", False), (".k", False), ("0x1k", False),
+        ("1 ", False), ("", False), ("k", False),
+    ],
+)  # fmt: skip
+def test_strtosz_revised_errors(text: str, out_of_range: bool) -> None:
+    with pytest.raises(ParseError) as info:
+        strtosz(text, revised=True)
+    assert info.value.out_of_range is out_of_range
+
+
+@pytest.mark.parametrize(
+    ("text", "out_of_range"),
+    [("-1", False), ("16E", True), ("99999999999999999999", True), ("16Ex", False)],
+)
+def test_strtosz_range_errors_before_8_1(text: str, out_of_range: bool) -> None:
+    with pytest.raises(ParseError) as info:
+        strtosz(text)
+    assert info.value.out_of_range is out_of_range

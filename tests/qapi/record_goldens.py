@@ -1,13 +1,13 @@
-"""Record real QEMU 7.2's answers for the QAPI tests: ``python -m tests.qapi.record_goldens``.
+"""Record real QEMU's answers for the QAPI tests: ``python -m tests.qapi.record_goldens``.
 
-Writes, from one ``qemu-system-x86_64 -accel kvm,dirty-ring-size=4096 -machine
-none``:
+Writes, for each oracle VERSION (7.2 and 10.0; ``--version V`` for one), from one
+``qemu-system-x86_64 -accel kvm,dirty-ring-size=4096 -machine none``:
 
-* ``golden/qemu-7.2-validation.json``: for every case of :mod:`tests.qapi.cases`
+* ``golden/qemu-VERSION-validation.json``: for every case of :mod:`tests.qapi.cases`
   the raw reply line, or ``"ok"`` when the command succeeded;
-* ``golden/qemu-7.2-schema.json``: the ``query-qmp-schema`` entries reachable
-  from the commands and events qmpdl serves (QEMU's own numbering, wire key
-  order), plus the order of those commands in ``query-commands``.
+* ``golden/qemu-VERSION-schema.json``: the ``query-qmp-schema`` entries reachable
+  from the commands and events qmpdl serves as that version (QEMU's own numbering,
+  wire key order), plus the order of those commands in ``query-commands``.
 
 The offline tests compare qmpdl with these files; the tests marked ``qemu``
 re-record and compare, so a stale golden fails there.
@@ -15,21 +15,35 @@ re-record and compare, so a stale golden fails there.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import get_profile
 from qmpdl.qapi import QapiSchema
-from qmpdl.tools.qemu import QemuProcess
+from qmpdl.tools.qemu import ORACLES, QemuProcess
 from qmpdl.tools.rawqmp import RawQMP
 from tests.qapi.cases import Case, all_cases
 from tests.qapi.live import connect
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
-VALIDATION = GOLDEN_DIR / "qemu-7.2-validation.json"
-SCHEMA = GOLDEN_DIR / "qemu-7.2-schema.json"
+
+
+def validation_path(version: str) -> Path:
+    return GOLDEN_DIR / f"qemu-{version}-validation.json"
+
+
+def schema_path(version: str) -> Path:
+    return GOLDEN_DIR / f"qemu-{version}-schema.json"
+
+
+def load_schema_golden(version: str) -> dict[str, list[JsonValue]]:
+    data = json.loads(schema_path(version).read_text(encoding="ascii"))
+    assert isinstance(data, dict)
+    return data
 
 
 def outcome(line: bytes) -> str:
@@ -77,29 +91,35 @@ def reachable(entries: list[JsonObject], roots: list[str]) -> list[JsonObject]:
 
 def record_schema(qmp: RawQMP, roots: list[str]) -> dict[str, object]:
     """The reachable schema entries and the query-commands order of ``roots``."""
+    version = json.loads(qmp.command(b'{"execute": "query-version"}'))["return"]
     schema = json.loads(qmp.command(b'{"execute": "query-qmp-schema"}'))["return"]
     commands = json.loads(qmp.command(b'{"execute": "query-commands"}'))["return"]
+    release = "{major}.{minor}.{micro}".format(**version["qemu"])
     return {
-        "source": "query-qmp-schema and query-commands of QEMU 7.2.22 (Debian)",
+        "source": f"query-qmp-schema and query-commands of QEMU {release} ({version['package']})",
         "entries": reachable(schema, roots),
         "query-commands": [c["name"] for c in commands if c["name"] in roots],
     }
 
 
-def served_roots() -> list[str]:
-    """Names of the commands and events qmpdl serves (7.2 profile)."""
-    schema = QapiSchema.load(get_profile("7.2")).schema
+def served_roots(version: str = "7.2") -> list[str]:
+    """Names of the commands and events qmpdl serves as QEMU ``version``."""
+    schema = QapiSchema.load(get_profile(version)).schema
     return [*schema.commands, *schema.events]
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.qapi.record_goldens")
+    parser.add_argument("--version", action="append", choices=list(ORACLES))
+    opts = parser.parse_args(argv)
     GOLDEN_DIR.mkdir(exist_ok=True)
-    with QemuProcess() as qemu, connect(qemu) as qmp:
-        schema = record_schema(qmp, served_roots())
-        rows = record_cases(qmp, all_cases())
-    VALIDATION.write_text(json.dumps(rows, indent=1) + "\n", encoding="ascii")
-    SCHEMA.write_text(json.dumps(schema, indent=1) + "\n", encoding="ascii")
-    print(f"wrote {len(rows)} cases to {VALIDATION} and the schema to {SCHEMA}")
+    for version in opts.version or ORACLES:
+        with QemuProcess(version=version) as qemu, connect(qemu) as qmp:
+            schema = record_schema(qmp, served_roots(version))
+            rows = record_cases(qmp, all_cases())
+        validation_path(version).write_text(json.dumps(rows, indent=1) + "\n", encoding="ascii")
+        schema_path(version).write_text(json.dumps(schema, indent=1) + "\n", encoding="ascii")
+        print(f"QEMU {version}: wrote {len(rows)} cases and the schema to {GOLDEN_DIR}")
     return 0
 
 

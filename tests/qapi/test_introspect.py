@@ -1,4 +1,4 @@
-"""query-qmp-schema against real QEMU 7.2, and what changes with the version."""
+"""query-qmp-schema against real QEMU 7.2 and 10.0, and what changes with the version."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import pytest
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import get_profile
 from qmpdl.qapi import QapiSchema
-from qmpdl.tools.qemu import QemuProcess
+from qmpdl.tools.qemu import ORACLES, QemuProcess
+from tests.conftest import need_qemu
 from tests.qapi.live import connect
-from tests.qapi.record_goldens import SCHEMA, record_schema
+from tests.qapi.record_goldens import load_schema_golden, record_schema
 from tests.qapi.schema_compare import compare_schemas
+
+VERSIONS = list(ORACLES)
 
 
 @cache
-def golden() -> dict[str, list[JsonValue]]:
-    data = json.loads(SCHEMA.read_text(encoding="ascii"))
-    assert isinstance(data, dict)
-    return data
+def golden(version: str = "7.2") -> dict[str, list[JsonValue]]:
+    return load_schema_golden(version)
 
 
 def roots(schema: QapiSchema) -> list[str]:
@@ -46,24 +47,26 @@ def member_names(entry: JsonObject) -> list[str]:
     return [str(m["name"]) for m in members if isinstance(m, dict)]
 
 
-def test_reply_matches_qemu_7_2() -> None:
-    schema = QapiSchema.load(get_profile("7.2"))
-    theirs = golden()["entries"]
+@pytest.mark.parametrize("version", VERSIONS)
+def test_reply_matches_qemu(version: str) -> None:
+    schema = QapiSchema.load(get_profile(version))
+    theirs = golden(version)["entries"]
     problems = compare_schemas(schema.introspect(), theirs, roots(schema))
     assert problems == []
     # ...and nothing QEMU reaches from these roots is missing on our side.
     assert len(schema.introspect()) == len(theirs)
 
 
-def test_commands_and_events_come_first_in_qemu_order() -> None:
-    ours = [e["name"] for e in entries("7.2").values() if e["meta-type"] in ("command", "event")]
+@pytest.mark.parametrize("version", VERSIONS)
+def test_commands_and_events_come_first_in_qemu_order(version: str) -> None:
+    ours = [e["name"] for e in entries(version).values() if e["meta-type"] in ("command", "event")]
     theirs = [
         e["name"]
-        for e in golden()["entries"]
+        for e in golden(version)["entries"]
         if isinstance(e, dict) and e["meta-type"] in ("command", "event")
     ]
     assert ours == theirs
-    reply = QapiSchema.load(get_profile("7.2")).introspect()
+    reply = QapiSchema.load(get_profile(version)).introspect()
     kinds = [e["meta-type"] for e in reply if isinstance(e, dict)]
     first_type = next(i for i, k in enumerate(kinds) if k not in ("command", "event"))
     assert all(k not in ("command", "event") for k in kinds[first_type:])
@@ -78,9 +81,10 @@ def test_masked_names_are_numbered_in_order_of_first_reference() -> None:
     assert seen == [str(i) for i in range(len(seen))]
 
 
-def test_query_commands_order_is_reverse_definition_order() -> None:
-    schema = QapiSchema.load(get_profile("7.2"))
-    assert schema.command_names() == golden()["query-commands"]
+@pytest.mark.parametrize("version", VERSIONS)
+def test_query_commands_order_is_reverse_definition_order(version: str) -> None:
+    schema = QapiSchema.load(get_profile(version))
+    assert schema.command_names() == golden(version)["query-commands"]
 
 
 def test_reply_is_its_own_marshalled_form() -> None:
@@ -143,26 +147,31 @@ def test_profile_differences() -> None:
 
 
 @pytest.mark.qemu
-def test_golden_is_current(real_qemu: QemuProcess) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_golden_is_current(version: str) -> None:
     """The recorded schema entries are still what the real QEMU answers."""
-    with connect(real_qemu) as qmp:
-        live = record_schema(qmp, roots(QapiSchema.load(get_profile("7.2"))))
-    assert live["entries"] == golden()["entries"]
-    assert [list(e) for e in live["entries"]] == [list(e) for e in golden()["entries"]]  # type: ignore[arg-type]
-    assert live["query-commands"] == golden()["query-commands"]
+    need_qemu(version)
+    with QemuProcess(version=version) as qemu, connect(qemu) as qmp:
+        live = record_schema(qmp, roots(QapiSchema.load(get_profile(version))))
+    recorded = golden(version)
+    assert live["entries"] == recorded["entries"]
+    assert [list(e) for e in live["entries"]] == [list(e) for e in recorded["entries"]]  # type: ignore[arg-type]
+    assert live["query-commands"] == recorded["query-commands"]
 
 
 @pytest.mark.qemu
-def test_allow_preconfig_flags_match_qemu(tmp_path: object) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_allow_preconfig_flags_match_qemu(version: str) -> None:
     """In --preconfig state QEMU runs exactly the commands flagged allow-preconfig.
 
     Every command gets an unknown argument, so nothing runs: a command allowed in
     preconfig state fails validation (on that argument, or on a missing one), the
     others are refused before it.
     """
-    schema = QapiSchema.load(get_profile("7.2"))
+    need_qemu(version)
+    schema = QapiSchema.load(get_profile(version))
     args = ["-accel", "kvm,dirty-ring-size=4096", "-machine", "none", "--preconfig"]
-    with QemuProcess(args) as qemu, connect(qemu) as qmp:
+    with QemuProcess(args, version=version) as qemu, connect(qemu) as qmp:
         for name in schema.command_names():
             command = schema.command(name)
             assert command is not None

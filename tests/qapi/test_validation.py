@@ -1,4 +1,5 @@
-"""Argument validation against real QEMU 7.2 (goldens) and the profile differences."""
+"""Argument validation against real QEMU 7.2 and 10.0 (goldens) and the profile
+differences."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ from qmpdl.qapi.types import (
     TimeUnit,
 )
 from qmpdl.qapi.visitor import InputVisitor
-from qmpdl.tools.qemu import QemuProcess
+from qmpdl.tools.qemu import ORACLES, QemuProcess
+from tests.conftest import need_qemu
 from tests.qapi.cases import UINT64_MAX, all_cases
 from tests.qapi.live import connect
-from tests.qapi.record_goldens import VALIDATION, record_cases
+from tests.qapi.record_goldens import record_cases, validation_path
+
+VERSIONS = list(ORACLES)
 
 #: Texts of QEMU's argument-validation layer (anything else comes later, from the
 #: command's own handler, and means "the arguments were accepted").
@@ -61,10 +65,12 @@ def qemu_validation_error(reply: str) -> str | None:
     return None
 
 
-def our_validation_error(schema: str, command: str, arguments: JsonObject) -> str | None:
+def our_validation_error(
+    schema: str, command: str, arguments: JsonObject, version: str = "7.2"
+) -> str | None:
     try:
         if schema == "served":
-            QapiSchema.load(get_profile("7.2")).parse_arguments(command, arguments)
+            QapiSchema.load(get_profile(version)).parse_arguments(command, arguments)
         else:
             typ = foreign_schema().commands[command].arg_type
             InputVisitor().visit_arguments(typ, arguments)
@@ -75,21 +81,34 @@ def our_validation_error(schema: str, command: str, arguments: JsonObject) -> st
 
 
 @cache
-def goldens() -> list[dict[str, object]]:
-    rows = json.loads(VALIDATION.read_text(encoding="ascii"))
+def goldens(version: str = "7.2") -> list[dict[str, object]]:
+    rows = json.loads(validation_path(version).read_text(encoding="ascii"))
     assert isinstance(rows, list)
     return rows
 
 
-def test_goldens_match_the_case_table() -> None:
-    recorded = [(r["schema"], r["command"], r["arguments"]) for r in goldens()]
+@pytest.mark.parametrize("version", VERSIONS)
+def test_goldens_match_the_case_table(version: str) -> None:
+    recorded = [(r["schema"], r["command"], r["arguments"]) for r in goldens(version)]
     wanted = [(c.schema, c.command, c.arguments) for c in all_cases()]
     assert recorded == wanted, "cases changed: run python -m tests.qapi.record_goldens"
 
 
-@pytest.mark.parametrize("index", range(len(all_cases())))
-def test_validation_matches_qemu_7_2(index: int) -> None:
-    row = goldens()[index]
+def _compared() -> list[object]:
+    """(version, case index) pairs: the foreign schema is QEMU 7.2's (its
+    migrate-set-parameters still has the compress members), so its cases compare
+    with 7.2 only; the served ones with every version."""
+    return [
+        pytest.param(version, index, id=f"{version}-{index}")
+        for version in VERSIONS
+        for index, case in enumerate(all_cases())
+        if case.schema == "served" or version == "7.2"
+    ]
+
+
+@pytest.mark.parametrize(("version", "index"), _compared())
+def test_validation_matches_qemu(version: str, index: int) -> None:
+    row = goldens(version)[index]
     schema, command, arguments, reply = (
         row["schema"],
         row["command"],
@@ -98,19 +117,23 @@ def test_validation_matches_qemu_7_2(index: int) -> None:
     )
     assert isinstance(schema, str) and isinstance(command, str) and isinstance(reply, str)
     assert isinstance(arguments, dict)
-    assert our_validation_error(schema, command, arguments) == qemu_validation_error(reply)
+    ours = our_validation_error(schema, command, arguments, version)
+    assert ours == qemu_validation_error(reply)
 
 
-def test_goldens_cover_every_served_command() -> None:
-    served = {r["command"] for r in goldens() if r["schema"] == "served"}
-    assert served == set(QapiSchema.load(get_profile("7.2")).schema.commands)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_goldens_cover_every_served_command(version: str) -> None:
+    served = {r["command"] for r in goldens(version) if r["schema"] == "served"}
+    assert served == set(QapiSchema.load(get_profile(version)).schema.commands)
 
 
 @pytest.mark.qemu
-def test_goldens_are_current(real_qemu: QemuProcess) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_goldens_are_current(version: str) -> None:
     """Real QEMU still answers every case exactly as recorded."""
-    with connect(real_qemu) as qmp:
-        assert record_cases(qmp, all_cases()) == goldens()
+    need_qemu(version)
+    with QemuProcess(version=version) as qemu, connect(qemu) as qmp:
+        assert record_cases(qmp, all_cases()) == goldens(version)
 
 
 def _random_keys(rng: random.Random, avoid: set[str]) -> list[str]:
@@ -125,15 +148,17 @@ def _random_keys(rng: random.Random, avoid: set[str]) -> list[str]:
 
 
 @pytest.mark.qemu
-def test_unexpected_key_choice_matches_qemu_live(real_qemu: QemuProcess) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_unexpected_key_choice_matches_qemu_live(version: str) -> None:
     """Many random sets of unknown keys: QEMU and qmpdl report the same one.
 
     The reported key depends on QDict order, then GLib's hash-table layout
     (resizes included, also the shrink after removing visited members).
     """
+    need_qemu(version)
     rng = random.Random(2024)
-    schema = QapiSchema.load(get_profile("7.2"))
-    with connect(real_qemu) as qmp:
+    schema = QapiSchema.load(get_profile(version))
+    with QemuProcess(version=version) as qemu, connect(qemu) as qmp:
         for _ in range(300):
             choices: list[tuple[str, JsonObject]] = [
                 ("query-status", {}),

@@ -56,8 +56,9 @@ class Oracle:
 
 
 @contextmanager
-def oracle() -> Iterator[Oracle]:
-    """Start QEMU 7.2 with the default (compact) QMP socket and a ``pretty=on`` monitor."""
+def oracle(version: str = "7.2") -> Iterator[Oracle]:
+    """Start QEMU ``version`` with the default (compact) QMP socket and a ``pretty=on``
+    monitor."""
     with tempfile.TemporaryDirectory(prefix="qmpdl-qjson-") as tmp:
         pretty_path = os.path.join(tmp, "pretty.sock")
         args = [
@@ -67,7 +68,7 @@ def oracle() -> Iterator[Oracle]:
             "-mon",
             "chardev=pretty,mode=control,pretty=on",
         ]
-        with QemuProcess(args, workdir=Path(tmp)) as qemu:
+        with QemuProcess(args, workdir=Path(tmp), version=version) as qemu:
             deadline = time.monotonic() + 10
             while not os.path.exists(pretty_path):
                 if time.monotonic() > deadline:

@@ -1,4 +1,5 @@
-"""The golden corpus: QEMU 7.2's recorded replies, reproduced by our parser and encoder.
+"""The golden corpus: QEMU 7.2's recorded replies, reproduced by our parser and encoder
+(QEMU 10.0 answers every case alike: the live tests run against both).
 
 ``golden.json`` is recorded from real QEMU by ``python -m tests.qjson.record_golden``.
 Offline tests feed each case to :class:`JsonStreamer` (whole, byte by byte, in random
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from qmpdl.tools.qemu import ORACLES
 from tests.conftest import need_qemu
 from tests.qjson.golden_cases import CASES, SENTINEL, Case
 from tests.qjson.oracle import Oracle, decode_input, load_golden, oracle, reply_matches
@@ -86,10 +88,12 @@ def test_golden_offline_random_chunks_without_fast_path(entry: dict[str, Any]) -
     _check(entry, replies(data, entry["pretty"], chunks, fast_path=False))
 
 
-@pytest.fixture(scope="module")
-def live_qemu() -> Iterator[Oracle]:
-    need_qemu()
-    with oracle() as qemu:
+@pytest.fixture(scope="module", params=list(ORACLES))
+def live_qemu(request: pytest.FixtureRequest) -> Iterator[Oracle]:
+    """Each real QEMU (7.2 and 10.0): their JSON layers answer alike, so 7.2's
+    recordings stand for both."""
+    need_qemu(request.param)
+    with oracle(request.param) as qemu:
         yield qemu
 
 
