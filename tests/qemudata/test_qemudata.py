@@ -30,6 +30,7 @@ def profile(version: tuple[int, int, int]) -> Profile:
         package="",
         description="",
         features=features,
+        checked="sources",
     )
 
 
