@@ -115,6 +115,10 @@ class VcpuBackend(abc.ABC):
         (monotonic); None where the backend does not keep count."""
         return None
 
+    def ring_full_exits(self) -> list[int] | None:
+        """Per vCPU: dirty-ring-full exits so far (monotonic); None where not counted."""
+        return None
+
     @abc.abstractmethod
     def dirty_pages(self) -> list[int]:
         """Per vCPU: ring entries harvested so far (monotonic; no flush)."""

@@ -100,6 +100,11 @@ class SimBackend(VcpuBackend):
             self.model.advance(self.clock.monotonic())
             return [float(x) for x in self.model.slept]
 
+    def ring_full_exits(self) -> list[int] | None:
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return [int(x) for x in self.model.ring_full_exits]
+
     def dirty_pages(self) -> list[int]:
         with self._lock:
             self.model.advance(self.clock.monotonic())

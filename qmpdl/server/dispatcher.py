@@ -52,6 +52,9 @@ class Dispatcher:
         self._idle = False
         #: a request is being answered inline (see :meth:`submit`)
         self._inline = False
+        #: called with each request and its response before it is sent (``--metrics``
+        #: counts them: a client that has its reply finds it counted)
+        self.on_reply: Callable[[object, JsonObject], None] | None = None
 
     def add(self, connection: MonitorConnection) -> None:
         if connection not in self._connections:
@@ -107,6 +110,8 @@ class Dispatcher:
     ) -> bool:
         """Send the reply and let the monitor read again; True when the command asked
         the machine to shut down (then nothing more is dispatched)."""
+        if self.on_reply is not None:
+            self.on_reply(request.value, response)
         connection.send(response)
         connection.session.in_band_done(request)
         if self.machine.shutdown_reason is not None:
@@ -218,4 +223,6 @@ class Dispatcher:
         except Exception:  # a bug in a handler must not take the monitor down
             log.exception("out-of-band command failed unexpectedly")
             response = {"error": {"class": "GenericError", "desc": "internal error"}}
+        if self.on_reply is not None:
+            self.on_reply(request.value, response)
         connection.send(response)
