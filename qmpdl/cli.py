@@ -65,6 +65,7 @@ class _Builder:
     compat_monitors: int = 0
     migration_globals: list[tuple[str, str]] = field(default_factory=list)
     dirtylimit_controller: str = DEFAULT_CONTROLLER
+    metrics: tuple[str, int] | None = None
 
 
 def _socket_from_qmp(option: str, value: str, chardev_id: str) -> ChardevSocket:
@@ -295,6 +296,16 @@ def _dirtylimit_controller(b: _Builder, value: str) -> None:
     b.dirtylimit_controller = value
 
 
+def _metrics(b: _Builder, value: str) -> None:
+    """``--metrics HOST:PORT`` (``[::1]:PORT`` for IPv6; an empty host is 127.0.0.1)."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--metrics {value}", "expected HOST:PORT, e.g. 127.0.0.1:9464")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    b.metrics = (host or "127.0.0.1", int(port))
+
+
 def _trace(b: _Builder, value: str) -> None:
     opts = parse_opts(value, implied="enable")
     if "file" in opts:
@@ -379,6 +390,12 @@ OPTIONS: list[_Option] = [
         _dirtylimit_controller,
     ),
     _Option(
+        "metrics",
+        "HOST:PORT",
+        "serve Prometheus metrics of the throttle, QMP and migration at http://HOST:PORT/",
+        _metrics,
+    ),
+    _Option(
         "serial",
         "file:PATH|none",
         "with -accel kvm: the guests' pass characters ('#' per pass) go to PATH",
@@ -418,7 +435,7 @@ IGNORED_FLAGS = [
 
 
 #: Options ``--help`` shows with two dashes (qmpdl's own, not QEMU's).
-_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller")
+_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller", "metrics")
 
 
 def usage() -> str:
@@ -534,6 +551,7 @@ def _build(b: _Builder) -> MachineConfig:
         incoming=b.incoming,
         migration_globals=b.migration_globals,
         dirtylimit_controller=b.dirtylimit_controller,
+        metrics=b.metrics,
     )
     return config
 

@@ -309,12 +309,28 @@ async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int
         loop.call_soon_threadsafe(stopping.set)
 
     machine.migration.exit = exit_process
+    metrics = None
+    if config.metrics is not None:
+        # Imported only here: without --metrics qmpdl never loads prometheus-client.
+        from qmpdl.observe.endpoint import start_metrics
+
+        try:
+            metrics = start_metrics(config.metrics, machine, executor, dispatcher)
+        except OSError as e:
+            for endpoint in endpoints:
+                await endpoint.close()
+            host, port = config.metrics
+            raise ConfigError(
+                f"--metrics {host}:{port}: Failed to bind socket: {e.strerror or e}"
+            ) from None
     if config.incoming is not None and config.incoming != "defer":
         try:
             machine.migration.start_incoming(config.incoming)
         except (OSError, QMPError) as e:
             for endpoint in endpoints:
                 await endpoint.close()
+            if metrics is not None:
+                metrics.stop()
             text = e.desc if isinstance(e, QMPError) else f"Failed to bind socket: {e.strerror}"
             raise ConfigError(f"-incoming {config.incoming}: {text}") from None
     try:
@@ -330,4 +346,6 @@ async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int
         for endpoint in endpoints:
             await endpoint.close()
         await asyncio.to_thread(machine.teardown)
+        if metrics is not None:
+            metrics.stop()
     return exit_status
