@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.registers import X86Registers
 
 PAGE_SIZE = 4096
@@ -71,6 +72,8 @@ class VcpuBackend(abc.ABC):
     ram_size: int
     #: called (from any thread) when a vCPU cannot go on; the machine replaces it
     on_internal_error: Callable[[str], None] = staticmethod(logging.getLogger("qmpdl").error)
+    #: QEMU's trace events of the vCPUs (``dirtylimit_vcpu_execute``); the machine sets it
+    tracer: Tracer = NULL_TRACER
 
     @abc.abstractmethod
     def start(self) -> None:

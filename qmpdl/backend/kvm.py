@@ -358,6 +358,7 @@ class KvmBackend(VcpuBackend):
                 others, state.charged = max(state.charged - mine, 0), 0
         penalty = self._penalties[state.vcpu.index] if self._in_service else 0
         if penalty > 0:
+            self.tracer("dirtylimit_vcpu_execute", f"CPU[{state.vcpu.index}] sleep {penalty} us")
             state.cut_sleep.clear()
             if self._shutdown.is_set():
                 return

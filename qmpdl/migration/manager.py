@@ -248,6 +248,7 @@ class MigrationManager:
             if self.state != old:
                 return
             self.state = new
+        self.machine.tracer("migrate_set_state", f"new state {new}")
         if self.config.events:
             self.machine.events.emit("MIGRATION", {"status": new})
 

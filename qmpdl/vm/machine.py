@@ -46,6 +46,7 @@ class Machine:
         self.profile = profile
         self.backend = backend
         backend.on_internal_error = self.internal_error
+        backend.tracer = tracer
         self.clock = clock
         self.tracer = tracer
         self.events = EventBus(clock)
