@@ -81,6 +81,7 @@ class Machine:
             profile=profile,
             shutdown=self.shutdown_event,
             bql=self.bql,
+            tracer=tracer,
         )
 
         def migration_running() -> bool:
