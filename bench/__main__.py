@@ -18,6 +18,7 @@ import time
 BENCHMARKS = (
     "qjson_micro",
     "qmp_bench",
+    "metrics_bench",
     "scale_bench",
     "kvm_bench",
     "controller_bench",

@@ -112,7 +112,8 @@ def render(run: Run, title: str | None = None) -> Figure:
             rotation=90,
         )
     axes[-1].set_xlabel("seconds")
-    axes[-1].set_xlim(0, max(run.duration, 1.0))
+    margin = max(run.duration, 1.0) * 0.02
+    axes[-1].set_xlim(-margin, max(run.duration, 1.0) + margin)
     if rate_ax.get_lines():
         rate_ax.legend(loc="upper right", fontsize=8, ncol=2 if len(run.vcpus) > 1 else 1)
     return fig

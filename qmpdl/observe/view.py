@@ -65,6 +65,21 @@ class VcpuState:
     ring_full_us: int | None = None
     history: deque[tuple[float, int]] = field(default_factory=deque)
 
+    def last_minute(self, now: float, width: int) -> list[float]:
+        """The history in ``width`` equal slices of the last minute (the mean of the
+        readings in each; slices before the first reading are left out)."""
+        step = HISTORY_SECONDS / width
+        slices: list[list[int]] = [[] for _ in range(width)]
+        for t, rate in self.history:
+            i = width - 1 - int((now - t) / step)
+            if 0 <= i < width:
+                slices[i].append(rate)
+        first = next((i for i, x in enumerate(slices) if x), width)
+        out: list[float] = []
+        for x in slices[first:]:
+            out.append(sum(x) / len(x) if x else (out[-1] if out else 0.0))
+        return out
+
     def remember(self, now: float) -> None:
         if self.rate is not None:
             self.history.append((now, self.rate))
@@ -87,6 +102,8 @@ class TopState:
     #: the metrics endpoint answered at the last scrape
     metrics_ok: bool | None = None
     message: str = ""
+    #: the time of the last poll (monotonic)
+    now: float = 0.0
 
     def set_vcpus(self, indexes: list[int]) -> None:
         self.vcpus = {i: self.vcpus.get(i, VcpuState(i)) for i in indexes}
@@ -129,6 +146,7 @@ class TopState:
             v.ring_full_us = int(f) if f is not None else None
 
     def tick(self, now: float) -> None:
+        self.now = now
         for v in self.vcpus.values():
             v.remember(now)
 
@@ -148,7 +166,7 @@ class TopState:
             rate,
             v.source or "-",
             "-" if v.limit is None else str(v.limit),
-            sparkline([r for _, r in v.history], width, float(top)),
+            sparkline(v.last_minute(self.now, width), width, float(top)),
             na if v.penalty_us is None else str(v.penalty_us),
             na if v.ring_full_us is None else str(v.ring_full_us),
         )
