@@ -20,6 +20,7 @@ BENCHMARKS = (
     "qjson_micro",
     "startup_bench",
     "qmp_bench",
+    "metrics_bench",
     "scale_bench",
     "kvm_bench",
     "controller_bench",

@@ -8,7 +8,13 @@ of each throttle period until it settles, cancels the limit and shows the recove
 With ``--qmp PATH`` it drives an already running qmpdl - or a real QEMU started with
 ``-accel kvm,dirty-ring-size=4096`` - instead: the script cannot tell them apart.
 
+Only vCPUs that dirty more than the quota (plus QEMU's tolerance of 25 MiB/s) before the
+limit can show it working; the others are reported as below the quota.  If no vCPU
+does (an idle guest, ``--workload all:idle``), there is nothing to limit: the script
+says so and exits with status 2 instead of "passing" on rates that were never above it.
+
     python3 examples/dirty_limit_demo.py [--qmp PATH] [--quota MiB/s] [--qemu-version 7.2]
+        [--workload CPUS:KIND[,...]] [--trace FILE]
 """
 
 from __future__ import annotations
@@ -100,6 +106,20 @@ async def demo(path: str, quota: int | None, periods: int, quit_after: bool) -> 
         before = await measure(qmp)
         print(row("unthrottled", before))
         quota = quota or max(1, max(before) // 4)
+        # Only a vCPU that dirtied more than the quota allows can show the limit working.
+        judged = [i for i, rate in enumerate(before) if rate > quota + TOLERANCE]
+        if not judged:
+            print(
+                f"\nnothing to limit: no vCPU dirties more than {quota}+{TOLERANCE} MiB/s "
+                f"(the most is {max(before, default=0)} MiB/s); a limit of {quota} would "
+                "hold trivially"
+            )
+            if quit_after:
+                await qmp.execute("quit")
+            return 2
+        if len(judged) < len(before):
+            below = ", ".join(str(i) for i in range(len(before)) if i not in judged)
+            print(f"\nvCPU {below}: already below the quota, not judged")
         print(f"\nset-vcpu-dirty-limit dirty-rate={quota}")
         await qmp.execute("set-vcpu-dirty-limit", {"dirty-rate": quota})
         # current-rate reads 0 until the throttle thread's first period ends.
@@ -109,7 +129,7 @@ async def demo(path: str, quota: int | None, periods: int, quit_after: bool) -> 
         for period in range(1, periods + 1):
             last = await next_period(qmp, last)
             rates = [entry["current-rate"] for entry in last]
-            within = all(abs(r - quota) <= TOLERANCE for r in rates)
+            within = all(abs(rates[i] - quota) <= TOLERANCE for i in judged)
             settled = settled + 1 if within else 0
             print(row(f"period {period}", rates) + ("   within quota+-25" if within else ""))
             if settled >= 3:
@@ -142,12 +162,27 @@ async def main() -> int:
     parser.add_argument("--periods", type=int, default=20, help="throttle periods to watch at most")
     parser.add_argument("--qemu-version", default=None, help="QEMU version qmpdl answers as")
     parser.add_argument("--smp", default="2")
+    parser.add_argument(
+        "--workload",
+        action="append",
+        default=[],
+        metavar="CPUS:KIND[,...]",
+        help="what qmpdl's vCPUs run (see qmpdl --help), e.g. all:idle",
+    )
+    parser.add_argument(
+        "--trace", metavar="FILE", help="qmpdl writes its dirtylimit_*/dirtyrate_* trace to FILE"
+    )
     opts = parser.parse_args()
     if opts.qmp:
         return await demo(opts.qmp, opts.quota, opts.periods, quit_after=False)
     args = ["-smp", opts.smp, "-accel", "sim,dirty-ring-size=4096"]
     if opts.qemu_version:
         args += ["--qemu-version", opts.qemu_version]
+    for workload in opts.workload:
+        args += ["--workload", workload]
+    if opts.trace:
+        args += ["-trace", "dirtylimit_*", "-trace", "dirtyrate_*"]
+        args += ["-D", os.path.abspath(opts.trace)]
     async with qmpdl(args) as path:
         return await demo(path, opts.quota, opts.periods, quit_after=True)
 

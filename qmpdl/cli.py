@@ -136,6 +136,8 @@ class _Builder:
     daemonize: bool = False
     pidfile: str | None = None
     backend: str | None = None
+    #: ``--metrics HOST:PORT``
+    metrics: tuple[str, int] | None = None
 
     def __init__(self) -> None:
         self.chardevs: list[Chardev] = []
@@ -629,6 +631,16 @@ def _backend(b: _Builder, value: str) -> None:
     b.backend = value
 
 
+def _metrics(b: _Builder, value: str) -> None:
+    """``--metrics HOST:PORT`` (``[::1]:PORT`` for IPv6; an empty host is 127.0.0.1)."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--metrics {value}", "expected HOST:PORT, e.g. 127.0.0.1:9464")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    b.metrics = (host or "127.0.0.1", int(port))
+
+
 def _trace(b: _Builder, value: str) -> None:
     opts = parse_opts(value, implied="enable")
     if "file" in opts:
@@ -805,6 +817,12 @@ OPTIONS: list[_Option] = [
     _Option("sandbox", "...", "", _checked(SANDBOX_OPTS, "sandbox", _sandbox), listed=False),
     _Option("display", "...", "", _display, listed=False),
     _Option("no-acpi", None, "", _flag("no_acpi"), listed=False),
+    _Option(
+        "metrics",
+        "HOST:PORT",
+        "serve Prometheus metrics of the throttle, QMP and migration at http://HOST:PORT/",
+        _metrics,
+    ),
 ]
 
 #: Options of QEMU command lines that qmpdl accepts and ignores (QEMUMachine, libvirt,
@@ -820,7 +838,7 @@ IGNORED_FLAGS = [
 ]
 
 #: Options ``--help`` shows with two dashes (qmpdl's own, not QEMU's).
-_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller", "backend")
+_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller", "backend", "metrics")
 
 
 def usage() -> str:
@@ -1036,6 +1054,7 @@ def _build(b: _Builder) -> MachineConfig:
         "daemonize": b.daemonize,
         "pidfile": b.pidfile,
         "backend": backend,
+        "metrics": b.metrics,
     }
     if b.dirtylimit_controller is not None:
         fields["dirtylimit_controller"] = b.dirtylimit_controller

@@ -97,6 +97,8 @@ class MachineConfig(Record):
 
     trace_patterns: list[str] = []
     trace_file: str | None = None
+    #: ``--metrics HOST:PORT``: serve Prometheus metrics there (None: off)
+    metrics: tuple[str, int] | None = None
     #: ``-incoming URI`` (``defer``: wait for migrate-incoming)
     incoming: str | None = None
     #: ``-global migration.PROP=VALUE`` settings, in command-line order

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # numpy is imported when the vCPUs first need it, not at star
 
     from qmpdl.vm.registers import X86Registers
 
+from qmpdl.trace import NULL_TRACER, Tracer
+
 PAGE_SIZE = 4096
 
 #: Ring entries KVM keeps in reserve: the ring counts as full this many entries early
@@ -72,6 +74,8 @@ class VcpuBackend(abc.ABC):
     ram_size: int
     #: called (from any thread) when a vCPU cannot go on; the machine replaces it
     on_internal_error: Callable[[str], None] = staticmethod(logging.getLogger("qmpdl").error)
+    #: QEMU's trace events of the vCPUs (``dirtylimit_vcpu_execute``); the machine sets it
+    tracer: Tracer = NULL_TRACER
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -114,6 +118,10 @@ class VcpuBackend(abc.ABC):
     def penalty_sleep_seconds(self) -> list[float] | None:
         """Per vCPU: seconds spent in penalty sleeps so far, the current one included
         (monotonic); None where the backend does not keep count."""
+        return None
+
+    def ring_full_exits(self) -> list[int] | None:
+        """Per vCPU: dirty-ring-full exits so far (monotonic); None where not counted."""
         return None
 
     @abc.abstractmethod

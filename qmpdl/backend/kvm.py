@@ -18,10 +18,11 @@ until the thread acknowledges that it left the guest.  A vCPU asleep in its pena
 acknowledges at once when the profile's sleep is interruptible (QEMU before 8.2 used
 ``usleep``, which the signal cuts short), else when its sleep ends; with the ``target``
 throttle controller (``keep_penalty_sleep_on_kick``) it counts as out of the guest at
-once and sleeps on, its sleeps are timed, and the entries flushes took from its ring
-lengthen its next penalty by their share of a ring.  Flushing the rings
-(every measurement window) and pausing (``stop``) are kicks.  A reaper thread harvests
-every ring once a second unless the dirty limit is in service.
+once and sleeps on, and the entries flushes took from its ring lengthen its next
+penalty by their share of a ring.  Flushing the rings (every measurement window) and
+pausing (``stop``) are kicks.  A reaper thread harvests every ring once a second unless
+the dirty limit is in service.  Ring-full exits are counted and penalty sleeps timed
+per vCPU (the throttle's ``target`` controller and ``--metrics`` read them).
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ class _VcpuState:
     failed_resyncs: int = 0
     #: asleep in a penalty that kicks leave alone (``keep_penalty_sleep_on_kick``)
     sleeping: bool = False
-    #: seconds slept in penalties (kept with ``keep_penalty_sleep_on_kick``), and when
-    #: the current penalty sleep began
+    #: dirty-ring-full exits so far
+    ring_fulls: int = 0
+    #: seconds slept in penalties, and when the current penalty sleep began
     slept: float = 0.0
     sleep_began: float | None = None
     #: entries harvested from its ring since its last penalty (with
@@ -341,6 +343,7 @@ class KvmBackend(VcpuBackend):
             self._shutdown.wait(sleep)
 
     def _ring_full(self, state: _VcpuState) -> None:
+        state.ring_fulls += 1
         own = self._in_service
         harvested = self._harvest([state] if own else self._vcpus)
         if harvested[state.vcpu.index] == 0 and state.vcpu.ring_stuck:
@@ -363,6 +366,7 @@ class KvmBackend(VcpuBackend):
                 others, state.charged = max(state.charged - mine, 0), 0
         penalty = self._penalties[state.vcpu.index] if self._in_service else 0
         if penalty > 0:
+            self.tracer("dirtylimit_vcpu_execute", f"CPU[{state.vcpu.index}] sleep {penalty} us")
             state.cut_sleep.clear()
             if self._shutdown.is_set():
                 return
@@ -386,7 +390,15 @@ class KvmBackend(VcpuBackend):
                         state.sleep_began = None
                 return
             # A kick ends the sleep early only where usleep did (before 8.2).
-            state.cut_sleep.wait(penalty / 1e6)
+            began = self.clock.monotonic()
+            with self._cond:
+                state.sleep_began = began
+            try:
+                state.cut_sleep.wait(penalty / 1e6)
+            finally:
+                with self._cond:
+                    state.slept += self.clock.monotonic() - began
+                    state.sleep_began = None
 
     def _serial_out(self, vcpu: KvmVcpu) -> bool:
         """A pass character written to COM1; False for any other port access."""
@@ -481,14 +493,16 @@ class KvmBackend(VcpuBackend):
         self._keep_sleep = keep
 
     def penalty_sleep_seconds(self) -> list[float] | None:
-        if not self._keep_sleep:
-            return None
         now = self.clock.monotonic()
         with self._cond:
             return [
                 s.slept + (now - s.sleep_began if s.sleep_began is not None else 0.0)
                 for s in self._vcpus
             ]
+
+    def ring_full_exits(self) -> list[int] | None:
+        with self._cond:
+            return [s.ring_fulls for s in self._vcpus]
 
     def dirty_pages(self) -> list[int]:
         with self._reap_lock:

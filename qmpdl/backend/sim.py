@@ -56,6 +56,8 @@ class SimBackend(VcpuBackend):
         self._thread_id = threading.get_native_id()
         #: destination: the first byte of every page received
         self._received: npt.NDArray[np.uint8] | None = None
+        #: penalty sleeps already traced, per vCPU
+        self._traced_sleeps = self.model.penalty_sleeps.copy()
 
     @property
     def model(self) -> SimModel:
@@ -123,7 +125,24 @@ class SimBackend(VcpuBackend):
 
     def update_throttle(self, in_service: bool, penalties_us: Sequence[int]) -> None:
         with self._lock:
-            self.model.set_throttle(self.clock.monotonic(), in_service, penalties_us)
+            now = self.clock.monotonic()
+            self.model.advance(now)
+            self._trace_sleeps()
+            self.model.set_throttle(now, in_service, penalties_us)
+
+    def _trace_sleeps(self) -> None:
+        """``dirtylimit_vcpu_execute`` for the penalty sleeps since the last call (lock
+        held, model advanced).  The model has no vCPU threads, so the sleeps of a window
+        are written when the window is read: their timestamps bunch."""
+        if not self.tracer.enabled("dirtylimit_vcpu_execute"):
+            return
+        sleeps = self.model.penalty_sleeps
+        new = sleeps - self._traced_sleeps
+        for cpu in np.flatnonzero(new).tolist():
+            text = f"CPU[{cpu}] sleep {round(float(self.model.penalty[cpu]) * 1e6)} us"
+            for _ in range(int(new[cpu])):
+                self.tracer("dirtylimit_vcpu_execute", text)
+        self._traced_sleeps = sleeps.copy()
 
     def keep_penalty_sleep_on_kick(self, keep: bool) -> None:
         with self._lock:
@@ -134,15 +153,22 @@ class SimBackend(VcpuBackend):
             self.model.advance(self.clock.monotonic())
             return [float(x) for x in self.model.slept]
 
+    def ring_full_exits(self) -> list[int] | None:
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return [int(x) for x in self.model.ring_full_exits]
+
     def dirty_pages(self) -> list[int]:
         with self._lock:
             self.model.advance(self.clock.monotonic())
+            self._trace_sleeps()
             return [int(x) for x in self.model.dirty]
 
     def flush_dirty_rings(self) -> None:
         at = self._wait_for_kick()
         with self._lock:
             self.model.flush(max(at, self.model.t))
+            self._trace_sleeps()
 
     def sync_dirty_bitmap(self) -> int:
         with self._lock:

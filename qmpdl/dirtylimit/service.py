@@ -98,6 +98,8 @@ class DirtyLimit:
         self._running = False
         self._thread: threading.Thread | None = None
         self._quit = False
+        #: throttle periods measured so far (monotonic; read by ``--metrics``)
+        self.periods = 0
         #: the last window: its length as the rates use it (ms), as it really was (s), and
         #: each vCPU's penalty sleep in it (s; None unless the controller asks for it)
         self._window: tuple[int, float, list[float] | None] = (DIRTYLIMIT_CALC_TIME_MS, 1.0, None)
@@ -223,6 +225,7 @@ class DirtyLimit:
             )
         except MeasurementAbortedError:
             return False
+        self.periods += 1
         self._window = (result.duration_ms, self.clock.monotonic() - t0, None)
         slept1 = self.backend.penalty_sleep_seconds() if slept0 is not None else None
         if slept0 is not None and slept1 is not None:

@@ -35,6 +35,7 @@ from qmpdl.qapi.types import (
 )
 from qmpdl.qapi.types import DirtyRateMeasureMode as MeasureMode
 from qmpdl.threadname import name_this_thread
+from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
@@ -74,6 +75,7 @@ class DirtyRateCalc:
         shutdown: threading.Event,
         bql: BigLock | None = None,
         rng: random.Random | None = None,
+        tracer: Tracer = NULL_TRACER,
     ) -> None:
         self.dirty_log = dirty_log
         self.backend = dirty_log.backend
@@ -82,6 +84,7 @@ class DirtyRateCalc:
         self._shutdown = shutdown
         self._bql = bql or BigLock()
         self._rng = rng or random.Random()
+        self._trace = tracer
         self._lock = threading.Lock()
         self.status = DirtyRateStatus.UNSTARTED
         self.mode = MeasureMode.PAGE_SAMPLING
@@ -216,6 +219,7 @@ class DirtyRateCalc:
                 self._page_sampling(calc_time_ms, sample_pages)
         except MeasurementAbortedError:
             return
+        self._trace("dirtyrate_calculate", f"dirty rate: {self._stat.dirty_rate} MB/s")
         with self._lock:
             if self.status == DirtyRateStatus.MEASURING:
                 self.status = DirtyRateStatus.MEASURED
@@ -239,6 +243,8 @@ class DirtyRateCalc:
             raise
         self._stat.calc_time = self._to_stored(result.duration_ms)
         self._stat.vcpu_rates = result.rates
+        for i, rate in enumerate(result.rates):
+            self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
         self._stat.dirty_rate = sum(result.rates)
 
     def _dirty_bitmap(self, calc_time_ms: int) -> None:

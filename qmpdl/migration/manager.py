@@ -205,6 +205,12 @@ class MigrationManager:
                 info["error-desc"] = self.error
         return info
 
+    def outgoing_stats(self) -> SourceStats | None:
+        """The current or last outgoing migration's statistics (None before any)."""
+        with self._lock:
+            out = self.outgoing
+            return out.stats if out is not None else self._last_stats
+
     def _time_info(self, info: JsonObject, stats: SourceStats, state: str) -> None:
         info["setup-time"] = stats.setup_time
         if state == "completed":
@@ -251,6 +257,7 @@ class MigrationManager:
             if self.state != old:
                 return
             self.state = new
+        self.machine.tracer("migrate_set_state", f"new state {new}")
         if self.config.events:
             self.machine.events.emit("MIGRATION", {"status": new})
 

@@ -36,6 +36,7 @@ from qmpdl.workload import Workload, WorkloadError, resolve_workloads
 if TYPE_CHECKING:
     from qmpdl.backend.kvm import SerialPort
     from qmpdl.hmp.session import HmpSession
+    from qmpdl.observe.metrics import MetricsServer
 
 PROG = report.PROG
 
@@ -357,7 +358,19 @@ async def _serve(
         loop.call_soon_threadsafe(stopping.set)
 
     power_button = PowerButton(machine, later, guest_exit)
+    metrics: MetricsServer | None = None
     try:
+        if config.metrics is not None:
+            # Imported only here: without --metrics qmpdl never loads prometheus-client.
+            from qmpdl.observe.endpoint import start_metrics
+
+            try:
+                metrics = start_metrics(config.metrics, machine, executor, dispatcher)
+            except OSError as e:
+                host, port = config.metrics
+                raise ConfigError(
+                    f"--metrics {host}:{port}: Failed to bind socket: {e.strerror or e}"
+                ) from None
         if config.incoming is not None and config.incoming != "defer":
             try:
                 machine.migration.start_incoming(config.incoming)
@@ -383,6 +396,8 @@ async def _serve(
         for endpoint in endpoints:
             await endpoint.close()
         await asyncio.to_thread(machine.teardown)
+        if metrics is not None:
+            metrics.stop()
     return exit_status
 
 

@@ -56,6 +56,9 @@ class Dispatcher:
         self._busy = False
         #: bottom halves that came while a request was being answered
         self._pending_bh: list[Callable[[], None]] = []
+        #: called with each request and its response before it is sent (``--metrics``
+        #: counts them: a client that has its reply finds it counted)
+        self.on_reply: Callable[[object, JsonObject], None] | None = None
 
     def add(self, connection: MonitorConnection) -> None:
         if connection not in self._connections:
@@ -111,6 +114,8 @@ class Dispatcher:
     ) -> bool:
         """Send the reply and let the monitor read again; True when the command asked
         the machine to shut down (then nothing more is dispatched)."""
+        if self.on_reply is not None:
+            self.on_reply(request.value, response)
         connection.send(response)
         connection.session.in_band_done(request)
         self._busy = False
@@ -247,4 +252,6 @@ class Dispatcher:
         except Exception:  # a bug in a handler must not take the monitor down
             log.exception("out-of-band command failed unexpectedly")
             response = {"error": {"class": "GenericError", "desc": "internal error"}}
+        if self.on_reply is not None:
+            self.on_reply(request.value, response)
         connection.send(response)

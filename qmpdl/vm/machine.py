@@ -48,6 +48,7 @@ class Machine:
         self.profile = profile
         self.backend = backend
         backend.on_internal_error = self.internal_error
+        backend.tracer = tracer
         self.clock = clock
         self.tracer = tracer
         self.events = EventBus(clock)
@@ -84,6 +85,7 @@ class Machine:
             profile=profile,
             shutdown=self.shutdown_event,
             bql=self.bql,
+            tracer=tracer,
         )
 
         def migration_running() -> bool:
