@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.qemu import qemu_binary
+from qmpdl.tools.qemu import qemu_binary, settle
 
 
 @dataclass(frozen=True)
@@ -80,4 +80,6 @@ def start(kind: str, target: Target, workdir: Path | None = None) -> Iterator[st
             argv = [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2", *target.qmpdl, *monitor]
         proc.spawn(argv)
         proc.wait_for_path(sock, 30)
+        if kind == "qemu":
+            settle(sock)
         yield sock

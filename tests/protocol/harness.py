@@ -24,7 +24,7 @@ import pytest
 
 from qmpdl.tools.launch import QmpdlProcess
 from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.qemu import QemuProcess, qemu_binary
+from qmpdl.tools.qemu import QemuProcess, qemu_binary, settle
 from qmpdl.tools.rawqmp import RawQMP
 from tests.conftest import need_qemu
 
@@ -196,24 +196,7 @@ def qemu_server(args: Sequence[str] = QEMU_NONE_ARGS) -> Iterator[QemuProcess]:
     """Real QEMU 7.2 with one QMP socket (skips, or fails under QMPDL_REQUIRE_QEMU=1)."""
     need_qemu()
     with QemuProcess(list(args)) as proc:
-        settle_qemu(proc.socket_path)
         yield proc
-
-
-def settle_qemu(address: Address) -> None:
-    """Let a fresh QEMU finish starting up.
-
-    QEMU has a start-up race: a client that connects before the monitor has processed
-    its connection can be sent the RESUME of the machine's start *before* the greeting.
-    One throw-away session that gets a reply from the main loop takes that event if it
-    comes, and proves start-up is over.
-    """
-    with RawQMP(address) as conn:
-        while not conn.read_line().startswith(b'{"QMP"'):
-            pass
-        conn.send(NEGOTIATE + b'{"execute": "query-status", "id": "settled"}')
-        while b'"id": "settled"' not in conn.read_line():
-            pass
 
 
 #: Any command (qmpdl with its own monitor options, or QEMU) in a scratch directory.
@@ -256,6 +239,17 @@ def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: floa
         return os.path.exists(path)
 
     wait_until(ready, f"socket {path}", timeout)
+
+
+def monitors_ready(kind: str, proc: Spawned, *addresses: Address) -> None:
+    """Wait for the monitors of a server started by :func:`spawn`; QEMU's are also
+    settled (see :func:`qmpdl.tools.qemu.settle`: its start-up races are QEMU's, not
+    what a test of a running monitor is about; qmpdl must not have them)."""
+    for address in addresses:
+        if isinstance(address, str):
+            wait_for_path(address, proc.proc)
+        if kind == "qemu":
+            settle(address)
 
 
 def free_tcp_port() -> int:
