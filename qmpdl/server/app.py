@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import socket
 import sys
-from collections import deque
 from collections.abc import Callable
 
 from qmpdl.backend.base import VcpuBackend
@@ -29,11 +29,14 @@ from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.session import MonitorSession
 from qmpdl.server.connection import MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
+from qmpdl.server.listener import LISTEN_BACKLOG, Listener, listening_tcp_socket
 from qmpdl.trace import Tracer
 from qmpdl.vm.machine import Machine
 from qmpdl.workload import Workload, WorkloadError, resolve_workloads
 
 PROG = "qmpdl"
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -133,7 +136,7 @@ def _listening_unix_socket(path: str) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         sock.bind(staging)
-        sock.listen(100)
+        sock.listen(LISTEN_BACKLOG)
         if staging != path:
             os.rename(staging, path)
     except OSError as e:
@@ -146,8 +149,9 @@ def _listening_unix_socket(path: str) -> socket.socket:
 
 
 class MonitorEndpoint:
-    """One monitor's socket: listening (one client at a time, the next one served when
-    it leaves) or connected out to a listening client."""
+    """One monitor's socket: listening (one client at a time, accepted only while the
+    monitor has none, as QEMU does: see :mod:`qmpdl.server.listener`) or connected out
+    to a listening client."""
 
     def __init__(
         self,
@@ -160,12 +164,13 @@ class MonitorEndpoint:
         self.monitor = monitor
         self.dispatcher = dispatcher
         self.make_session = make_session
-        self.server: asyncio.Server | None = None
+        self.listener: Listener | None = None
         self.active: MonitorConnection | None = None
-        self.waiting: deque[MonitorConnection] = deque()
         self.connections: list[MonitorConnection] = []
         self.first_client = asyncio.Event()
         self._accepting = False
+        #: accepted sockets whose connection is being set up
+        self._opening: set[asyncio.Task[tuple[asyncio.Transport, MonitorConnection]]] = set()
 
     def _factory(self) -> MonitorConnection:
         connection = MonitorConnection(
@@ -175,39 +180,51 @@ class MonitorEndpoint:
             on_close=self._closed,
             name=self.chardev.id,
         )
+        connection.current_client = lambda: self.active
         self.connections.append(connection)
         return connection
+
+    def _accepted(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(self._factory, sock))
+        self._opening.add(task)
+        task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[tuple[asyncio.Transport, MonitorConnection]]) -> None:
+        self._opening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("client connection failed: %s", task.exception())
+            self._listen()
 
     def _arrived(self, connection: MonitorConnection) -> None:
         if connection.closed.is_set():
             return
         self.first_client.set()
-        if self.active is None and self._accepting:
-            self.active = connection
+        self.active = connection
+        if self._accepting:
             connection.activate()
-        else:
-            self.waiting.append(connection)
 
     def _closed(self, connection: MonitorConnection) -> None:
         if connection in self.connections:
             self.connections.remove(connection)
-        if connection in self.waiting:
-            self.waiting.remove(connection)
         if self.active is connection:
             self.active = None
-            self._next()
+            self._listen()
 
-    def _next(self) -> None:
-        while self.active is None and self.waiting and self._accepting:
-            connection = self.waiting.popleft()
-            if not connection.closed.is_set():
-                self.active = connection
-                connection.activate()
+    def _listen(self) -> None:
+        """Accept the next client if the monitor has none: once serving, or before that
+        for ``wait=on`` until the first client came (QEMU waits for it at start-up)."""
+        if self.listener is None or self.active is not None or self._opening:
+            return
+        if self._accepting or (self.chardev.wait and not self.first_client.is_set()):
+            self.listener.enable()
 
     def start_serving(self) -> None:
         """Greet clients from now on (after the machine exists)."""
         self._accepting = True
-        self._next()
+        if self.active is not None and not self.active.serving:
+            self.active.activate()
+        self._listen()
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -218,14 +235,12 @@ class MonitorEndpoint:
                 if c.path is not None:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(c.path)
-                    self.server = await loop.create_unix_server(
-                        self._factory, sock=_listening_unix_socket(c.path)
-                    )
+                    sock = _listening_unix_socket(c.path)
                 else:
                     assert c.port is not None
-                    self.server = await loop.create_server(
-                        self._factory, c.host, c.port, reuse_address=True
-                    )
+                    sock = listening_tcp_socket(c.host, c.port)
+                self.listener = Listener(sock, self._accepted)
+                self._listen()
             elif c.path is not None:
                 await loop.create_unix_connection(self._factory, c.path)
             else:
@@ -241,19 +256,18 @@ class MonitorEndpoint:
 
     async def close(self) -> None:
         self._accepting = False
-        if self.server is not None:
-            self.server.close()
+        if self.listener is not None:
+            self.listener.close()
+        for task in list(self._opening):
+            task.cancel()
         for connection in list(self.connections):
             connection.close()
         for connection in list(self.connections):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(connection.closed.wait(), 2)
-        if self.server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.server.wait_closed(), 2)
-            if self.chardev.path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.chardev.path)
+        if self.listener is not None and self.chardev.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.chardev.path)
 
 
 async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int:

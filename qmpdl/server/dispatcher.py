@@ -107,7 +107,7 @@ class Dispatcher:
     ) -> bool:
         """Send the reply and let the monitor read again; True when the command asked
         the machine to shut down (then nothing more is dispatched)."""
-        connection.send(response)
+        connection.reply(response)
         connection.session.in_band_done(request)
         if self.machine.shutdown_reason is not None:
             self._stopping = True

@@ -35,6 +35,15 @@ class RawQMP:
         self.timeout = timeout
         self._buf = b""
 
+    @classmethod
+    def adopt(cls, sock: socket.socket, timeout: float | None = 10.0) -> RawQMP:
+        """A client on an already connected socket (made blocking, with ``timeout``)."""
+        conn = cls.__new__(cls)
+        sock.setblocking(True)
+        sock.settimeout(timeout)
+        conn.sock, conn.timeout, conn._buf = sock, timeout, b""
+        return conn
+
     def __enter__(self) -> RawQMP:
         return self
 
