@@ -224,6 +224,18 @@ def _hmp_step(
         run.mismatches.append(f"{run.name}: {step['hmp']!r}: qmpdl {ours!r} != QEMU {qemu!r}")
 
 
+def _wait_measured(conn: _Connection, timeout: float = 120.0) -> None:
+    """Poll until QEMU's dirty rate measurement is over (a generous deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = conn.request({"execute": "query-dirty-rate"})["return"]
+        assert isinstance(info, dict)
+        if info["status"] == "measured":  # (its thread may not even have started yet)
+            return
+        assert time.monotonic() < deadline, "the measurement never ended"
+        time.sleep(0.05)
+
+
 def run_session(session: dict[str, Any]) -> SessionRun:
     """Start a fresh QEMU with the session's machine and run its steps."""
     run = SessionRun(session["name"])
@@ -235,6 +247,9 @@ def run_session(session: dict[str, Any]) -> SessionRun:
             for step in session["steps"]:
                 if "sleep" in step:
                     time.sleep(step["sleep"])
+                    run.steps.append(step)
+                elif "wait" in step:
+                    _wait_measured(conn)
                     run.steps.append(step)
                 elif "qmp" in step:
                     reply = conn.request(step["qmp"])
