@@ -53,7 +53,7 @@ class Step(BaseModel):
     sleep: float | None = None
     replies: int = Field(default=1, ge=0)
     eof: bool = False
-    timeout: float = 10.0
+    timeout: float = 60.0
 
     def chunks(self) -> list[bytes]:
         if self.send is not None:

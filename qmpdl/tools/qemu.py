@@ -64,7 +64,7 @@ class QemuProcess(ManagedProcess):
     """
 
     def __init__(
-        self, args: list[str] | None = None, *, workdir: Path | None = None, timeout: float = 10.0
+        self, args: list[str] | None = None, *, workdir: Path | None = None, timeout: float = 60.0
     ) -> None:
         binary = qemu_binary()
         if binary is None:

@@ -15,7 +15,7 @@ from types import TracebackType
 class RawQMP:
     """A blocking socket to a QMP server with line-level reads and a deadline on each."""
 
-    def __init__(self, address: str | tuple[str, int], timeout: float | None = 10.0) -> None:
+    def __init__(self, address: str | tuple[str, int], timeout: float | None = 60.0) -> None:
         """``timeout``: the default deadline of each read; ``None`` reads block without
         one (no per-read poll, for benchmarks that time the server, not the client)."""
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET

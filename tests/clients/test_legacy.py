@@ -116,7 +116,7 @@ def test_server_side_client(
             shutdown = qmp.pull_event(wait=10.0)
             assert shutdown is not None
             assert shutdown["data"] == {"guest": False, "reason": "host-qmp-quit"}
-            assert proc.wait(10) == 0
+            assert proc.wait(60) == 0
             assert not has_traceback(proc.stderr()), proc.stderr()
     finally:
         # the server hung up after quit: qemu.qmp reports that as EOFError, for QEMU too

@@ -59,7 +59,7 @@ class Server(NamedTuple):
 # ---------------------------------------------------------------------------- time
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.005
@@ -230,7 +230,7 @@ def spawn(
     return Spawned(qemu_argv(*monitor_args, machine=qemu_machine), workdir=cwd)
 
 
-def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """Wait for a server's socket file; fail early if the process died."""
 
     def ready() -> bool:
@@ -260,7 +260,7 @@ def free_tcp_port() -> int:
         return port
 
 
-def connect_tcp(port: int, timeout: float = 10.0) -> RawQMP:
+def connect_tcp(port: int, timeout: float = 60.0) -> RawQMP:
     """Connect to a TCP monitor, retrying until it listens."""
     deadline = time.monotonic() + timeout
     while True:

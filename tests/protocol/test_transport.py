@@ -85,7 +85,7 @@ def silent(conn: RawQMP) -> bool:
 
 
 def assert_clean_exit(proc: Spawned, kind: str) -> None:
-    assert proc.wait(10) == 0, proc.stderr()
+    assert proc.wait(60) == 0, proc.stderr()
     assert not has_traceback(proc.stderr()), proc.stderr()
     if kind == "qmpdl":
         assert "Error" not in proc.stderr(), proc.stderr()
@@ -359,7 +359,7 @@ def read_to_eof(conn: RawQMP) -> list[bytes]:
     lines: list[bytes] = []
     while True:
         try:
-            lines.append(conn.read_line(10))
+            lines.append(conn.read_line(60))
         except EOFError:
             return lines
 
