@@ -224,16 +224,16 @@ def _hmp_step(
         run.mismatches.append(f"{run.name}: {step['hmp']!r}: qmpdl {ours!r} != QEMU {qemu!r}")
 
 
-def _wait_measured(conn: _Connection, timeout: float = 120.0) -> None:
-    """Poll until QEMU's dirty rate measurement is over (a generous deadline)."""
+def _wait_status(conn: _Connection, status: str, timeout: float = 120.0) -> None:
+    """Poll until QEMU's dirty rate measurement has ``status`` (a generous deadline)."""
     deadline = time.monotonic() + timeout
     while True:
         info = conn.request({"execute": "query-dirty-rate"})["return"]
         assert isinstance(info, dict)
-        if info["status"] == "measured":  # (its thread may not even have started yet)
+        if info["status"] == status:
             return
-        assert time.monotonic() < deadline, "the measurement never ended"
-        time.sleep(0.05)
+        assert time.monotonic() < deadline, f"the measurement never got {status!r}: {info}"
+        time.sleep(0.01)
 
 
 def run_session(session: dict[str, Any]) -> SessionRun:
@@ -249,7 +249,7 @@ def run_session(session: dict[str, Any]) -> SessionRun:
                     time.sleep(step["sleep"])
                     run.steps.append(step)
                 elif "wait" in step:
-                    _wait_measured(conn)
+                    _wait_status(conn, step["wait"])
                     run.steps.append(step)
                 elif "qmp" in step:
                     reply = conn.request(step["qmp"])

@@ -11,9 +11,11 @@ A step is one of
 ``{"qmp": REQUEST}``       a plain QMP command, to record state; ``stable`` marks replies
                            that must be the same on every run;
 ``{"sleep": SECONDS}``     let a limit period pass.
-``{"wait": "measured"}``   poll ``query-dirty-rate`` until the measurement is over (a
-                           measurement's end is waited for, never slept for: a busy
-                           host may take longer than its period).
+``{"wait": STATUS}``       poll ``query-dirty-rate`` until its status is STATUS: the end
+                           of a measurement is waited for, never slept for (a busy host
+                           may take longer than its period), and so is its start (QEMU's
+                           thread marks it ``measuring`` when it gets to run, which on a
+                           busy host can be after the next command).
 
 A session on a machine without a CPU says ``"cpu": False``: qmpdl's monitor then gets no
 guest memory; otherwise ``x``/``xp`` read QEMU's own (see :mod:`tests.hmp.live`).
@@ -242,6 +244,7 @@ _PC = [
     _hmp("info dirty_rate"),
     # long enough for the next two steps to find it still measuring, on any host
     _hmp("calc_dirty_rate 5 256"),
+    {"wait": "measuring"},
     _hmp("info dirty_rate"),
     _hmp("calc_dirty_rate 1", respond=_error("the dirty rate is already being measured.")),
     {"wait": "measured"},
