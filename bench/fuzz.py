@@ -77,7 +77,7 @@ def _dictionary(target: str, path: Path) -> None:
 
 
 def worker(
-    target: str, runs: int, seed: int, stats_path: Path, hang: float, findings: Path
+    target: str, runs: int, seed: int, *, stats_path: Path, hang: float, findings: Path
 ) -> None:
     """Fuzz ``target`` for ``runs`` inputs in this process (atheris takes it over)."""
     import atheris
@@ -228,7 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.replay is not None:
         return replay(opts.replay)
     if opts.worker is not None:
-        worker(opts.worker, opts.runs, opts.seed, opts.stats, opts.hang, opts.findings)
+        worker(
+            opts.worker,
+            opts.runs,
+            opts.seed,
+            stats_path=opts.stats,
+            hang=opts.hang,
+            findings=opts.findings,
+        )
         return 0
     targets = opts.only or list(TARGETS)
     results = []
