@@ -30,6 +30,7 @@ from qmpdl.qmp.session import MonitorSession
 from qmpdl.server.connection import MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
 from qmpdl.server.listener import LISTEN_BACKLOG, Listener, listening_tcp_socket
+from qmpdl.server.memory import keep_large_blocks_mapped
 from qmpdl.trace import Tracer
 from qmpdl.vm.machine import Machine
 from qmpdl.workload import Workload, WorkloadError, resolve_workloads
@@ -273,6 +274,7 @@ class MonitorEndpoint:
 async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int:
     """Run qmpdl until it shuts down; returns the exit status."""
     loop = asyncio.get_running_loop()
+    keep_large_blocks_mapped()
     machine = machine or build_machine(config)
     schema = QapiSchema.load(machine.profile)
     executor = CommandExecutor(machine, schema)
@@ -343,5 +345,6 @@ async def serve(config: MachineConfig, *, machine: Machine | None = None) -> int
         await dispatcher.stop()
         for endpoint in endpoints:
             await endpoint.close()
+        executor.close()
         await asyncio.to_thread(machine.teardown)
     return exit_status

@@ -61,6 +61,7 @@ async def monitor(tmp_path: Path) -> AsyncIterator[MonitorEndpoint]:
     finally:
         await dispatcher.stop()
         await endpoint.close()
+        executor.close()
         await asyncio.to_thread(machine.teardown)
 
 
