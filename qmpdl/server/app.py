@@ -51,7 +51,7 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
         raise ConfigError(f"--workload: {e}") from None
     kick_interrupts_sleep = not profile.has("dirtylimit-sleep-uninterruptible")
     if config.accel.kind == "kvm":
-        return build_kvm_backend(config, workloads, clock, kick_interrupts_sleep)
+        return build_kvm_backend(config, workloads, clock, kick_interrupts_sleep, profile)
     try:
         return SimBackend(
             workloads,
@@ -66,18 +66,28 @@ def build_backend(config: MachineConfig, profile: Profile, clock: Clock) -> Vcpu
 
 
 def build_kvm_backend(
-    config: MachineConfig, workloads: list[Workload], clock: Clock, kick_interrupts_sleep: bool
+    config: MachineConfig,
+    workloads: list[Workload],
+    clock: Clock,
+    kick_interrupts_sleep: bool,
+    profile: Profile,
 ) -> VcpuBackend:
     """Real vCPUs; the accelerator's checks and texts are QEMU's."""
     from qmpdl.backend.kvm import KvmBackend
-    from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_available
+    from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_init_error
 
-    where = f"-accel kvm,dirty-ring-size={config.accel.dirty_ring_size}"
-    if not kvm_available():
-        raise ConfigError(
-            "Could not access KVM kernel module: No such file or directory\n"
-            f"{PROG}: -accel kvm: failed to initialize kvm: No such file or directory"
-        )
+    accel = "kvm" + (
+        f",dirty-ring-size={config.accel.dirty_ring_size}" if config.accel.dirty_ring_size else ""
+    )
+    where = f"-accel {accel}"
+    problem = kvm_init_error()
+    if problem is not None:
+        message, error = problem
+        failed = f"{where}: failed to initialize kvm: {os.strerror(error)}"
+        if profile.has("kvm-init-error-report"):
+            raise ConfigError(f"{where}: {message}\n{PROG}: {failed}")
+        print(message, file=sys.stderr, flush=True)  # QEMU: a bare line before 9.2
+        raise ConfigError(failed)
     ring = config.accel.dirty_ring_size
     if ring:
         maximum = dirty_ring_max_entries()
