@@ -26,7 +26,7 @@ LINE_ENDING = b"\r\n"
 
 
 class LibvirtStyleMonitor:
-    def __init__(self, path: str, timeout: float = 10.0) -> None:
+    def __init__(self, path: str, timeout: float = 60.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)

@@ -59,7 +59,7 @@ def test_multiboot_writer_under_qemu(tmp_path: Path, make_vm: MakeVm, sync_loop:
         qmp = QEMUMonitorProtocol(qemu.socket_path)
         qmp.connect()
         try:
-            qmp.settimeout(10)
+            qmp.settimeout(60)
             assert qmp.cmd("set-vcpu-dirty-limit", **{"dirty-rate": 100000}) == {}
             # three more passes with the log on: the loop runs on (a count, not a rate)
             before = _passes(serial)
