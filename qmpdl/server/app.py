@@ -205,7 +205,8 @@ class MonitorEndpoint:
         self._opening.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("client connection failed: %s", task.exception())
-            self._listen()
+        # (a client that left at once may already be gone: then take the next one)
+        self._listen()
 
     def _arrived(self, connection: MonitorConnection) -> None:
         if connection.closed.is_set():

@@ -26,8 +26,9 @@ class RawQMP:
             try:
                 self.sock.connect(address)
                 break
-            except (ConnectionRefusedError, FileNotFoundError):
-                # The socket file can exist a moment before its server listens.
+            except (ConnectionRefusedError, FileNotFoundError, BlockingIOError):
+                # The socket file can exist a moment before its server listens, and a
+                # monitor's queue of waiting clients (two, as QEMU's) can be full.
                 self.sock.close()
                 if time.monotonic() > deadline:
                     raise

@@ -13,6 +13,7 @@ sees the hang-up, possibly before reading them).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
 import socket
@@ -180,3 +181,18 @@ def test_reply_of_a_command_outliving_its_client(server: Server, oob: bool) -> N
             assert lines == [GREETING, b'{"return": {}, "id": "A"}\r\n', OK_B]
             return
     pytest.fail(f"no attempt of {ATTEMPTS} caught the command in flight")
+
+
+def test_clients_that_leave_at_once_do_not_stop_the_monitor(server: Server) -> None:
+    """Clients that hang up as soon as they are connected - before, while or after the
+    monitor takes them: the monitor goes on accepting, the next client is greeted."""
+    for i in range(300):
+        sock, outcome = nonblocking_connect(server.address)
+        if outcome == "EAGAIN":  # (the queue is full for a moment: the monitor is busy)
+            time.sleep(0.01)
+        if i % 3 == 0:
+            with contextlib.suppress(OSError):
+                sock.send(b'{"execute": "qmp_capabilities"}')
+        sock.close()
+    with RawQMP(server.address) as conn:
+        greet(conn)
