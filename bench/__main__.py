@@ -22,6 +22,8 @@ BENCHMARKS = (
     "kvm_bench",
     "controller_bench",
     "migration_bench",
+    "fuzz",
+    "soak",
 )
 
 

@@ -218,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(TARGETS), help="these targets")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hang", type=float, default=HANG_SECONDS, help="seconds = a hang")
-    parser.add_argument("--out", type=Path, default=RESULTS / "fuzz.json")
+    parser.add_argument("--out", type=Path, help="default: bench/results/fuzz[-quick].json")
+    parser.add_argument("--quick", action="store_true", help="20,000 inputs (a smoke run)")
     parser.add_argument("--findings", type=Path, default=FINDINGS, help="where crashers go")
     parser.add_argument("--replay", type=Path, help="run one saved input and exit")
     parser.add_argument("--worker", choices=sorted(TARGETS), help=argparse.SUPPRESS)
@@ -237,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             findings=opts.findings,
         )
         return 0
+    if opts.quick:
+        opts.inputs = min(opts.inputs, 20_000)
+    if opts.out is None:
+        opts.out = RESULTS / ("fuzz-quick.json" if opts.quick else "fuzz.json")
     targets = opts.only or list(TARGETS)
     results = []
     begin = time.monotonic()
