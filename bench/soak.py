@@ -366,7 +366,7 @@ def quiet(servers: list[Server]) -> None:
     time.sleep(2)  # (clients' connections closed; nothing else to wait for)
 
 
-def run(minutes: float, seed: int) -> dict[str, Any]:
+def run(minutes: float, seed: int, abuse_mib: int = 10) -> dict[str, Any]:
     stats = Stats()
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="qmpdl-soak-") as tmp:
@@ -410,7 +410,7 @@ def run(minutes: float, seed: int) -> dict[str, Any]:
                     abused = True
                     sample("abuse-before")
                     abusers = [
-                        threading.Thread(target=abuse, args=(s.monitors[0], 10 * MiB, stats))
+                        threading.Thread(target=abuse, args=(s.monitors[0], abuse_mib * MiB, stats))
                         for s in (source, target)
                     ]
                     for thread in abusers:
@@ -435,7 +435,7 @@ def run(minutes: float, seed: int) -> dict[str, Any]:
                 if status != 0:
                     stats.error(f"{s.name} exited with {status} on SIGTERM")
                 s.proc.close()
-    return {"minutes": minutes, "seed": seed, "counts": dict(stats.counts),
+    return {"minutes": minutes, "seed": seed, "abuse_mib": abuse_mib, "counts": dict(stats.counts),
             "errors": stats.errors, "samples": samples}  # fmt: skip
 
 

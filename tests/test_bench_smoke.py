@@ -1,10 +1,11 @@
-"""The QMP and scale benchmarks still run: a few round trips of each case against qmpdl
-and QEMU, with their checks (replies unchanged, in order, byte-identical to QEMU's; one
-limit per vCPU).  No timing is asserted: figures come from ``python3 -m bench``."""
+"""The QMP, scale and soak benchmarks still run: a few round trips of each case against
+qmpdl and QEMU, with their checks (replies unchanged, in order, byte-identical to QEMU's;
+one limit per vCPU); a few seconds of the soak's traffic, after which the processes hold
+what they held before.  No timing is asserted: figures come from ``python3 -m bench``."""
 
 from __future__ import annotations
 
-from bench import qmp_bench, scale_bench
+from bench import qmp_bench, scale_bench, soak
 from tests.conftest import need_qemu
 
 
@@ -27,3 +28,12 @@ def test_scale_bench_limits_every_vcpu() -> None:
     assert result["rss_kib"] > 0
     assert result["throttle_cpu_pct"] >= 0
     assert result["query-vcpu-dirty-limit"]["p99_ms"] > 0
+
+
+def test_soak_traffic_leaves_nothing_behind() -> None:
+    result = soak.run(0.1, seed=7, abuse_mib=1)
+    assert result["errors"] == []
+    assert result["counts"]["clients"] > 0 and result["counts"]["migrations started"] > 0
+    assert result["counts"]["abuse reply bytes"] > 10 << 20
+    lines, flat = soak.summary(result)
+    assert flat, "\n".join(lines)
