@@ -422,7 +422,10 @@ def run(minutes: float, seed: int, abuse_mib: int = 10) -> dict[str, Any]:
             stop.set()
             for thread in threads:
                 thread.join(300)
-            quiet(servers)
+            try:
+                quiet(servers)
+            except (OSError, EOFError) as e:
+                stats.error(f"not answering at the end: {type(e).__name__}: {e}")
             sample("quiet-after")
             for s in servers:
                 if s.proc.proc.poll() is not None:
@@ -431,7 +434,11 @@ def run(minutes: float, seed: int, abuse_mib: int = 10) -> dict[str, Any]:
                     stats.error(f"{s.name}: {s.proc.stderr()[-3000:]}")
         finally:
             for s in servers:
-                status = s.proc.terminate()
+                try:
+                    status = s.proc.terminate()
+                except subprocess.TimeoutExpired:
+                    stats.error(f"{s.name} did not exit on SIGTERM")
+                    status = 0
                 if status != 0:
                     stats.error(f"{s.name} exited with {status} on SIGTERM")
                 s.proc.close()
