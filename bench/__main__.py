@@ -25,6 +25,8 @@ BENCHMARKS = (
     "kvm_bench",
     "controller_bench",
     "migration_bench",
+    "fuzz",
+    "soak",
 )
 
 

@@ -6,6 +6,7 @@ and of real QEMU can be read by the same scripts: ``pid@seconds.micros:name mess
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import sys
@@ -34,7 +35,9 @@ class Tracer:
         if not self.patterns or not self.enabled(name):
             return
         line = f"{threading.get_native_id() or os.getpid()}@{time.time():.6f}:{name} {message}\n"
-        with self._lock:
+        # A line that cannot be written (a full disk, a closed pipe) is lost, as in QEMU,
+        # whose log is a stdio stream nobody checks: never the caller's error.
+        with self._lock, contextlib.suppress(OSError, ValueError):
             self.out.write(line)
             self.out.flush()
 

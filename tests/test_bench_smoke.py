@@ -1,10 +1,12 @@
-"""The QMP, scale and start-up benchmarks still run: a few round trips of each case against qmpdl
-and QEMU, with their checks (replies unchanged, in order, byte-identical to QEMU's; one
-limit per vCPU).  No timing is asserted: figures come from ``python3 -m bench``."""
+"""The QMP, scale, start-up and soak benchmarks still run: a few round trips of each case
+against qmpdl and QEMU, with their checks (replies unchanged, in order, byte-identical to
+QEMU's; one limit per vCPU); a few seconds of the soak's traffic, after which the
+processes hold what they held before.  No timing is asserted: figures come from
+``python3 -m bench``."""
 
 from __future__ import annotations
 
-from bench import qmp_bench, scale_bench, startup_bench
+from bench import qmp_bench, scale_bench, soak, startup_bench
 from tests.conftest import need_qemu
 
 
@@ -36,3 +38,12 @@ def test_startup_bench_times_every_step() -> None:
         times = [result[step] for step in startup_bench.STEPS]
         assert times == sorted(times) and times[0] > 0
         assert result["rss_ready"] > 0
+
+
+def test_soak_traffic_leaves_nothing_behind() -> None:
+    result = soak.run(0.1, seed=7, abuse_mib=1)
+    assert result["errors"] == []
+    assert result["counts"]["clients"] > 0 and result["counts"]["migrations started"] > 0
+    assert result["counts"]["abuse reply bytes"] > 10 << 20
+    lines, flat = soak.summary(result)
+    assert flat, "\n".join(lines)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import pytest
@@ -76,14 +75,15 @@ async def test_vcpu_dirty_limit_scenario(accel: str) -> None:
                 assert len(rates) >= 3
                 assert rates == sorted(rates, reverse=True)
             assert await qmp.execute("cancel-vcpu-dirty-limit") == {}
-            started = time.monotonic()
-            for _ in range(19):
-                if await measure_vcpu0(qmp) > quota + TOLERANCE:
-                    break
-            else:
-                raise AssertionError("the rate never rose above quota + 25 after cancel")
+            rounds = 0
+            while await measure_vcpu0(qmp) <= quota + TOLERANCE:
+                rounds += 1
+                assert rounds < 19, "the rate never rose above quota + 25 after cancel"
             # Without the limit the vCPU runs free at once: the first round sees it.
-            assert time.monotonic() - started < 3.5
+            # (Real vCPUs get what the host gives them, which may change between rounds:
+            # like QEMU's qtest, they get 19.)
+            if accel == "sim":
+                assert rounds == 0
             await qmp.execute("quit")
         finally:
             with contextlib.suppress(EOFError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 
 from qmpdl.commands.registry import CommandContext, CommandSpec, load_all
 from qmpdl.errors import QMPError
@@ -36,6 +38,9 @@ class CommandExecutor:
         if blocking_oob:
             raise RuntimeError(f"allow-oob commands must not block: {', '.join(blocking_oob)}")
         self._command_mode = CommandSet(allow_oob)
+        #: where blocking handlers run: one thread, made when first needed (the
+        #: dispatcher runs one in-band command at a time, as QEMU's main loop does)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmp-blocking")
         self._negotiation_mode = CommandSet({"qmp_capabilities": allow_oob["qmp_capabilities"]})
 
     def _allow_oob(self, name: str) -> bool:
@@ -77,5 +82,10 @@ class CommandExecutor:
         """Run a command for a monitor; blocking handlers run in a worker thread."""
         spec = self._commands.get(name)
         if spec is not None and spec.blocking:
-            return await asyncio.to_thread(self.call_sync, name, arguments, session)
+            call = functools.partial(self.call_sync, name, arguments, session)
+            return await asyncio.get_running_loop().run_in_executor(self._worker, call)
         return self.call_sync(name, arguments, session)
+
+    def close(self) -> None:
+        """Join the thread blocking handlers ran in (the process is exiting)."""
+        self._worker.shutdown(wait=True)

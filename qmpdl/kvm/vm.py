@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import mmap
 import os
@@ -154,6 +155,39 @@ def kvm_available() -> bool:
     except OSError:
         return False
     return True
+
+
+def kvm_init_error() -> tuple[str, int] | None:
+    """Why QEMU's ``kvm_init`` would fail on this host, as it says it, and the errno it
+    fails with (the text of "failed to initialize kvm: ..."); None when KVM is usable.
+
+    The same steps in the same order: open ``/dev/kvm``, ``KVM_GET_API_VERSION``
+    (an ioctl that fails, e.g. on a device that is not KVM, counts as too old),
+    ``KVM_CREATE_VM`` (retried on EINTR; EBUSY when another hypervisor holds the CPU).
+    """
+    try:
+        fd = os.open(KVM_DEVICE, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return f"Could not access KVM kernel module: {e.strerror}", e.errno or errno.EIO
+    try:
+        try:
+            version = _ioctl(fd, uapi.KVM_GET_API_VERSION)
+        except OSError as e:
+            return "kvm version too old", e.errno or errno.EIO
+        if version < uapi.KVM_API_VERSION:
+            return "kvm version too old", errno.EINVAL
+        if version > uapi.KVM_API_VERSION:
+            return "kvm version not supported", errno.EINVAL
+        while True:
+            try:
+                os.close(_ioctl(fd, uapi.KVM_CREATE_VM, 0))
+            except InterruptedError:
+                continue
+            except OSError as e:
+                return f"ioctl(KVM_CREATE_VM) failed: {e.errno} {e.strerror}", e.errno or errno.EIO
+            return None
+    finally:
+        os.close(fd)
 
 
 def kvm_capability(cap: int) -> int:

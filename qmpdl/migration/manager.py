@@ -277,11 +277,12 @@ class MigrationManager:
         self.set_state(old, "failed")
 
     @staticmethod
-    def stream_error(e: OSError) -> str:
+    def stream_error(e: OSError, kind: str = "socket") -> str:
+        """QEMU's text for a failed write to a ``kind`` channel (socket, file, command)."""
         text = str(e)
         if text.startswith(("Unable to", "Sibling", "Failed")):
             return text
-        return f"Unable to write to socket: {e.strerror or text}"
+        return f"Unable to write to {kind}: {e.strerror or text}"
 
     # ------------------------------------------------------------------ addresses
 

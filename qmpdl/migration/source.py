@@ -151,7 +151,7 @@ class OutgoingMigration:
         except MigrationCancelled:
             pass
         except OSError as e:
-            m.fail(m.stream_error(e))
+            m.fail(m.stream_error(e, self.channel.kind if self.channel is not None else "socket"))
         except Exception as e:  # a bug must not leave the migration hanging
             log.exception("migration failed unexpectedly")
             m.fail(f"internal error: {e}")

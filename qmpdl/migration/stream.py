@@ -46,6 +46,10 @@ REC_PASS = 2
 REC_STATE = 3
 REC_END = 4
 
+#: Longest machine description or device state accepted (a damaged length would
+#: otherwise have the destination buffer gigabytes before failing).
+MAX_JSON = 1 << 20
+
 _HEADER = struct.Struct("<8sIIQII")
 _PASS = struct.Struct("<IQI")
 _U32 = struct.Struct("<I")
@@ -53,6 +57,16 @@ _U32 = struct.Struct("<I")
 
 class StreamError(Exception):
     """The stream is not what it should be; the text says what was wrong."""
+
+
+def _json_object(text: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:  # (bad UTF-8 as well)
+        raise StreamError(f"the {what} is damaged") from None
+    if not isinstance(value, dict):
+        raise StreamError(f"the {what} is damaged")
+    return value
 
 
 @dataclass(frozen=True)
@@ -130,12 +144,16 @@ class StreamWriter:
 
 
 class StreamReader:
-    """Decodes a stream fed in arbitrary chunks; raises :class:`StreamError`."""
+    """Decodes a stream fed in arbitrary chunks; raises :class:`StreamError` (and only
+    that) for anything that is not a stream of a machine: records are checked against
+    the header's RAM size and lengths against :data:`MAX_JSON` before anything is
+    buffered for them."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._pos = 0
         self._have_header = False
+        self._ram_pages = 0
         self._ended = False
         self._crc = 0
         self._pages = 0
@@ -181,13 +199,18 @@ class StreamReader:
                 raise StreamError("not a qmpdl migration stream")
             if version != VERSION:
                 raise StreamError(f"unsupported stream version {version}")
+            if page_size != PAGE_SIZE:
+                raise StreamError(f"unsupported page size {page_size}")
+            if jlen > MAX_JSON:
+                raise StreamError("the machine description is damaged")
             if self._peek_len() < _HEADER.size + jlen:
                 return None
             self._pos += _HEADER.size
             text = self._take(jlen)
             assert text is not None
             self._have_header = True
-            return Header(page_size, ram, nvcpus, json.loads(text))
+            self._ram_pages = ram // PAGE_SIZE
+            return Header(page_size, ram, nvcpus, _json_object(text, "machine description"))
         if not self._peek_len():
             return None
         kind = self._buf[self._pos]
@@ -195,6 +218,8 @@ class StreamReader:
             if self._peek_len() < 5:
                 return None
             (n,) = _U32.unpack_from(self._buf, self._pos + 1)
+            if n > self._ram_pages:
+                raise StreamError(f"a record of {n} pages in {self._ram_pages} pages of RAM")
             head = 5 + 8 * n
             if self._peek_len() < head:
                 return None
@@ -202,6 +227,8 @@ class StreamReader:
                 np.uint64
             )
             zero = (entries & ZERO) != 0
+            if n and int((entries & ~ZERO).max()) >= self._ram_pages:
+                raise StreamError(f"a page beyond the end of RAM ({self._ram_pages} pages)")
             size = head + int((~zero).sum()) * PAGE_SIZE
             if self._peek_len() < size:
                 return None
@@ -227,12 +254,14 @@ class StreamReader:
             if self._peek_len() < 5:
                 return None
             (n,) = _U32.unpack_from(self._buf, self._pos + 1)
+            if n > MAX_JSON:
+                raise StreamError("the device state is damaged")
             if self._peek_len() < 5 + n:
                 return None
             self._pos += 5
             text = self._take(n)
             assert text is not None
-            return State(json.loads(text))
+            return State(_json_object(text, "device state"))
         if kind == REC_END:
             self._pos += 1
             self._ended = True

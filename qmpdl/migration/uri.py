@@ -203,6 +203,13 @@ class Channel:
         return os.read(self.fd, size)
 
     @property
+    def kind(self) -> str:
+        """What QEMU's I/O channel of this transport calls itself in its errors."""
+        if self.sock is not None:
+            return "socket"
+        return "command" if self.proc is not None else "file"
+
+    @property
     def duplex(self) -> bool:
         """Whether the other side can answer (a file or a one-way pipe cannot)."""
         return self.sock is not None
@@ -303,6 +310,14 @@ def listen(address: MigrationAddress) -> list[socket.socket]:
     """The destination's listening sockets: one per address ``tcp:`` resolves to (as
     QEMU listens on each), or the one unix socket.  Other transports have none."""
     if address.transport == "unix":
+        # A file left at the path (by a process that died) is removed first, as QEMU
+        # does (which also leaves its own behind when it exits).
+        try:
+            os.unlink(address.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise OSError(f"Failed to unlink socket {address.path}: {e.strerror}") from None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(address.path)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ from qmpdl.server.chardev import ChardevEndpoint, ChardevError
 from qmpdl.server.connection import MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
 from qmpdl.server.frontends import HmpConnection, SerialConnection
+from qmpdl.server.memory import keep_large_blocks_mapped
 from qmpdl.trace import Tracer
 from qmpdl.vm.machine import Machine
 from qmpdl.vm.powerbutton import PowerButton
@@ -60,7 +63,9 @@ def build_backend(
         raise ConfigError(f"--workload: {e}") from None
     kick_interrupts_sleep = not profile.has("dirtylimit-sleep-uninterruptible")
     if config.accel.kind == "kvm":
-        return build_kvm_backend(config, workloads, clock, kick_interrupts_sleep, serial)
+        return build_kvm_backend(
+            config, workloads, clock, kick_interrupts_sleep, profile, serial=serial
+        )
     from qmpdl.backend.sim import SimBackend
 
     try:
@@ -81,18 +86,26 @@ def build_kvm_backend(
     workloads: list[Workload],
     clock: Clock,
     kick_interrupts_sleep: bool,
+    profile: Profile,
+    *,
     serial: SerialPort | None = None,
 ) -> VcpuBackend:
     """Real vCPUs; the accelerator's checks and texts are QEMU's."""
     from qmpdl.backend.kvm import KvmBackend
-    from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_available
+    from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_init_error
 
-    where = f"-accel kvm,dirty-ring-size={config.accel.dirty_ring_size}"
-    if not kvm_available():
-        raise ConfigError(
-            "Could not access KVM kernel module: No such file or directory\n"
-            f"{PROG}: -accel kvm: failed to initialize kvm: No such file or directory"
-        )
+    accel = "kvm" + (
+        f",dirty-ring-size={config.accel.dirty_ring_size}" if config.accel.dirty_ring_size else ""
+    )
+    where = f"-accel {accel}"
+    problem = kvm_init_error()
+    if problem is not None:
+        message, error = problem
+        failed = f"{where}: failed to initialize kvm: {os.strerror(error)}"
+        if profile.has("kvm-init-error-report"):
+            raise ConfigError(f"{where}: {message}\n{PROG}: {failed}")
+        print(message, file=sys.stderr, flush=True)  # QEMU: a bare line before 9.2
+        raise ConfigError(failed)
     ring = config.accel.dirty_ring_size
     if ring:
         maximum = dirty_ring_max_entries()
@@ -321,6 +334,7 @@ async def _serve(
     on_ready: Callable[[], None] | None,
 ) -> int:
     loop = asyncio.get_running_loop()
+    keep_large_blocks_mapped()
     schema = QapiSchema.load(machine.profile)
     executor = CommandExecutor(machine, schema)
     dispatcher = Dispatcher(machine, executor, on_shutdown=stopping.set)
@@ -395,6 +409,7 @@ async def _serve(
         await dispatcher.stop()
         for endpoint in endpoints:
             await endpoint.close()
+        executor.close()
         await asyncio.to_thread(machine.teardown)
         if metrics is not None:
             metrics.stop()

@@ -2,8 +2,8 @@
 ``fd=N``), stdio, a pty, null and files, each feeding one frontend - a QMP monitor, a
 human monitor or a serial port.
 
-A socket chardev serves one client at a time, as QEMU's does: the next one is served when
-the current one leaves (QEMU leaves it in the listen backlog; here it waits, unread).
+A socket chardev serves one client at a time, as QEMU's does: it listens with QEMU's
+backlog and accepts the next client only when the current one leaves.
 Each device keeps its ``query-chardev`` state (:mod:`qmpdl.vm.chardevs`) up to date.
 """
 
@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import socket
 import stat
 import sys
 import tty
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from qmpdl import report
 from qmpdl.config import Chardev
+from qmpdl.server.listener import LISTEN_BACKLOG, Listener, listening_tcp_socket
 from qmpdl.vm.chardevs import ChardevState, socket_filename
+
+log = logging.getLogger(__name__)
 
 
 class ChardevError(Exception):
@@ -231,7 +234,7 @@ def listening_unix_socket(path: str) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         sock.bind(staging)
-        sock.listen(100)
+        sock.listen(LISTEN_BACKLOG)
         if staging != path:
             os.rename(staging, path)
     except OSError as e:
@@ -244,15 +247,20 @@ def listening_unix_socket(path: str) -> socket.socket:
 
 
 class ChardevEndpoint:
-    """One chardev: its backend's I/O and the clients of its frontend."""
+    """One chardev: its backend's I/O and the clients of its frontend.  A listening
+    socket accepts as QEMU's does: one client at a time, accepted only while the
+    frontend has none (see :mod:`qmpdl.server.listener`)."""
 
     def __init__(self, chardev: Chardev, state: ChardevState) -> None:
         self.chardev = chardev
         self.state = state
         self.factory: ConnectionFactory | None = None
-        self.server: asyncio.Server | None = None
+        self.listener: Listener | None = None
         self.active: Any = None
-        self.waiting: deque[Any] = deque()
+        #: the client that came before the frontend served (activated by start_serving)
+        self._early: Any = None
+        #: accepted sockets whose connection is being set up
+        self._opening: set[asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]] = set()
         self.connections: list[Any] = []
         self.first_client = asyncio.Event()
         self._accepting = False
@@ -269,44 +277,62 @@ class ChardevEndpoint:
     def _factory(self) -> asyncio.BaseProtocol:
         assert self.factory is not None
         protocol = self.factory(self._arrived, self._closed)
+        if hasattr(protocol, "current_client"):
+            # the reply of a command that outlived its client goes to the next client
+            protocol.current_client = lambda: self.active
         self.connections.append(protocol)
         return protocol
+
+    def _accepted(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(self._factory, sock))
+        self._opening.add(task)
+        task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]) -> None:
+        self._opening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("client connection failed: %s", task.exception())
+        # (a client that left at once may already be gone: then take the next one)
+        self._listen()
 
     def _arrived(self, connection: Any) -> None:
         if connection.closed.is_set():
             return
         self.first_client.set()
-        if self.active is None and self._accepting:
-            self._activate(connection)
-        else:
-            self.waiting.append(connection)
-
-    def _activate(self, connection: Any) -> None:
         self.active = connection
         self._update_filename(connection)
-        connection.activate()
+        if self._accepting:
+            connection.activate()
+        else:
+            self._early = connection
 
     def _closed(self, connection: Any) -> None:
         if connection in self.connections:
             self.connections.remove(connection)
-        if connection in self.waiting:
-            self.waiting.remove(connection)
+        if self._early is connection:
+            self._early = None
         if self.active is connection:
             self.active = None
             if self.chardev.backend == "socket":
                 self.state.filename = self._disconnected()
-            self._next()
+            self._listen()
 
-    def _next(self) -> None:
-        while self.active is None and self.waiting and self._accepting:
-            connection = self.waiting.popleft()
-            if not connection.closed.is_set():
-                self._activate(connection)
+    def _listen(self) -> None:
+        """Accept the next client if the frontend has none: once serving, or before that
+        for ``wait=on`` until the first client came (QEMU waits for it at start-up)."""
+        if self.listener is None or self.active is not None or self._opening:
+            return
+        if self._accepting or (self.chardev.wait and not self.first_client.is_set()):
+            self.listener.enable()
 
     def start_serving(self) -> None:
         """Greet clients from now on (after the machine exists)."""
         self._accepting = True
-        self._next()
+        early, self._early = self._early, None
+        if early is not None and early is self.active and not early.closed.is_set():
+            early.activate()
+        self._listen()
 
     # ------------------------------------------------------------------ filename
 
@@ -382,10 +408,7 @@ class ChardevEndpoint:
                 self._listening = True
                 self._local = sock.getsockname()
                 self.state.filename = self._disconnected()
-                if sock.family == socket.AF_UNIX:
-                    self.server = await loop.create_unix_server(self._factory, sock=sock)
-                else:
-                    self.server = await loop.create_server(self._factory, sock=sock)
+                self._serve(sock)
             else:
                 self._local = sock.getsockname()
                 self.state.filename = self._disconnected()
@@ -401,16 +424,14 @@ class ChardevEndpoint:
                     self._unlink = os.path.abspath(c.path)
                     self._local = c.path
                     self.state.filename = self._disconnected()
-                    self.server = await loop.create_unix_server(self._factory, sock=sock)
+                    self._serve(sock)
                 else:
                     assert c.port is not None
-                    self.server = await loop.create_server(
-                        self._factory, c.host, c.port, reuse_address=True
-                    )
-                    listener = self.server.sockets[0]
-                    self._family = listener.family
-                    self._local = listener.getsockname()
+                    sock = listening_tcp_socket(c.host, c.port)
+                    self._family = sock.family
+                    self._local = sock.getsockname()
                     self.state.filename = self._disconnected()
+                    self._serve(sock)
             elif c.path is not None:
                 self._local = ""
                 self.state.filename = self._disconnected()
@@ -430,6 +451,10 @@ class ChardevEndpoint:
             else:
                 text = f"Failed to connect to '{c.host}:{c.port}': {strerror}"
             raise ChardevError(c.option, text) from None
+
+    def _serve(self, sock: socket.socket) -> None:
+        self.listener = Listener(sock, self._accepted)
+        self._listen()
 
     async def wait_connected(self) -> None:
         """``server=on,wait=on``: QEMU's start-up blocks until the first client."""
@@ -452,8 +477,10 @@ class ChardevEndpoint:
 
     async def close(self) -> None:
         self._accepting = False
-        if self.server is not None:
-            self.server.close()
+        if self.listener is not None:
+            self.listener.close()
+        for task in list(self._opening):
+            task.cancel()
         for connection in list(self.connections):
             connection.close()
         if self._fixed is not None:
@@ -461,9 +488,6 @@ class ChardevEndpoint:
         for connection in list(self.connections):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(connection.closed.wait(), 2)
-        if self.server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.server.wait_closed(), 2)
         if self._unlink is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._unlink)

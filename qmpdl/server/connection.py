@@ -10,18 +10,27 @@ from typing import TYPE_CHECKING
 
 from qmpdl.jsontypes import JsonObject
 from qmpdl.qmp.session import MonitorSession
+from qmpdl.server import hangup
 
 if TYPE_CHECKING:
     from qmpdl.server.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
+#: Replies waiting in the transport beyond this stop the reading of requests until
+#: they drain below :data:`OUTPUT_LOW_WATER` (a client that does not read its replies
+#: is not read either; QEMU buffers them without limit).
+OUTPUT_HIGH_WATER = 4 << 20
+OUTPUT_LOW_WATER = 1 << 20
+
 
 class MonitorConnection(asyncio.Protocol):
     """Feeds the session from the socket, writes its replies and events.
 
     Reading is paused while the session is suspended (QEMU stops reading then), so a
-    client that floods requests is held back by the kernel's socket buffer.
+    client that floods requests is held back by the kernel's socket buffer; and while
+    more than :data:`OUTPUT_HIGH_WATER` bytes of replies wait to be sent, so what a
+    client that does not read costs stays bounded.
     """
 
     def __init__(
@@ -44,7 +53,11 @@ class MonitorConnection(asyncio.Protocol):
         self._loop_thread = threading.get_ident()
         self._active = False
         self._reading_paused = False
+        self._writing_paused = False
+        #: the client connected to this monitor now (set by the endpoint)
+        self.current_client: Callable[[], MonitorConnection | None] = lambda: self
         self._unsubscribe: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
         self.closed = asyncio.Event()
 
     # ------------------------------------------------------------------ asyncio
@@ -52,8 +65,13 @@ class MonitorConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        transport.set_write_buffer_limits(OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER)
         transport.pause_reading()
         self._reading_paused = True
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # a client that hangs up is dropped at once, even mid-command (as QEMU)
+            self._unwatch = hangup.watch(sock.fileno(), transport.abort)
         self._on_open(self)
 
     def activate(self) -> None:
@@ -67,6 +85,11 @@ class MonitorConnection(asyncio.Protocol):
         self.write(self.session.greeting_bytes())
         self._update_reading()
 
+    @property
+    def serving(self) -> bool:
+        """Greeted, and not gone."""
+        return self._active
+
     def data_received(self, data: bytes) -> None:
         if not self._active:
             return
@@ -76,7 +99,18 @@ class MonitorConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return False
 
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self.pump()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -89,8 +123,11 @@ class MonitorConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ protocol
 
     def pump(self) -> None:
-        """Parse what the session will read now; run OOB requests; wake the dispatcher."""
-        oob = self.session.pump()
+        """Parse what the session will read now; run OOB requests; wake the dispatcher.
+
+        Nothing more is parsed while replies are backed up (see :meth:`pause_writing`).
+        """
+        oob = [] if self._writing_paused else self.session.pump()
         for request in oob:
             self.dispatcher.run_oob(self, request)
         if self.session.has_in_band:
@@ -100,10 +137,11 @@ class MonitorConnection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        if self.session.suspended and not self._reading_paused:
+        hold = self.session.suspended or self._writing_paused
+        if hold and not self._reading_paused:
             self.transport.pause_reading()
             self._reading_paused = True
-        elif not self.session.suspended and self._reading_paused:
+        elif not hold and self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
 
@@ -113,6 +151,17 @@ class MonitorConnection(asyncio.Protocol):
 
     def send(self, message: JsonObject) -> None:
         self.write(self.session.encode(message))
+
+    def reply(self, message: JsonObject) -> None:
+        """Send the reply to a request of this client's.
+
+        QEMU writes replies to the monitor, not to a connection: the reply of a command
+        that was still running when its client left goes to the client connected to the
+        monitor by the time it completes (after that client's greeting), or nowhere.
+        """
+        target = self if self._active else self.current_client()
+        if target is not None and target.serving:
+            target.send(message)
 
     # ------------------------------------------------------------------ events
 

@@ -116,7 +116,7 @@ class Dispatcher:
         the machine to shut down (then nothing more is dispatched)."""
         if self.on_reply is not None:
             self.on_reply(request.value, response)
-        connection.send(response)
+        connection.reply(response)
         connection.session.in_band_done(request)
         self._busy = False
         while self._pending_bh:

@@ -69,7 +69,7 @@ class Step(BaseModel):
     #: a ``poll`` records only that its reply matched, not the reply
     quiet: bool = False
     eof: bool = False
-    timeout: float = 10.0
+    timeout: float = 60.0
     #: the monitor: the target's own ("src") or its migration destination's ("dst")
     monitor: Literal["src", "dst"] = "src"
 

@@ -23,7 +23,7 @@ class QmpdlProcess(ManagedProcess):
         *,
         socket_path: str | None = None,
         monitor: bool = True,
-        timeout: float = 15.0,
+        timeout: float = 60.0,
         env: dict[str, str] | None = None,
         workdir: Path | None = None,
     ) -> None:

@@ -57,7 +57,7 @@ class ManagedProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def wait_for_path(self, path: str, timeout: float = 15.0) -> None:
+    def wait_for_path(self, path: str, timeout: float = 60.0) -> None:
         """Wait until ``path`` exists; raise if the process exits or time runs out."""
         deadline = time.monotonic() + timeout
         while not os.path.exists(path):
@@ -74,12 +74,12 @@ class ManagedProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signum)
 
-    def terminate(self, timeout: float = 10.0) -> int:
+    def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; returns the exit status."""
         self.signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
-    def wait(self, timeout: float = 10.0) -> int:
+    def wait(self, timeout: float = 60.0) -> int:
         return self.proc.wait(timeout)
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from types import TracebackType
 class RawQMP:
     """A blocking socket to a QMP server with line-level reads and a deadline on each."""
 
-    def __init__(self, address: str | tuple[str, int], timeout: float | None = 10.0) -> None:
+    def __init__(self, address: str | tuple[str, int], timeout: float | None = 60.0) -> None:
         """``timeout``: the default deadline of each read; ``None`` reads block without
         one (no per-read poll, for benchmarks that time the server, not the client)."""
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
@@ -26,14 +26,24 @@ class RawQMP:
             try:
                 self.sock.connect(address)
                 break
-            except (ConnectionRefusedError, FileNotFoundError):
-                # The socket file can exist a moment before its server listens.
+            except (ConnectionRefusedError, FileNotFoundError, BlockingIOError):
+                # The socket file can exist a moment before its server listens, and a
+                # monitor's queue of waiting clients (two, as QEMU's) can be full.
                 self.sock.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
         self.timeout = timeout
         self._buf = b""
+
+    @classmethod
+    def adopt(cls, sock: socket.socket, timeout: float | None = 10.0) -> RawQMP:
+        """A client on an already connected socket (made blocking, with ``timeout``)."""
+        conn = cls.__new__(cls)
+        sock.setblocking(True)
+        sock.settimeout(timeout)
+        conn.sock, conn.timeout, conn._buf = sock, timeout, b""
+        return conn
 
     def __enter__(self) -> RawQMP:
         return self

@@ -26,7 +26,7 @@ from typing import Any
 from qmpdl.kvm import guest
 from qmpdl.tools.exchange import substitute
 from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.qemu import ORACLES, oracle
+from qmpdl.tools.qemu import ORACLES, oracle, settle
 
 
 @dataclass(frozen=True)
@@ -191,10 +191,14 @@ def launch(
             args = target.peer[0] if kind == "qemu" else target.peer[1]
             peer.spawn(_argv(kind, version, _substituted(args, values), peer_sock))
             peer.wait_for_path(peer_sock, 30)
+            if kind == "qemu":
+                settle(peer_sock)
         sock = str(proc.dir / "qmp.sock")
         args = _substituted(target.qemu if kind == "qemu" else target.qmpdl, values)
         proc.spawn(_argv(kind, version, args, sock, target.fields))
         proc.wait_for_path(sock, 30)
+        if kind == "qemu":
+            settle(sock)
         variables = {**values, **target.variables.get(kind, {})}
         yield Endpoints(sock, peer_sock, variables)
 

@@ -130,9 +130,11 @@ class Machine:
             if self.runstate != RunState.RUNNING:
                 return
             self.runstate = RunState.PAUSED
-            # QEMU waits for the vCPUs to stop with the BQL dropped.
-            with self.bql.dropped():
-                self.backend.pause()
+        # QEMU waits for the vCPUs to stop with the BQL dropped - and nothing else held:
+        # a thread that takes the BQL meanwhile may want the state lock (the migration
+        # thread completing does), and this one needs the BQL back.
+        with self.bql.dropped():
+            self.backend.pause()
         self.events.emit("STOP")
 
     def cont(self) -> None:

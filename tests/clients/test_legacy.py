@@ -28,7 +28,7 @@ def test_cmd_and_cmd_raw(qmpdl_sock: str, sync_loop: asyncio.AbstractEventLoop) 
     try:
         greeting = qmp.connect()
         assert greeting == {"QMP": {"version": VERSION, "capabilities": ["oob"]}}
-        qmp.settimeout(10)
+        qmp.settimeout(60)
         # cmd(): the return value (the client assigns an id)
         assert qmp.cmd("query-version") == VERSION
         assert qmp.cmd("query-status") == RUNNING
@@ -105,9 +105,9 @@ def test_server_side_client(
         with spawn(
             kind, *args, qmpdl_machine=CLIENT_QMPDL_ARGS, qemu_machine=CLIENT_QEMU_ARGS
         ) as proc:
-            greeting = qmp.accept(timeout=15)
+            greeting = qmp.accept(timeout=60)
             assert greeting == {"QMP": {"version": VERSION, "capabilities": ["oob"]}}
-            qmp.settimeout(10)
+            qmp.settimeout(60)
             chardev = "compat_monitor0" if monitor == "qmp" else "mon"
             assert qmp.cmd("query-yank") == [{"type": "chardev", "id": chardev}]
             assert qmp.cmd("query-status") == RUNNING
@@ -116,7 +116,7 @@ def test_server_side_client(
             shutdown = qmp.pull_event(wait=10.0)
             assert shutdown is not None
             assert shutdown["data"] == {"guest": False, "reason": "host-qmp-quit"}
-            assert proc.wait(10) == 0
+            assert proc.wait(60) == 0
             assert not has_traceback(proc.stderr()), proc.stderr()
     finally:
         # the server hung up after quit: qemu.qmp reports that as EOFError, for QEMU too

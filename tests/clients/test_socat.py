@@ -81,7 +81,7 @@ def test_socat_listens(kind: str, tmp_path: Path) -> None:
             qemu_machine=CLIENT_QEMU_ARGS,
         ) as server:
             out, err = listen.communicate(COMMANDS + b'{"execute":"quit"}\n', timeout=30)
-            assert server.wait(10) == 0, server.stderr()
+            assert server.wait(60) == 0, server.stderr()
         assert listen.returncode == 0, err
         assert lines(out) == [
             *REPLIES,

@@ -233,6 +233,18 @@ def _hmp_step(
         run.mismatches.append(f"{run.name}: {step['hmp']!r}: qmpdl {ours!r} != QEMU {qemu!r}")
 
 
+def _wait_status(conn: _Connection, status: str, timeout: float = 120.0) -> None:
+    """Poll until QEMU's dirty rate measurement has ``status`` (a generous deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = conn.request({"execute": "query-dirty-rate"})["return"]
+        assert isinstance(info, dict)
+        if info["status"] == status:
+            return
+        assert time.monotonic() < deadline, f"the measurement never got {status!r}: {info}"
+        time.sleep(0.01)
+
+
 def run_session(session: dict[str, Any], version: str = "7.2") -> SessionRun:
     """Start a fresh QEMU ``version`` with the session's machine and run its steps."""
     run = SessionRun(session["name"])
@@ -244,6 +256,9 @@ def run_session(session: dict[str, Any], version: str = "7.2") -> SessionRun:
             for step in session["steps"]:
                 if "sleep" in step:
                     time.sleep(step["sleep"])
+                    run.steps.append(step)
+                elif "wait" in step:
+                    _wait_status(conn, step["wait"])
                     run.steps.append(step)
                 elif "qmp" in step:
                     reply = conn.request(step["qmp"])

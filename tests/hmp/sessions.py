@@ -10,7 +10,12 @@ A step is one of
                            ones it serves, so compare with the matching part of QEMU's);
 ``{"qmp": REQUEST}``       a plain QMP command, to record state; ``stable`` marks replies
                            that must be the same on every run;
-``{"sleep": SECONDS}``     let a measurement or a limit period pass.
+``{"sleep": SECONDS}``     let a limit period pass.
+``{"wait": STATUS}``       poll ``query-dirty-rate`` until its status is STATUS: the end
+                           of a measurement is waited for, never slept for (a busy host
+                           may take longer than its period), and so is its start (QEMU's
+                           thread marks it ``measuring`` when it gets to run, which on a
+                           busy host can be after the next command).
 
 A session on a machine without a CPU says ``"cpu": False``: qmpdl's monitor then gets no
 guest memory; otherwise ``x``/``xp`` read QEMU's own (see :mod:`tests.hmp.live`).
@@ -212,11 +217,11 @@ _DIRTY_RATE_NONE = [
         respond=_error("mode dirty-bitmap is not enabled, use other method instead."),
     ),
     _hmp("calc_dirty_rate 1 (-1)"),
-    {"sleep": 0.3},
+    {"wait": "measured"},
     _hmp("info dirty_rate"),
     _qmp("query-dirty-rate", stable=False),
     _hmp("calc_dirty_rate 1 128"),
-    {"sleep": 0.3},
+    {"wait": "measured"},
     _hmp("info dirty_rate"),
 ]
 
@@ -246,13 +251,14 @@ _PC = [
     _hmp("info status"),
     _hmp("calc_dirty_rate -r 1"),
     _hmp("info dirty_rate"),
-    {"sleep": 1.5},
+    {"wait": "measured"},
     _hmp("info dirty_rate"),
-    # 3 s: the next step must find it still measuring on a loaded machine too
-    _hmp("calc_dirty_rate 3 256"),
+    # long enough for the next two steps to find it still measuring, on any host
+    _hmp("calc_dirty_rate 5 256"),
+    {"wait": "measuring"},
     _hmp("info dirty_rate"),
     _hmp("calc_dirty_rate 1", respond=_error("the dirty rate is already being measured.")),
-    {"sleep": 3.2},
+    {"wait": "measured"},
     _hmp("info dirty_rate"),
     _hmp(
         "calc_dirty_rate -b 1",

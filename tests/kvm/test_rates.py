@@ -1,5 +1,15 @@
-"""The writer's dirty rate in our VM: the default delay lands near the anchors' guest
-(430-470 MiB/s under QEMU on this host) and larger delays lower it."""
+"""The writer in our VM: every page it writes is harvested from the dirty ring, and larger
+delays lower its rate.
+
+Nothing here depends on how fast or how busy the host is.  The first test counts (pages
+harvested against pages written, from the guest's pass counter); the second compares
+rates at different delays measured in interleaved slices of the same run, each delay's
+rate taken from its fastest slice (the one least disturbed by other work on the host).
+Host CPU time is no measure here: this host's PVM KVM accounts only part of the time
+spent in the guest to the vCPU thread.  The absolute rate of the default delay against
+QEMU's guest (~416 MiB/s on this host for both) is a benchmark figure:
+``python3 -m bench.kvm_bench``.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +17,62 @@ import time
 
 import pytest
 
-from qmpdl.kvm import guest, uapi
+from qmpdl.kvm import guest
 from qmpdl.kvm.vm import KvmVm
-from tests.kvm.conftest import MakeVm, Watchdog, load_writer
+from tests.kvm.conftest import MakeVm, load_writer, ring_full_exit
 
 pytestmark = pytest.mark.kvm
 
 MiB = 1 << 20
 
 
-def measure_writer(vm: KvmVm, seconds: float, warmup: float = 0.2) -> tuple[float, float]:
-    """Run vCPU 0 (a loaded writer) with dirty logging on, harvesting at every ring-full
-    exit; returns (harvested MiB/s, written MiB/s from its pass counter)."""
+def harvest_exits(vm: KvmVm, exits: int) -> int:
+    """Run vCPU 0 (a loaded writer, dirty logging on) for ``exits`` ring-full exits,
+    harvesting each time; returns the entries harvested."""
     vcpu = vm.vcpus[0]
-    vm.memory[guest.WS_BASE :] = 0  # fault the host pages in before timing
-    vm.set_dirty_logging(True)
-
-    def run(until: float) -> int:
-        entries = 0
-        while time.perf_counter() < until:
-            assert vcpu.run() == uapi.KVM_EXIT_DIRTY_RING_FULL
-            entries += vcpu.harvest(offsets=False).count
-            vm.reset_dirty_rings()
-            assert not vcpu.ring_stuck
-        return entries
-
-    with Watchdog(vcpu, warmup + seconds + 10.0):
-        run(time.perf_counter() + warmup)
-        first_pass, start = guest.passes(vm, 0), time.perf_counter()
-        entries = run(start + seconds)
-        elapsed = time.perf_counter() - start
-    written = (guest.passes(vm, 0) - first_pass) * guest.working_set_size(vm, 0)
-    return entries * 4096 / elapsed / MiB, written / elapsed / MiB
+    entries = 0
+    for _ in range(exits):
+        ring_full_exit(vcpu, 60.0)  # (a bound only: a busy host may take its time)
+        entries += vcpu.harvest(offsets=False).count
+        vm.reset_dirty_rings()
+        assert not vcpu.ring_stuck
+    return entries
 
 
-def test_writer_rate_with_the_default_delay(make_vm: MakeVm) -> None:
+def start_writer(make_vm: MakeVm) -> KvmVm:
     vm = make_vm(24 << 20, 1, 4096)
-    load_writer(vm)  # 23 MiB working set: a pass every ~50 ms
-    harvested, written = measure_writer(vm, 1.0)
-    print(f"delay {guest.DEFAULT_DELAY}: {harvested:.0f} MiB/s harvested, {written:.0f} written")
-    # ~430 on an idle host (400-466 between runs); the floor leaves room for a busy one.
-    assert harvested > 250
-    assert abs(written - harvested) < 0.15 * harvested  # whole passes only
+    load_writer(vm)  # 23 MiB working set: ~6 ring fills per pass
+    vm.memory[guest.WS_BASE :] = 0  # fault the host pages in first
+    vm.set_dirty_logging(True)
+    return vm
+
+
+def test_every_page_written_is_harvested(make_vm: MakeVm) -> None:
+    vm = start_writer(make_vm)
+    harvest_exits(vm, 2)  # the loop is running
+    first_pass = guest.passes(vm, 0)
+    harvested = harvest_exits(vm, 60)  # ~10 passes
+    written = (guest.passes(vm, 0) - first_pass) * guest.working_set_size(vm, 0) // 4096
+    assert written >= 8 * guest.working_set_size(vm, 0) // 4096
+    # whole passes only: the pages of the pass in progress are harvested, not counted
+    print(f"{harvested} pages harvested, {written} written in whole passes")
+    assert written <= harvested < written + 2 * guest.working_set_size(vm, 0) // 4096
 
 
 def test_larger_delays_lower_the_rate(make_vm: MakeVm) -> None:
-    vm = make_vm(24 << 20, 1, 4096)
-    load_writer(vm)
-    rates = []
-    for delay in (guest.DEFAULT_DELAY, 16, 40):
-        guest.set_delay(vm, 0, delay)  # the running loop re-reads it every page
-        rates.append(measure_writer(vm, 0.5, warmup=0.1)[0])
+    vm = start_writer(make_vm)
+    delays = (guest.DEFAULT_DELAY, 16, 40)
+    best = dict.fromkeys(delays, 0.0)
+    for _ in range(6):
+        for delay in delays:
+            guest.set_delay(vm, 0, delay)  # the running loop re-reads it every page
+            harvest_exits(vm, 1)  # pages written at the old delay go with this exit
+            start = time.perf_counter()
+            entries = harvest_exits(vm, 2)
+            rate = entries * 4096 / MiB / (time.perf_counter() - start)
+            best[delay] = max(best[delay], rate)
+    rates = [best[d] for d in delays]
     print("MiB/s at delays 6, 16, 40: " + ", ".join(f"{r:.0f}" for r in rates))
-    # ~0.5 us per emulated instruction, 2 * delay + 6 instructions per page
-    assert rates[0] > rates[1] * 1.5 > rates[2] * 1.5 * 1.5
+    # ~0.5 us per emulated instruction, 2 * delay + 6 instructions per page: the rate
+    # roughly halves from one delay to the next (measured: 1.9x and 2.1x)
+    assert rates[0] > rates[1] * 1.4 > rates[2] * 1.4 * 1.4

@@ -1,4 +1,10 @@
-"""An in-process machine with its command executor (no sockets)."""
+"""An in-process machine with its command executor (no sockets).
+
+``make_machine(*argv, clock=VirtualClock())`` runs the machine on a virtual clock: a
+measurement's sleep ends at once, exactly at its deadline, and the simulated vCPUs
+dirty memory for exactly that long, so the figures do not depend on how promptly a
+busy host wakes the measuring thread.  (Only for tests in which one thread sleeps at a
+time: the throttle thread would run its periods back to back.)"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 import pytest
 
 from qmpdl.cli import parse_args
+from qmpdl.clock import Clock
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
@@ -17,8 +24,8 @@ from qmpdl.vm.machine import Machine
 
 
 class Harness:
-    def __init__(self, argv: list[str]) -> None:
-        self.machine: Machine = build_machine(parse_args(argv))
+    def __init__(self, argv: list[str], clock: Clock | None = None) -> None:
+        self.machine: Machine = build_machine(parse_args(argv), clock)
         self.machine.start()
         self.executor = CommandExecutor(self.machine, QapiSchema.load(self.machine.profile))
 
@@ -43,8 +50,8 @@ MakeHarness = Callable[..., Harness]
 def make_machine() -> Iterator[MakeHarness]:
     made: list[Harness] = []
 
-    def make(*argv: str) -> Harness:
-        h = Harness(list(argv))
+    def make(*argv: str, clock: Clock | None = None) -> Harness:
+        h = Harness(list(argv), clock)
         made.append(h)
         return h
 

@@ -81,11 +81,11 @@ class Peer:
                 names.append(str(e["event"]))
         return names
 
-    async def wait_event(self, name: str, timeout: float = 30.0) -> None:
+    async def wait_event(self, name: str, timeout: float = 120.0) -> None:
         await poll(lambda: _async_true(name in self.event_names()), timeout, f"{name} event")
 
     async def wait_migration(
-        self, statuses: set[str] | str, timeout: float = 60.0
+        self, statuses: set[str] | str, timeout: float = 120.0
     ) -> dict[str, Any]:
         """Poll query-migrate until its status is one of ``statuses``."""
         wanted = {statuses} if isinstance(statuses, str) else statuses
@@ -142,6 +142,6 @@ async def peer(name: str, args: list[str], workdir: Path | None = None) -> Async
                 await qmp.disconnect()
 
 
-async def wait_exit(proc: QmpdlProcess, timeout: float = 20.0) -> int:
+async def wait_exit(proc: QmpdlProcess, timeout: float = 120.0) -> int:
     """The exit status of a process that is expected to end by itself."""
     return await asyncio.to_thread(proc.wait, timeout)

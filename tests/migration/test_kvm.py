@@ -51,7 +51,7 @@ async def test_guest_runs_on_at_the_destination(tmp_path: Path) -> None:
         async def warmed_up() -> bool:
             return all(passes >= 2 for _, _, passes in await counters(src))
 
-        await poll(warmed_up, 30, "both programs to make two passes")
+        await poll(warmed_up, 120, "both programs to make two passes")
         # 100 MB/s: unthrottled, the writer (about 400 MiB/s over 64 MiB) re-dirties its
         # whole working set every pass; limited (QEMU's controller settles within its
         # 25 MB/s dead band above the quota) it leaves less than the 30 MB threshold.
@@ -88,4 +88,4 @@ async def test_guest_runs_on_at_the_destination(tmp_path: Path) -> None:
             now = await counters(dst)
             return all(n[2] >= s[2] + 2 for n, s in zip(now, stopped, strict=True))
 
-        await poll(counting_on, 30, "both programs to go on at the destination")
+        await poll(counting_on, 120, "both programs to go on at the destination")

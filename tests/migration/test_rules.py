@@ -60,7 +60,7 @@ async def wait_dirty_limit_in_service(src: Peer) -> dict[str, Any]:
         assert found.get("status") in ("setup", "active"), found
         return int(found.get("dirty-limit-throttle-time-per-round", 0)) > 0
 
-    await poll(throttling, 60, "the migration's dirty limit")
+    await poll(throttling, 120, "the migration's dirty limit")
     return found
 
 
@@ -81,7 +81,7 @@ async def test_user_limits_refused_while_the_migration_limits(tmp_path: Path) ->
             limits = await src.cmd("query-vcpu-dirty-limit")
             return [x["limit-rate"] for x in limits] == [20, 20]
 
-        await poll(overwritten, 60, "the migration to set vcpu-dirty-limit")
+        await poll(overwritten, 120, "the migration to set vcpu-dirty-limit")
         assert (await src.migrate_info())["status"] == "active"
         # ... and meanwhile the user may neither set nor cancel.
         for name, args, text in [
@@ -122,7 +122,7 @@ async def test_non_convergent_migration_converges_with_dirty_limit(tmp_path: Pat
             assert info["status"] in ("setup", "active"), info
             return "ram" in info and info["ram"]["dirty-sync-count"] >= 4
 
-        await poll(four_passes, 60, "four passes")
+        await poll(four_passes, 120, "four passes")
         info = await src.migrate_info()
         assert info["status"] == "active"
         assert info["ram"]["remaining"] >= 48 << 20  # still most of the 64 MiB
@@ -138,7 +138,7 @@ async def test_non_convergent_migration_converges_with_dirty_limit(tmp_path: Pat
             (sync0, left0), (sync1, left1) = seen[-2:]
             return sync0 == sync1 and left1 < left0
 
-        await poll(falls_within_a_pass, 30, "remaining to fall during a pass")
+        await poll(falls_within_a_pass, 120, "remaining to fall during a pass")
         await src.cmd("migrate_cancel")
         await src.wait_migration("cancelled")
 
@@ -183,7 +183,7 @@ async def test_auto_converge_throttles_the_cpus(tmp_path: Path) -> None:
                 seen.append(value)
             return len(seen) >= 2
 
-        await poll(stepped, 60, "two auto-converge steps")
+        await poll(stepped, 120, "two auto-converge steps")
         assert seen[:2] == [30, 45]
         await src.cmd("migrate_cancel")
         info = await src.wait_migration("cancelled")
@@ -343,7 +343,7 @@ async def test_damaged_stream_fails_both_sides(tmp_path: Path) -> None:
         assert "load of migration failed" in dst.proc.stderr()
         info = await src.wait_migration("failed")
         assert info["error-desc"].startswith(("Unable to ", "Sibling indicated error")), info
-        await poll(_running(src), 10, "the source to run again")
+        await poll(_running(src), 60, "the source to run again")
 
 
 def _written(p: Peer, size: int) -> Any:
@@ -407,7 +407,7 @@ async def test_stream_through_a_file(transport: str, tmp_path: Path) -> None:
     out = f"exec:cat > {image}" if transport == "exec" else f"file:{image}"
     into = f"exec:cat {image}" if transport == "exec" else f"file:{image}"
     async with peer("src", MACHINE) as src:
-        await poll(_written(src, 16 << 20), 10, "the writer to cover its working set")
+        await poll(_written(src, 16 << 20), 60, "the writer to cover its working set")
         await src.cmd("stop")  # a saved VM: no precopy, everything goes in one pass
         await src.cmd("migrate", {"uri": out})
         info = await src.wait_migration("completed")

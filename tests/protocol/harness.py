@@ -24,7 +24,7 @@ import pytest
 
 from qmpdl.tools.launch import QmpdlProcess
 from qmpdl.tools.process import ManagedProcess
-from qmpdl.tools.qemu import QemuProcess, qemu_binary
+from qmpdl.tools.qemu import QemuProcess, qemu_binary, settle
 from qmpdl.tools.rawqmp import RawQMP
 from tests.conftest import need_qemu
 
@@ -59,7 +59,7 @@ class Server(NamedTuple):
 # ---------------------------------------------------------------------------- time
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.005
@@ -196,24 +196,7 @@ def qemu_server(args: Sequence[str] = QEMU_NONE_ARGS) -> Iterator[QemuProcess]:
     """Real QEMU 7.2 with one QMP socket (skips, or fails under QMPDL_REQUIRE_QEMU=1)."""
     need_qemu()
     with QemuProcess(list(args)) as proc:
-        settle_qemu(proc.socket_path)
         yield proc
-
-
-def settle_qemu(address: Address) -> None:
-    """Let a fresh QEMU finish starting up.
-
-    QEMU has a start-up race: a client that connects before the monitor has processed
-    its connection can be sent the RESUME of the machine's start *before* the greeting.
-    One throw-away session that gets a reply from the main loop takes that event if it
-    comes, and proves start-up is over.
-    """
-    with RawQMP(address) as conn:
-        while not conn.read_line().startswith(b'{"QMP"'):
-            pass
-        conn.send(NEGOTIATE + b'{"execute": "query-status", "id": "settled"}')
-        while b'"id": "settled"' not in conn.read_line():
-            pass
 
 
 #: Any command (qmpdl with its own monitor options, or QEMU) in a scratch directory.
@@ -247,7 +230,7 @@ def spawn(
     return Spawned(qemu_argv(*monitor_args, machine=qemu_machine), workdir=cwd)
 
 
-def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """Wait for a server's socket file; fail early if the process died."""
 
     def ready() -> bool:
@@ -258,6 +241,17 @@ def wait_for_path(path: str | Path, proc: subprocess.Popen[bytes], timeout: floa
     wait_until(ready, f"socket {path}", timeout)
 
 
+def monitors_ready(kind: str, proc: Spawned, *addresses: Address) -> None:
+    """Wait for the monitors of a server started by :func:`spawn`; QEMU's are also
+    settled (see :func:`qmpdl.tools.qemu.settle`: its start-up races are QEMU's, not
+    what a test of a running monitor is about; qmpdl must not have them)."""
+    for address in addresses:
+        if isinstance(address, str):
+            wait_for_path(address, proc.proc)
+        if kind == "qemu":
+            settle(address)
+
+
 def free_tcp_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on (yet)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -266,7 +260,7 @@ def free_tcp_port() -> int:
         return port
 
 
-def connect_tcp(port: int, timeout: float = 10.0) -> RawQMP:
+def connect_tcp(port: int, timeout: float = 60.0) -> RawQMP:
     """Connect to a TCP monitor, retrying until it listens."""
     deadline = time.monotonic() + timeout
     while True:

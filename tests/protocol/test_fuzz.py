@@ -340,7 +340,7 @@ def test_driver_sees_requests() -> None:
 
 def session_over_socket(address: str, data: bytes, cuts: list[int]) -> list[bytes]:
     """Every line the server sends for ``data`` + the resync, up to the resync's reply."""
-    with RawQMP(address, timeout=5) as conn:
+    with RawQMP(address, timeout=60) as conn:
         assert conn.read_line() == GREETING_72 + b"\r\n"
         for chunk in chunks(data, cuts):
             conn.send(chunk)

@@ -154,10 +154,11 @@ def test_token_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_large_input_is_linear() -> None:
-    """64 MiB of string in 64 KiB feeds: seconds, not hours."""
+    """64 MiB of string in 64 KiB feeds: seconds, not hours (CPU seconds of this thread,
+    which a busy host does not inflate)."""
     s = JsonStreamer()
     chunk = b"x" * (64 << 10)
-    start = time.monotonic()
+    start = time.thread_time()
     s.feed(b'["')
     messages: list[Message] = []
     for _ in range(1024):
@@ -167,15 +168,15 @@ def test_large_input_is_linear() -> None:
     assert messages == [ParseError("JSON token size limit exceeded")]
     s.feed(b'"]\x01')
     assert drain(s) == [ParseError(P + "stray '\"]\x01'")]
-    assert time.monotonic() - start < 30
+    assert time.thread_time() - start < 30
 
 
 def test_megabytes_of_whitespace_and_recovery_are_fast() -> None:
     s = JsonStreamer()
-    start = time.monotonic()
+    start = time.thread_time()
     for _ in range(64):
         s.feed(b" " * (64 << 10))
         assert s.next_message() is None
     s.feed(b"@" + b"x" * (4 << 20) + b"{}")
     assert drain(s) == [ParseError(P + "stray '@'"), {}]
-    assert time.monotonic() - start < 5
+    assert time.thread_time() - start < 5
