@@ -49,6 +49,10 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
     "since": "8.2",
     "doc": "a vCPU's penalty sleep (g_usleep) is not cut short by the measurement's kick (before: usleep returned early on the signal)"
    },
+   "kvm-init-error-report": {
+    "since": "9.2",
+    "doc": "-accel kvm: why /dev/kvm cannot be used ('Could not access KVM kernel module: ...', 'kvm version too old', 'ioctl(KVM_CREATE_VM) failed: ...') is an error report with the option's location (before: a bare line on stderr)"
+   },
    "dirty-limit-migration": {
     "since": "8.1",
     "doc": "migration capability dirty-limit, parameters vcpu-dirty-limit / x-vcpu-dirty-limit-period, query-migrate fields"
@@ -170,8 +174,12 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
     "doc": "schema: MigMode cpr-transfer and MigrationChannelType cpr"
    },
    "migration-detach-deprecated": {
-    "since": "10.0",
+    "since": "10.1",
     "doc": "schema: migrate argument detach carries the 'deprecated' feature"
+   },
+   "migration-always-device-state": {
+    "since": "10.0",
+    "doc": "the switchover always passes through status device (active -> device -> completed, a MIGRATION event each); before: only after pre-switchover"
    },
    "migration-send-switchover-start": {
     "since": "10.0",
@@ -184,6 +192,22 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
    "migration-postcopy-latency": {
     "since": "10.1",
     "doc": "schema: MigrationInfo gains the unstable members postcopy-latency, postcopy-latency-dist, postcopy-vcpu-latency, postcopy-non-vcpu-latency"
+   },
+   "migration-cpr-exec": {
+    "since": "10.2",
+    "doc": "migration mode cpr-exec and parameter cpr-exec-command (a list of strings, always in query-migrate-parameters; HMP: set as a shell-quoted command line, 'info migrate_parameters' line 'cpr-exec-command: ARGS' last)"
+   },
+   "migration-postcopy-device": {
+    "since": "10.2",
+    "doc": "schema: MigrationStatus value postcopy-device (between active and postcopy-active)"
+   },
+   "hmp-migrate-set-parameter-whole-value": {
+    "since": "10.2",
+    "doc": "HMP migrate_set_parameter takes the rest of the line as the value (args_type value:S; before: one word, more is 'extraneous characters')"
+   },
+   "hmp-info-migrate-parameters-regrouped": {
+    "since": "10.2",
+    "doc": "HMP info migrate_parameters: tls-authz right after tls-hostname, max-postcopy-bandwidth after avail-switchover-bandwidth with 'bytes/second' (before: both after xbzrle-cache-size, the bandwidth without a unit)"
    },
    "inet-keep-alive-tuning": {
     "since": "10.1",
@@ -209,6 +233,10 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
     "since": "10.0",
     "doc": "the incoming-started checks only refuse turning multifd / postcopy-preempt on, not keeping them on"
    },
+   "strtosz-revised": {
+    "since": "8.1",
+    "doc": "sizes are read with parse_uint: a negative number is out of range ('Value 'X' is out of range for parameter 'P''; before: invalid), a fraction needs no integer digits (.5k), any non-zero fraction counts, one that rounds to 1 carries"
+   },
    "strtosz-hex-suffix-rejected": {
     "since": "8.0",
     "doc": "sizes: a hexadecimal number with a multiplier suffix (0x1k) is invalid (before: accepted with 'warning: Using a multiplier suffix on hex numbers is deprecated: TEXT')"
@@ -228,6 +256,14 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
    "migration-channels-need-either": {
     "since": "9.0",
     "doc": "migrate/migrate-incoming: 'need either 'uri' or 'channels' argument' (8.2: separate texts for both and neither, naming the command)"
+   },
+   "migration-incoming-state-checked": {
+    "since": "9.1",
+    "doc": "migrate-incoming: 'Illegal migration incoming state: STATE' unless the destination's status is none (9.0 moved it to setup only from none; a listener that failed leaves it in setup)"
+   },
+   "migration-file-qemu-open": {
+    "since": "9.1",
+    "doc": "file: URIs are opened with qemu_create/qemu_open: 'Could not create 'PATH': ERR' (migrate) / 'Could not open 'PATH': ERR' (migrate-incoming) (before: 'Unable to open PATH: ERR'); the file is truncated to the offset, not emptied"
    },
    "migration-incoming-setup-state": {
     "since": "9.0",
@@ -288,7 +324,7 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
   }
  },
  "profiles.toml": {
-  "default": "10.1",
+  "default": "10.0",
   "profiles": {
    "7.2": {
     "version": [
@@ -297,7 +333,8 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
      22
     ],
     "package": "Debian 1:7.2+dfsg-7+deb12u18+b3",
-    "description": "Debian 12's qemu-system-x86 (verified against the real binary)"
+    "checked": "binary",
+    "description": "Debian 12's qemu-system-x86"
    },
    "8.1": {
     "version": [
@@ -306,6 +343,7 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
      0
     ],
     "package": "",
+    "checked": "sources",
     "description": "upstream 8.1: dirty-limit migration capability, new calc-dirty-rate texts"
    },
    "8.2": {
@@ -315,7 +353,8 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
      0
     ],
     "package": "",
-    "description": "upstream 8.2: calc-time-unit, millisecond calc-time, epoch start-time"
+    "checked": "sources",
+    "description": "upstream 8.2: calc-time-unit, millisecond calc-time, epoch start-time, uninterruptible penalty sleep"
    },
    "9.0": {
     "version": [
@@ -324,7 +363,38 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
      0
     ],
     "package": "",
-    "description": "upstream 9.0: fixed vcpu-dirty-limit parameter text"
+    "checked": "sources",
+    "description": "upstream 9.0: fixed vcpu-dirty-limit parameter text, mapped-ram, zero-page-detection"
+   },
+   "9.1": {
+    "version": [
+     9,
+     1,
+     0
+    ],
+    "package": "",
+    "checked": "sources",
+    "description": "upstream 9.1: block migration and old compression removed, direct-io, migrate-incoming exit-on-error"
+   },
+   "9.2": {
+    "version": [
+     9,
+     2,
+     0
+    ],
+    "package": "",
+    "checked": "sources",
+    "description": "upstream 9.2: multifd-qatzip-level, zero-blocks deprecated"
+   },
+   "10.0": {
+    "version": [
+     10,
+     0,
+     2
+    ],
+    "package": "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1",
+    "checked": "binary",
+    "description": "Debian's bookworm-backports qemu-system-x86 10.0.2"
    },
    "10.1": {
     "version": [
@@ -333,7 +403,18 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
      0
     ],
     "package": "",
-    "description": "upstream 10.1: newest released behaviour described in the spec"
+    "checked": "sources",
+    "description": "upstream 10.1: HMP info migrate reorganised, query-cpus-fast qom-type, multifd with postcopy"
+   },
+   "10.2": {
+    "version": [
+     10,
+     2,
+     0
+    ],
+    "package": "",
+    "checked": "sources",
+    "description": "upstream 10.2: cpr-exec mode, HMP migrate_set_parameter takes the rest of the line, info migrate_parameters regrouped"
    }
   }
  }

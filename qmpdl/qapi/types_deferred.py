@@ -449,7 +449,7 @@ class QCryptoBlockInfoLUKS(QapiModel):
     hash_alg: QCryptoHashAlgorithm = Field(alias="hash-alg")
     """the hash of the master key digest"""
     detached_header: bool | None = Field(default=None, alias="detached-header")
-    """whether the header lives apart from the payload (QEMU 9.0 on). Only in the QEMU 9.0, 10.1 profiles."""
+    """whether the header lives apart from the payload (QEMU 9.0 on). Only in the QEMU 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     payload_offset: int = Field(alias="payload-offset")
     """where the encrypted payload starts, in bytes"""
     master_key_iters: int = Field(alias="master-key-iters")
@@ -508,7 +508,7 @@ class ImageInfoSpecificQCow2EncryptionVariantLuks(ImageInfoSpecificQCow2Encrypti
     hash_alg: QCryptoHashAlgorithm = Field(alias="hash-alg")
     """the hash of the master key digest"""
     detached_header: bool | None = Field(default=None, alias="detached-header")
-    """whether the header lives apart from the payload (QEMU 9.0 on). Only in the QEMU 9.0, 10.1 profiles."""
+    """whether the header lives apart from the payload (QEMU 9.0 on). Only in the QEMU 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     payload_offset: int = Field(alias="payload-offset")
     """where the encrypted payload starts, in bytes"""
     master_key_iters: int = Field(alias="master-key-iters")
@@ -559,15 +559,15 @@ class VmdkExtentInfo(QapiModel):
     """One extent of a VMDK image (QEMU 8.0 on; before, extents were described as whole @ImageInfo objects)."""
 
     filename: str
-    """the extent's file. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the extent's file. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     format: str
-    """the extent's type. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the extent's type. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     virtual_size: int = Field(alias="virtual-size")
-    """guest-visible bytes it holds. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """guest-visible bytes it holds. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     cluster_size: int | None = Field(default=None, alias="cluster-size")
-    """its grain size in bytes, if it has grains. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """its grain size in bytes, if it has grains. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     compressed: bool | None = None
-    """whether its grains are compressed. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """whether its grains are compressed. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class ImageInfoSpecific(QapiModel):
@@ -636,7 +636,7 @@ class ImageInfoSpecificFile(QapiModel):
     """What only an image in a host file has."""
 
     extent_size_hint: int | None = Field(default=None, alias="extent-size-hint")
-    """the file system's extent size hint, if set. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the file system's extent size hint, if set. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class ImageInfoSpecificQCow2Wrapper(QapiModel):
@@ -671,7 +671,7 @@ class ImageInfoSpecificFileWrapper(QapiModel):
     """The QAPI type ImageInfoSpecificFileWrapper."""
 
     data: ImageInfoSpecificFile
-    """the host file information. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the host file information. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class ImageInfoSpecificVariantQcow2(ImageInfoSpecific):
@@ -706,38 +706,38 @@ class ImageInfoSpecificVariantFile(ImageInfoSpecific):
     """A ImageInfoSpecific whose type is 'file': the base members plus the branch's."""
 
     data: ImageInfoSpecificFile
-    """the host file information. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the host file information. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class BlockNodeInfo(QapiModel):
     """One block node's image, without its backing chain (QEMU 8.0 on; members as in @ImageInfo)."""
 
     filename: str
-    """the image's file name. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the image's file name. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     format: str
-    """the image's format. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the image's format. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     dirty_flag: bool | None = Field(default=None, alias="dirty-flag")
-    """whether the image was not closed cleanly. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """whether the image was not closed cleanly. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     actual_size: int | None = Field(default=None, alias="actual-size")
-    """bytes it occupies on the host. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """bytes it occupies on the host. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     virtual_size: int = Field(alias="virtual-size")
-    """bytes the guest sees. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """bytes the guest sees. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     cluster_size: int | None = Field(default=None, alias="cluster-size")
-    """its cluster size in bytes. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """its cluster size in bytes. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     encrypted: bool | None = None
-    """whether it is encrypted. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """whether it is encrypted. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     compressed: bool | None = None
-    """whether it is compressed. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """whether it is compressed. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     backing_filename: str | None = Field(default=None, alias="backing-filename")
-    """the backing file as recorded in the image. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the backing file as recorded in the image. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     full_backing_filename: str | None = Field(default=None, alias="full-backing-filename")
-    """the backing file's full path. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the backing file's full path. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     backing_filename_format: str | None = Field(default=None, alias="backing-filename-format")
-    """the backing file's format. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the backing file's format. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     snapshots: list[SnapshotInfo] | None = None
-    """its internal snapshots. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """its internal snapshots. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     format_specific: ImageInfoSpecific | None = Field(default=None, alias="format-specific")
-    """what only its format has. Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """what only its format has. Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class BlockdevCacheInfo(QapiModel):
@@ -774,9 +774,9 @@ class BlockdevChild(QapiModel):
     """A child of a block node."""
 
     child: str
-    """the child's role ("file", "backing", ...). Only in the QEMU 10.1 profiles."""
+    """the child's role ("file", "backing", ...). Only in the QEMU 10.1, 10.2 profiles."""
     node_name: str = Field(alias="node-name")
-    """the child node's name. Only in the QEMU 10.1 profiles."""
+    """the child node's name. Only in the QEMU 10.1, 10.2 profiles."""
 
 
 class BlockDeviceInfo(QapiModel):
@@ -795,9 +795,9 @@ class BlockDeviceInfo(QapiModel):
     backing_file_depth: int
     """how many backing files follow"""
     children: list[BlockdevChild] | None = None
-    """the node's children (QEMU 10.1 on). Only in the QEMU 10.1 profiles."""
+    """the node's children (QEMU 10.1 on). Only in the QEMU 10.1, 10.2 profiles."""
     active: bool | None = None
-    """whether the node may be used; false after its state migrated away, or before it migrated in (QEMU 10.0 on). Only in the QEMU 10.1 profiles."""
+    """whether the node may be used; false after its state migrated away, or before it migrated in (QEMU 10.0 on). Only in the QEMU 10.0, 10.1, 10.2 profiles."""
     encrypted: bool
     """whether the image is encrypted"""
     detect_zeroes: BlockdevDetectZeroesOptions
@@ -895,11 +895,11 @@ class BlockDeviceTimedStats(QapiModel):
     avg_wr_latency_ns: int
     """mean write, ns"""
     min_zone_append_latency_ns: int | None = None
-    """shortest zone append, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """shortest zone append, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     max_zone_append_latency_ns: int | None = None
-    """longest zone append, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """longest zone append, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     avg_zone_append_latency_ns: int | None = None
-    """mean zone append, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """mean zone append, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     min_flush_latency_ns: int
     """shortest flush, ns"""
     max_flush_latency_ns: int
@@ -911,7 +911,7 @@ class BlockDeviceTimedStats(QapiModel):
     avg_wr_queue_depth: float
     """mean writes in flight"""
     avg_zone_append_queue_depth: float | None = None
-    """mean zone appends in flight (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """mean zone appends in flight (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class BlockLatencyHistogramInfo(QapiModel):
@@ -931,7 +931,7 @@ class BlockDeviceStats(QapiModel):
     wr_bytes: int
     """bytes written"""
     zone_append_bytes: int | None = None
-    """bytes zone-appended (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """bytes zone-appended (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     unmap_bytes: int
     """bytes discarded"""
     rd_operations: int
@@ -939,7 +939,7 @@ class BlockDeviceStats(QapiModel):
     wr_operations: int
     """writes"""
     zone_append_operations: int | None = None
-    """zone appends (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """zone appends (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     flush_operations: int
     """flushes"""
     unmap_operations: int
@@ -949,7 +949,7 @@ class BlockDeviceStats(QapiModel):
     wr_total_time_ns: int
     """time spent writing, ns"""
     zone_append_total_time_ns: int | None = None
-    """time spent zone-appending, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """time spent zone-appending, ns (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     flush_total_time_ns: int
     """time spent flushing, ns"""
     unmap_total_time_ns: int
@@ -961,7 +961,7 @@ class BlockDeviceStats(QapiModel):
     wr_merged: int
     """writes merged into others"""
     zone_append_merged: int | None = None
-    """zone appends merged into others (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """zone appends merged into others (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     unmap_merged: int
     """discards merged into others"""
     idle_time_ns: int | None = None
@@ -971,7 +971,7 @@ class BlockDeviceStats(QapiModel):
     failed_wr_operations: int
     """failed writes"""
     failed_zone_append_operations: int | None = None
-    """failed zone appends (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """failed zone appends (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     failed_flush_operations: int
     """failed flushes"""
     failed_unmap_operations: int
@@ -981,7 +981,7 @@ class BlockDeviceStats(QapiModel):
     invalid_wr_operations: int
     """writes refused as invalid"""
     invalid_zone_append_operations: int | None = None
-    """zone appends refused as invalid (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """zone appends refused as invalid (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     invalid_flush_operations: int
     """flushes refused as invalid"""
     invalid_unmap_operations: int
@@ -997,7 +997,7 @@ class BlockDeviceStats(QapiModel):
     wr_latency_histogram: BlockLatencyHistogramInfo | None = None
     """the write latency histogram, if enabled"""
     zone_append_latency_histogram: BlockLatencyHistogramInfo | None = None
-    """the zone append latency histogram, if enabled (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """the zone append latency histogram, if enabled (QEMU 8.1 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     flush_latency_histogram: BlockLatencyHistogramInfo | None = None
     """the flush latency histogram, if enabled"""
 
@@ -1172,11 +1172,11 @@ class CompatProperty(QapiModel):
     """A property value a versioned machine type sets on a type, to behave as the older QEMU did."""
 
     qom_type: str = Field(alias="qom-type")
-    """the type whose property is set. Only in the QEMU 10.1 profiles."""
+    """the type whose property is set. Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     property: str
-    """the property. Only in the QEMU 10.1 profiles."""
+    """the property. Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     value: str
-    """its value. Only in the QEMU 10.1 profiles."""
+    """its value. Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class MachineInfo(QapiModel):
@@ -1201,16 +1201,16 @@ class MachineInfo(QapiModel):
     default_ram_id: str | None = Field(default=None, alias="default-ram-id")
     """the id of the guest RAM's memory backend"""
     acpi: bool | None = None
-    """whether it has an 'acpi' property (QEMU 8.0 on). Only in the QEMU 8.1, 8.2, 9.0, 10.1 profiles."""
+    """whether it has an 'acpi' property (QEMU 8.0 on). Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
     compat_props: list[CompatProperty] | None = Field(default=None, alias="compat-props")
-    """the properties it sets for compatibility (with @query-machines' @compat-props only; QEMU 9.1 on). Only in the QEMU 10.1 profiles."""
+    """the properties it sets for compatibility (with @query-machines' @compat-props only; QEMU 9.1 on). Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class QueryMachinesArgs(QapiModel):
     """Arguments of the command query-machines."""
 
     compat_props: bool | None = Field(default=None, alias="compat-props")
-    """also list each type's compatibility properties (QEMU 9.1 on). Only in the QEMU 10.1 profiles."""
+    """also list each type's compatibility properties (QEMU 9.1 on). Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
 
 
 class TargetInfo(QapiModel):
