@@ -1,7 +1,7 @@
 """The fuzz targets: qmpdl's sans-I/O layers, each with what counts as a crash.
 
 A target is a function of one input (bytes).  It returns normally for every input: the
-errors a layer documents (a ``ParseError`` message, :class:`~qmpdl.errors.QMPError`,
+errors a layer documents (a ``ParseFailure`` message, :class:`~qmpdl.errors.QMPError`,
 :class:`~qmpdl.cli.UsageError`, :class:`~qmpdl.migration.stream.StreamError`, ...) are
 caught inside and are results, not crashes.  Any other exception is a crash, and so is
 a broken invariant (:class:`InvariantError`: two paths that must agree and do not, a bound
@@ -14,7 +14,7 @@ target           what it drives, and the documented outcomes
 ``qjson``        :class:`~qmpdl.qjson.JsonStreamer` fed the input in pieces, fast path on
                  against off (must agree), every value re-encoded and parsed back (must be
                  equal, but for infinities, which QEMU prints as ``inf``); errors are
-                 ``ParseError`` messages
+                 ``ParseFailure`` messages
 ``session``      :class:`~qmpdl.qmp.session.MonitorSession`: input in pieces, requests
                  popped and answered, negotiation with or without OOB; the queue and
                  suspension invariants of QEMU's monitor must hold
@@ -179,7 +179,7 @@ def _finite(value: object) -> bool:
 
 
 def qjson(data: bytes) -> None:
-    from qmpdl.qjson import JsonNull, ParseError, encode_message, to_json
+    from qmpdl.qjson import JsonNull, ParseFailure, encode_message, to_json
 
     d = Data(data)
     pieces = d.pieces(d.rest())
@@ -188,7 +188,7 @@ def qjson(data: bytes) -> None:
     if not _same(fast, exact):
         raise InvariantError(f"fast path {fast!r} != exact path {exact!r}")
     for message in fast:
-        if isinstance(message, ParseError | JsonNull):
+        if isinstance(message, ParseFailure | JsonNull):
             continue
         text = to_json(message)  # type: ignore[arg-type]
         if not _finite(message):

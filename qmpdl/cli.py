@@ -28,6 +28,7 @@ from qmpdl.cmdline import chardev as chardevs
 from qmpdl.cmdline import machine as machines
 from qmpdl.cmdline import objects
 from qmpdl.config import AccelConfig, AccelKind, Chardev, MachineConfig, MonitorConfig
+from qmpdl.errors import QmpdlError
 from qmpdl.qemuopts import (
     SIZE_HINT,
     OptionError,
@@ -55,7 +56,7 @@ ENV_OPTIONS = "QMPDL_OPTIONS"
 ENV_BACKEND = "QMPDL_BACKEND"
 
 
-class UsageError(Exception):
+class UsageError(QmpdlError):
     """A command-line error: ``option`` is the option as written, ``message`` QEMU's text."""
 
     def __init__(self, option: str | None, message: str) -> None:

@@ -1,4 +1,10 @@
-"""The one error type every layer raises: a QMP error class plus QEMU's exact text."""
+"""The root of qmpdl's exceptions, and the one a command raises to answer with an error.
+
+Every exception class in qmpdl derives from :class:`QmpdlError` (``tests/test_layers.py``
+checks it), so ``except QmpdlError`` catches whatever qmpdl raises on purpose and
+nothing it did not mean to.  :class:`QMPError` is the one that reaches a client: a QMP
+error class plus QEMU's exact text.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,11 @@ ErrorClass = Literal[
 ]
 
 
-class QMPError(Exception):
+class QmpdlError(Exception):
+    """Any error qmpdl raises on purpose (the subclasses say which layer and why)."""
+
+
+class QMPError(QmpdlError):
     """An error that becomes ``{"error": {"class": ..., "desc": ...}}`` on the wire.
 
     ``desc`` must be QEMU's text byte for byte; ``error_class`` is one of QAPI's

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from qmpdl.cint import U64_MASK
+from qmpdl.errors import QmpdlError
 from qmpdl.sizes import parse_size
 
 
-class OptionError(ValueError):
+class OptionError(QmpdlError, ValueError):
     """An option value QEMU would reject; the message is QEMU's text."""
 
 
@@ -78,7 +80,7 @@ def parse_uint(name: str, value: str, bits: int) -> int:
     except ValueError:
         raise OptionError(f"Parameter '{name}' expects uint64") from None
     if number < 0:
-        number &= (1 << 64) - 1
+        number &= U64_MASK
     if number >= 1 << bits:
         raise OptionError(f"Parameter '{name}' expects uint{bits}_t")
     return number

@@ -30,6 +30,8 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self, dataclass_transform
 
+from qmpdl.errors import QmpdlError
+
 _MISSING: Any = object()
 _MUTABLE = (list, dict, set, bytearray)
 
@@ -61,7 +63,7 @@ def Field(default: Any = _MISSING, *, alias: str | None = None) -> Any:  # noqa:
     return FieldInfo(default, alias)
 
 
-class RecordError(TypeError):
+class RecordError(QmpdlError, TypeError):
     """A record built with a field it does not have, or without one it needs."""
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qmpdl.errors import QmpdlError
+
 #: qmpdl's machine takes up to this many vCPUs (QEMU's pc board: 255; q35 in 8.1+: 1024).
 MAX_CPUS = 4096
 MACHINE_NAME = "qmpdl"
 
 
-class TopologyError(ValueError):
+class TopologyError(QmpdlError, ValueError):
     """An impossible -smp; the message is QEMU's text."""
 
 

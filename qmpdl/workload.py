@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from qmpdl.errors import QmpdlError
 from qmpdl.record import Record
 from qmpdl.sizes import parse_size
 
@@ -55,7 +56,7 @@ class WorkloadOption(Record):
         return self.first <= cpu <= self.last
 
 
-class WorkloadError(ValueError):
+class WorkloadError(QmpdlError, ValueError):
     """A ``--workload`` option that cannot be understood."""
 
 

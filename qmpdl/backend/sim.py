@@ -195,7 +195,10 @@ class SimBackend(VcpuBackend):
                 wss = m.regions[i].pages
                 out.append(
                     VcpuProgress(
-                        i, kind, float(done_pages / wss) if wss else 0.0, float(done_pages * 4096)
+                        i,
+                        kind,
+                        float(done_pages / wss) if wss else 0.0,
+                        float(done_pages * PAGE_SIZE),
                     )
                 )
             return out

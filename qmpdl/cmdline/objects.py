@@ -38,7 +38,7 @@ from qmpdl.qemuopts import (
     parse_noisily,
     split_opts,
 )
-from qmpdl.qjson.errors import PREFIX, ParseError
+from qmpdl.qjson.errors import PREFIX, ParseFailure
 from qmpdl.qjson.lexer import ERROR, Lexer
 from qmpdl.qjson.parser import VALUE_TOKENS, parse_tokens
 from qmpdl.qjson.utf8 import decode_lenient
@@ -86,7 +86,7 @@ def json_option(text: str) -> JsonValue:
     data = text.encode() + b"\n"
     Lexer(sink).run(data, 0, len(data))
     value = parse_tokens(types, texts)
-    if isinstance(value, ParseError):
+    if isinstance(value, ParseFailure):
         raise OptionError(value.desc)
     return value
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from qmpdl.cint import to_i32, to_u64
 from qmpdl.commands.registry import CommandContext, qmp_command
-from qmpdl.hmp.cchar import to_i32
 from qmpdl.qapi.types import (
     CancelVcpuDirtyLimitArgs,
     DirtyLimitInfo,
     QueryVcpuDirtyLimitArgs,
     SetVcpuDirtyLimitArgs,
 )
-
-_U64 = (1 << 64) - 1
 
 
 def _c_int(cpu_index: int | None) -> int | None:
@@ -22,7 +20,7 @@ def _c_int(cpu_index: int | None) -> int | None:
 @qmp_command("set-vcpu-dirty-limit", blocking=True)
 def set_vcpu_dirty_limit(ctx: CommandContext, args: SetVcpuDirtyLimitArgs) -> None:
     # QAPI accepts negative numbers for uint64 and casts them.
-    ctx.machine.dirtylimit.set_vcpu_dirty_limit(_c_int(args.cpu_index), args.dirty_rate & _U64)
+    ctx.machine.dirtylimit.set_vcpu_dirty_limit(_c_int(args.cpu_index), to_u64(args.dirty_rate))
 
 
 @qmp_command("cancel-vcpu-dirty-limit", blocking=True)

@@ -35,8 +35,8 @@ def guest_memory(backend: VcpuBackend) -> MemoryReader:
 
 @qmp_command("human-monitor-command", blocking=True)
 def human_monitor_command(ctx: CommandContext, args: HumanMonitorCommandArgs) -> str:
+    from qmpdl.cint import to_i32
     from qmpdl.hmp import cpu_index_error
-    from qmpdl.hmp.cchar import to_i32
 
     # QEMU's monitor_set_cpu() takes a C int: 2^32 means vCPU 0.
     cpu_index = None if args.cpu_index is None else to_i32(args.cpu_index)

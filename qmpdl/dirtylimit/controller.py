@@ -18,43 +18,32 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from qmpdl.cint import to_i64, to_u64
+from qmpdl.target import PAGE_SIZE
+
 #: No adjustment while ``|quota - current| <= 25`` MiB/s.
 TOLERANCE_RANGE = 25
 #: Relative error (percent) above which the step is proportional instead of fixed.
 LINEAR_ADJUSTMENT_PCT = 50
 #: The penalty may reach at most 99 ring-full times.
 THROTTLE_PCT_MAX = 99
-#: Target page size (x86): a dirty-ring entry stands for one 4 KiB page.
-TARGET_PAGE_SIZE = 4096
-
-_U64 = (1 << 64) - 1
-_I64_MIN = -(1 << 63)
-
-
-def _u64(value: int) -> int:
-    return value & _U64
-
-
-def _i64(value: int) -> int:
-    value &= _U64
-    return value - (1 << 64) if value >> 63 else value
 
 
 def done(quota: int, current: int) -> bool:
     """True when the rate is within the tolerance band of the quota (no adjustment)."""
     low, high = min(quota, current), max(quota, current)
-    return _u64(high - low) <= TOLERANCE_RANGE
+    return to_u64(high - low) <= TOLERANCE_RANGE
 
 
 def need_linear_adjustment(quota: int, current: int) -> bool:
     """True when the relative error exceeds 50 % (uint64 arithmetic, as QEMU)."""
     low, high = min(quota, current), max(quota, current)
-    return _u64(_u64(high - low) * 100) // high > LINEAR_ADJUSTMENT_PCT
+    return to_u64(to_u64(high - low) * 100) // high > LINEAR_ADJUSTMENT_PCT
 
 
 def ring_memory_mib(ring_entries: int) -> int:
     """MiB covered by one full ring (integer; rings below 256 entries give 0)."""
-    return (ring_entries * TARGET_PAGE_SIZE) >> 20
+    return (ring_entries * PAGE_SIZE) >> 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +85,11 @@ def set_throttle(
     linear = None
     if need_linear_adjustment(quota, current):
         if quota < current:
-            pct = _u64(_u64(current - quota) * 100) // current
+            pct = to_u64(to_u64(current - quota) * 100) // current
         else:
-            pct = _u64(_u64(quota - current) * 100) // quota
-        step = _double_to_u64(float(_u64(full_us * pct)) / float(_u64(100 - pct)))
-        t = _i64(t + step) if quota < current else _i64(t - step)
+            pct = to_u64(to_u64(quota - current) * 100) // quota
+        step = _double_to_u64(float(to_u64(full_us * pct)) / float(to_u64(100 - pct)))
+        t = to_i64(t + step) if quota < current else to_i64(t - step)
         linear = (pct, step)
     else:
         t = t + full_us // 10 if quota < current else t - full_us // 10
@@ -127,4 +116,4 @@ def _double_to_u64(value: float) -> int:
     """C's conversion of a double to uint64 on x86-64 (truncation; inf/NaN give 2**63)."""
     if math.isnan(value) or math.isinf(value) or value >= 2.0**64:
         return 1 << 63
-    return int(value) & _U64
+    return to_u64(int(value))

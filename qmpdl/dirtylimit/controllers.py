@@ -82,12 +82,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from qmpdl.dirtylimit.controller import ControllerState, adjust
+from qmpdl.target import PAGE_SIZE
 
 #: The name used when none is given: QEMU's controller.
 DEFAULT_CONTROLLER = "qemu"
 
-#: Bytes of one page (a dirty-ring entry).
-_PAGE = 4096
 #: KVM's reserved ring entries: the ring-full exit comes this many entries early.
 _RESERVED = 64
 
@@ -167,7 +166,7 @@ class QemuController(ThrottleController):
 
 def ring_fill_mib(ring_entries: int) -> float:
     """MiB a vCPU dirties between two ring-full exits (KVM's soft-full point)."""
-    return max(ring_entries - _RESERVED, 1) * _PAGE / (1 << 20)
+    return max(ring_entries - _RESERVED, 1) * PAGE_SIZE / (1 << 20)
 
 
 @dataclass(slots=True)

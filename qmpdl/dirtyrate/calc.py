@@ -16,7 +16,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from qmpdl.backend.base import PAGE_SIZE
+from qmpdl.cint import to_i64
 from qmpdl.clock import Clock
 from qmpdl.dirtyrate.measure import (
     MeasurementAbortedError,
@@ -34,6 +34,7 @@ from qmpdl.qapi.types import (
     TimeUnit,
 )
 from qmpdl.qapi.types import DirtyRateMeasureMode as MeasureMode
+from qmpdl.target import PAGE_SIZE
 from qmpdl.threadname import name_this_thread
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bql import BigLock
@@ -45,8 +46,6 @@ DEFAULT_SAMPLE_PAGES = 512
 #: RAM blocks smaller than this (bytes) are not sampled.
 MIN_RAMBLOCK_SIZE = 128 << 10
 
-_I64 = 1 << 63
-
 
 @dataclass
 class _Stat:
@@ -56,11 +55,6 @@ class _Stat:
     calc_time: int = 0
     sample_pages: int = 0
     vcpu_rates: list[int] = field(default_factory=list)
-
-
-def _wrap_i64(value: int) -> int:
-    value &= (1 << 64) - 1
-    return value - (1 << 64) if value >= _I64 else value
 
 
 class DirtyRateCalc:
@@ -105,7 +99,7 @@ class DirtyRateCalc:
             raise QMPError("the dirty rate is already being measured.")
         if self.profile.has("calc-time-unit"):
             unit = calc_time_unit or TimeUnit.SECOND
-            calc_time_ms = _wrap_i64(calc_time * 1000) if unit == TimeUnit.SECOND else calc_time
+            calc_time_ms = to_i64(calc_time * 1000) if unit == TimeUnit.SECOND else calc_time
             if not 50 <= calc_time_ms <= 60000:
                 raise QMPError("Calculation time is out of range [50ms, 60000ms].")
             stored_calc_time = calc_time_ms

@@ -18,15 +18,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from qmpdl.backend.base import PAGE_SIZE
+from qmpdl.cint import U64_MASK
 from qmpdl.clock import Clock
+from qmpdl.errors import QmpdlError
 from qmpdl.profile import Profile
+from qmpdl.target import PAGE_SIZE
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
-_U64 = (1 << 64) - 1
 
-
-class MeasurementAbortedError(Exception):
+class MeasurementAbortedError(QmpdlError):
     """The machine is shutting down: the window was cut short and means nothing."""
 
 
@@ -42,7 +42,7 @@ def rate_mib_per_s(pages: int, duration_ms: int, profile: Profile) -> int:
     """Integer MiB/s of ``pages`` dirtied in ``duration_ms``, with the profile's rounding."""
     if duration_ms <= 0:
         return 0
-    pages &= _U64
+    pages &= U64_MASK
     if profile.has("dirtyrate-mib-after-scaling"):
         return ((pages * 1000 * PAGE_SIZE) >> 20) // duration_ms
     return ((pages * PAGE_SIZE) >> 20) * 1000 // duration_ms

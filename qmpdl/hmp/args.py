@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qmpdl.errors import QmpdlError
 from qmpdl.hmp.cchar import printed_char, skip_space
 from qmpdl.hmp.command import Args, HmpCommand
 from qmpdl.hmp.dumpfmt import DumpDefaults, FormatError, parse_format
@@ -29,7 +30,7 @@ from qmpdl.hmp.expr import ExprError, RegisterLookup, evaluate
 from qmpdl.hmp.words import read_word
 
 
-class ArgumentError(Exception):
+class ArgumentError(QmpdlError):
     """The line does not fit ``args_type``; ``text`` is what QEMU prints (maybe without
     a final newline)."""
 

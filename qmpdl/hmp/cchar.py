@@ -8,7 +8,7 @@ collected here:
 * a ``%c`` of a character outside ASCII prints only its first UTF-8 byte, which QEMU's JSON
   writer then turns into U+FFFD (a U+0000 in the command line travels through QEMU as the
   two-byte "modified UTF-8" form, so it behaves the same way);
-* ``%PRId64`` / ``%PRIu64`` reinterpret the 64 bits of a value.
+* ``%PRId64`` / ``%PRIu64`` reinterpret the 64 bits of a value (:mod:`qmpdl.cint`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ C_SPACE = frozenset(" \t\n\v\f\r")
 
 #: What QEMU's JSON writer makes of a byte that does not start a valid UTF-8 sequence.
 REPLACEMENT = "\ufffd"
-
-_U64 = 1 << 64
-_I64_MIN = -(1 << 63)
-_U32 = 1 << 32
-_I32_MIN = -(1 << 31)
 
 
 def is_space(ch: str) -> bool:
@@ -46,33 +41,6 @@ def skip_space(text: str, pos: int) -> int:
     while pos < end and text[pos] in C_SPACE:
         pos += 1
     return pos
-
-
-def to_i64(value: int) -> int:
-    """``value`` wrapped to a signed 64-bit integer (two's complement)."""
-    return (value - _I64_MIN) % _U64 + _I64_MIN
-
-
-def to_i32(value: int) -> int:
-    """``value`` as a C ``int``: what an int64 becomes when QEMU passes it on to an ``int``
-    parameter (the low 32 bits, two's complement), as it does with every ``cpu-index``."""
-    return (value - _I32_MIN) % _U32 + _I32_MIN
-
-
-def to_u64(value: int) -> int:
-    """``value`` wrapped to an unsigned 64-bit integer."""
-    return value % _U64
-
-
-def c_div(left: int, right: int) -> int:
-    """C's ``/`` on int64: truncation towards zero, wrapped (``right`` is not 0)."""
-    quotient = abs(left) // abs(right)
-    return to_i64(quotient if (left < 0) == (right < 0) else -quotient)
-
-
-def c_mod(left: int, right: int) -> int:
-    """C's ``%`` on int64: the remainder takes the dividend's sign (``right`` is not 0)."""
-    return to_i64(left - right * c_div(left, right))
 
 
 def utf8_prefix(text: str, limit: int) -> str:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qmpdl.hmp.cchar import is_space, printed_char, skip_space, to_i32
+from qmpdl.cint import to_i32
+from qmpdl.errors import QmpdlError
+from qmpdl.hmp.cchar import is_space, printed_char, skip_space
 
 #: Format letters, and size letters with their width in bytes.
 FORMATS = frozenset("oduxic")
@@ -31,7 +33,7 @@ SIZES = {"b": 1, "h": 2, "w": 4, "g": 8, "L": 8}
 NO_SIZE = -1
 
 
-class FormatError(Exception):
+class FormatError(QmpdlError):
     """A ``/fmt`` QEMU refuses; ``message`` is its text without the newline."""
 
     def __init__(self, message: str) -> None:

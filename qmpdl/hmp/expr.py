@@ -23,14 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qmpdl.hmp.cchar import (
-    c_div,
-    c_mod,
-    printed_char,
-    single_byte,
-    skip_space,
-    to_i64,
-)
+from qmpdl.cint import U64_MAX, c_div, c_mod, to_i64
+from qmpdl.errors import QmpdlError
+from qmpdl.hmp.cchar import printed_char, single_byte, skip_space
 
 #: Looks up a ``$name`` register of the monitor's current CPU; ``None`` if there is none.
 RegisterLookup = Callable[[str], int | None]
@@ -39,13 +34,12 @@ _BINARY_LEVEL = {"+": 1, "-": 1, "&": 2, "|": 2, "^": 2, "*": 3, "/": 3, "%": 3}
 _UNARY = frozenset("+-~")
 _REGISTER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 _REGISTER_NAME_MAX = 127
-_U64_MAX = (1 << 64) - 1
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCT = frozenset("01234567")
 _DEC = frozenset("0123456789")
 
 
-class ExprError(Exception):
+class ExprError(QmpdlError):
     """An expression QEMU refuses; ``message`` is its text without the newline."""
 
     def __init__(self, message: str) -> None:
@@ -162,7 +156,7 @@ class _Evaluator:
         if not ch:
             raise ExprError("unexpected end of expression")
         value, end = _strtoull(self.text, self.pos)
-        if value > _U64_MAX:
+        if value > U64_MAX:
             raise ExprError("number too large")
         if end == self.pos:
             raise ExprError(f"invalid char '{printed_char(ch)}' in expression")

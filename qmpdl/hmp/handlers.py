@@ -8,8 +8,8 @@ ignored; any other failure prints ``Error: <text>``.
 
 from __future__ import annotations
 
-from qmpdl.errors import QMPError
-from qmpdl.hmp.cchar import to_i64, to_u64
+from qmpdl.cint import to_i64, to_u64
+from qmpdl.errors import QmpdlError, QMPError
 from qmpdl.hmp.command import Args, Monitor
 from qmpdl.hmp.help import show_help
 from qmpdl.jsontypes import JsonObject, JsonValue
@@ -19,7 +19,7 @@ _CPU_TYPE_SUFFIX = "-x86_64-cpu"
 _NO_CPU = -1  # QEMU's UNASSIGNED_CPU_INDEX
 
 
-class ReplyError(TypeError):
+class ReplyError(QmpdlError, TypeError):
     """A QMP return value does not have the shape the QAPI schema promises."""
 
 

@@ -33,10 +33,9 @@ does not carry.  qmpdl answers as a QEMU whose target has no disassembler does (
 
 from __future__ import annotations
 
-from qmpdl.hmp.cchar import to_i32, to_i64
+from qmpdl.cint import U64_MASK, to_i32, to_i64
 from qmpdl.hmp.command import Args, MemoryReader, Monitor
 
-_U64 = (1 << 64) - 1
 #: Bytes read from the backend at a time; a whole number of lines of any size.
 _CHUNK = 4096
 #: Columns of a value, per format and unit size (QEMU derives them from the bit count).
@@ -85,14 +84,14 @@ def dump_lines(read: MemoryReader, count: int, fmt: str, size: int, addr: int) -
     length = to_i32(size * count)
     line_size = 8 if size == 1 else 16
     unit = 1 if fmt == "c" else size
-    addr &= _U64
+    addr &= U64_MASK
     lines: list[str] = []
     while length > 0:
         # A chunk holds whole lines: only the last line of the dump may be shorter.
         wanted = min(length, _CHUNK)
         data = read(addr, wanted)
         for offset in range(0, wanted, line_size):
-            here = (addr + offset) & _U64
+            here = (addr + offset) & U64_MASK
             used = min(line_size, wanted - offset)
             if len(data) < offset + used:
                 lines.append(f"{here:016x}: Cannot access memory\n")
@@ -103,7 +102,7 @@ def dump_lines(read: MemoryReader, count: int, fmt: str, size: int, addr: int) -
             )
             units = "".join(" " + format_unit(fmt, value, unit) for value in values)
             lines.append(f"{here:016x}:{units}\n")
-        addr = (addr + wanted) & _U64
+        addr = (addr + wanted) & U64_MASK
         length -= wanted
     return lines
 
@@ -116,7 +115,7 @@ def _memory_dump(mon: Monitor, args: Args, physical: bool) -> None:
         mon.print("Can not dump without CPU\n")
         return
     if fmt == "i":
-        mon.print(f"0x{addr & _U64:08x}: Asm output not supported on this arch\n")
+        mon.print(f"0x{addr & U64_MASK:08x}: Asm output not supported on this arch\n")
         return
     read = mon.memory if mon.memory is not None else _no_memory
     for line in dump_lines(read, count, fmt, size, addr):

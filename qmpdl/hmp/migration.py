@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from qmpdl.cint import to_u64
 from qmpdl.errors import QMPError
-from qmpdl.hmp.cchar import to_u64
 from qmpdl.hmp.command import Args, Monitor
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.migration.params import (

@@ -95,7 +95,8 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from qmpdl.kvm import uapi
-from qmpdl.kvm.vm import PAGE_SIZE, KvmVm
+from qmpdl.kvm.vm import KvmVm
+from qmpdl.target import PAGE_SIZE
 
 MiB: Final = 1 << 20
 

@@ -51,8 +51,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qmpdl.kvm import uapi
+from qmpdl.target import PAGE_SIZE
 
-PAGE_SIZE: Final = 4096
 KVM_DEVICE: Final = "/dev/kvm"
 #: The one memory slot: all of guest RAM, at guest physical address 0.
 RAM_SLOT: Final = 0

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from qmpdl.errors import QMPError
+from qmpdl.errors import QmpdlError, QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.migration.strparse import INT64_MAX, ParseError, parse_bool, strtosz, strtou64
 from qmpdl.profile import Profile
@@ -232,7 +232,7 @@ GLOBAL_DEFAULTS: dict[str, bool | int] = {
 }
 
 
-class GlobalPropertyError(Exception):
+class GlobalPropertyError(QmpdlError):
     """``-global migration.PROP=VALUE`` failed; the message is QEMU's text."""
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.errors import QmpdlError
 from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
 from qmpdl.threadname import name_this_thread
@@ -39,7 +40,7 @@ BUFFER_DELAY_MS = 100
 BATCH_PAGES = 256
 
 
-class MigrationCancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
+class MigrationCancelled(QmpdlError):  # noqa: N818 (a control-flow signal, not an error)
     """The user cancelled; unwind without marking the migration failed."""
 
 

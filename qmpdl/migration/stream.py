@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.errors import QmpdlError
+
 MAGIC = b"QMPDLMIG"
 VERSION = 1
 PAGE_SIZE = 4096
@@ -55,7 +57,7 @@ _PASS = struct.Struct("<IQI")
 _U32 = struct.Struct("<I")
 
 
-class StreamError(Exception):
+class StreamError(QmpdlError):
     """The stream is not what it should be; the text says what was wrong."""
 
 

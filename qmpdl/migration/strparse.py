@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Callable
 
+from qmpdl.errors import QmpdlError
+
 U64_LIMIT = 1 << 64
 INT64_MAX = (1 << 63) - 1
 
@@ -25,7 +27,7 @@ _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _FRACTION = re.compile(r"\.([0-9]+)([eE][+-]?[0-9]+)?")
 
 
-class ParseError(ValueError):
+class ParseError(QmpdlError, ValueError):
     """The text is not a valid value (``EINVAL``) or it is out of range (``ERANGE``)."""
 
     def __init__(self, text: str, *, out_of_range: bool = False) -> None:

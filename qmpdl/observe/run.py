@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qmpdl.errors import QmpdlError
+
 _LINE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+)(?: (.*))?$")
 _BARE = re.compile(r"^(dirtylimit|dirtyrate|migrate)_\w+ ")
 _RATE = re.compile(r"vcpu\[(\d+)\]: (\d+) MB/s")
@@ -38,7 +40,7 @@ _INIT = re.compile(r"max cpus (\d+)")
 RECORDING_MAGIC = "qmpdl-top-recording"
 
 
-class RunFormatError(ValueError):
+class RunFormatError(QmpdlError, ValueError):
     """The file is not a run this module can read (the message says why)."""
 
 

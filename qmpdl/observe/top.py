@@ -34,6 +34,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
+from qmpdl.errors import QmpdlError
 from qmpdl.observe.view import Recorder, TopState
 
 PROG = "qmpdl-top"
@@ -48,7 +49,7 @@ COLUMNS = (
 )
 
 
-class MonitorBusyError(Exception):
+class MonitorBusyError(QmpdlError):
     """The socket accepted the connection but no greeting came."""
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from qmpdl.errors import QmpdlError
 from qmpdl.qapi.parser import Value
 
 
-class ConditionError(ValueError):
+class ConditionError(QmpdlError, ValueError):
     """A malformed ``'if'`` value."""
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
+from qmpdl.errors import QmpdlError
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi.naming import field_name
 from qmpdl.qapi.schema import (
@@ -37,7 +38,7 @@ from qmpdl.record import Record
 _ABSENT = object()
 
 
-class OutputError(TypeError):
+class OutputError(QmpdlError, TypeError):
     """A value does not match the schema type it is returned as."""
 
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from qmpdl.errors import QmpdlError
+
 if TYPE_CHECKING:  # importlib.resources (pathlib, zipfile) only when files are read
     from importlib.resources.abc import Traversable
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:  # importlib.resources (pathlib, zipfile) only when files are 
 Value = str | bool | list["Value"] | dict[str, "Value"]
 
 
-class QapiParseError(Exception):
+class QapiParseError(QmpdlError):
     """The schema text is malformed; the message names file and line."""
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from qmpdl.errors import QmpdlError
 from qmpdl.qapi.conditions import check_condition, evaluate
 from qmpdl.qapi.parser import Doc, Expression, SourceInfo, Value
 
 
-class QapiSchemaError(Exception):
+class QapiSchemaError(QmpdlError):
     """The schema is inconsistent (unknown type, clash, bad shape...)."""
 
 

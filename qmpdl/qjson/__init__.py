@@ -1,7 +1,7 @@
 """QEMU's JSON dialect, byte for byte: a streaming parser and the encoder (sans I/O).
 
 * :class:`JsonStreamer` turns the bytes a QMP client sends into messages exactly as QEMU
-  7.2's lexer, streamer and parser do: parsed values, or :class:`ParseError` with QEMU's
+  7.2's lexer, streamer and parser do: parsed values, or :class:`ParseFailure` with QEMU's
   ``desc`` text.
 * :func:`to_json` / :func:`encode_message` print values as QEMU's JSON writer and monitor
   do, with QDict key order (:func:`qdict_order`, :func:`tdb_hash`).
@@ -13,7 +13,7 @@ common case via Python's C JSON scanner), :mod:`.encoder`, :mod:`.qdict` (key or
 """
 
 from qmpdl.qjson.encoder import encode_message, to_json
-from qmpdl.qjson.errors import JSON_NULL, JsonNull, ParseError
+from qmpdl.qjson.errors import JSON_NULL, JsonNull, ParseFailure
 from qmpdl.qjson.qdict import qdict_order, tdb_hash
 from qmpdl.qjson.streamer import (
     MAX_NESTING,
@@ -31,7 +31,7 @@ __all__ = [
     "JsonNull",
     "JsonStreamer",
     "Message",
-    "ParseError",
+    "ParseFailure",
     "encode_message",
     "qdict_order",
     "tdb_hash",

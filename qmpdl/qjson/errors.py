@@ -25,12 +25,12 @@ __all__ = [
     "TOKEN_COUNT_LIMIT",
     "TOKEN_SIZE_LIMIT",
     "JsonNull",
-    "ParseError",
+    "ParseFailure",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class ParseError:
+class ParseFailure:
     """One error message of the JSON layer: the ``desc`` QEMU sends in its GenericError.
 
     ``desc`` is a ``str`` chosen so that :func:`qmpdl.qjson.to_json` renders it exactly as
@@ -72,19 +72,19 @@ JSON_NULL = JsonNull()
 
 PREFIX = "JSON parse error, "
 
-EXPECTING_VALUE = ParseError(PREFIX + "expecting value")
-PREMATURE_EOI = ParseError(PREFIX + "premature EOI")
-KEY_NOT_STRING = ParseError(PREFIX + "key is not a string in object")
-MISSING_COLON = ParseError(PREFIX + "missing : in object pair")
-DUPLICATE_KEY = ParseError(PREFIX + "duplicate key")
-EXPECTED_SEPARATOR_DICT = ParseError(PREFIX + "expected separator in dict")
-EXPECTED_SEPARATOR_LIST = ParseError(PREFIX + "expected separator in list")
-INVALID_ESCAPE = ParseError(PREFIX + "invalid escape sequence in string")
-INVALID_UTF8 = ParseError(PREFIX + "invalid UTF-8 sequence in string")
+EXPECTING_VALUE = ParseFailure(PREFIX + "expecting value")
+PREMATURE_EOI = ParseFailure(PREFIX + "premature EOI")
+KEY_NOT_STRING = ParseFailure(PREFIX + "key is not a string in object")
+MISSING_COLON = ParseFailure(PREFIX + "missing : in object pair")
+DUPLICATE_KEY = ParseFailure(PREFIX + "duplicate key")
+EXPECTED_SEPARATOR_DICT = ParseFailure(PREFIX + "expected separator in dict")
+EXPECTED_SEPARATOR_LIST = ParseFailure(PREFIX + "expected separator in list")
+INVALID_ESCAPE = ParseFailure(PREFIX + "invalid escape sequence in string")
+INVALID_UTF8 = ParseFailure(PREFIX + "invalid UTF-8 sequence in string")
 
-TOKEN_SIZE_LIMIT = ParseError("JSON token size limit exceeded")
-TOKEN_COUNT_LIMIT = ParseError("JSON token count limit exceeded")
-NESTING_LIMIT = ParseError("JSON nesting depth limit exceeded")
+TOKEN_SIZE_LIMIT = ParseFailure("JSON token size limit exceeded")
+TOKEN_COUNT_LIMIT = ParseFailure("JSON token count limit exceeded")
+NESTING_LIMIT = ParseFailure("JSON nesting depth limit exceeded")
 
 #: QEMU formats parser messages (the part after the prefix) into a 1024-byte buffer, so
 #: at most 1023 bytes of it survive.  Only ``invalid keyword '...'`` can get that long.

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from qmpdl.errors import QmpdlError
 from qmpdl.jsontypes import JsonValue
 
 __all__ = ["scan_value"]
@@ -26,7 +27,7 @@ _INT64_MIN: Final = -(1 << 63)
 _UINT64_LIMIT: Final = 1 << 64
 
 
-class _RefusedError(ValueError):
+class _RefusedError(QmpdlError, ValueError):
     """Input the fast path must not decide on."""
 
 

@@ -34,7 +34,7 @@ from typing import Final
 
 from qmpdl.jsontypes import JsonValue
 from qmpdl.qjson import errors
-from qmpdl.qjson.errors import ParseError
+from qmpdl.qjson.errors import ParseFailure
 from qmpdl.qjson.lexer import (
     COLON,
     COMMA,
@@ -90,12 +90,12 @@ def _hex4(data: bytes, i: int) -> int:
     return int(quad, 16)
 
 
-def _bad_unicode(token: bytes, start: int, length: int) -> ParseError:
+def _bad_unicode(token: bytes, start: int, length: int) -> ParseFailure:
     quoted = decode_lenient(token[start : start + length])
-    return ParseError(errors.PREFIX + quoted + " is not a valid Unicode character")
+    return ParseFailure(errors.PREFIX + quoted + " is not a valid Unicode character")
 
 
-def parse_string(token: bytes) -> str | ParseError:
+def parse_string(token: bytes) -> str | ParseFailure:
     """Decode a string token (quotes included) as QEMU does, or return its error."""
     body_end = len(token) - 1
     if b"\\" not in token and token.isascii():
@@ -143,7 +143,7 @@ _OBJECT_VALUE: Final = 1
 _ARRAY: Final = 2
 
 
-def parse_tokens(types: Sequence[int], texts: Sequence[bytes]) -> JsonValue | ParseError:
+def parse_tokens(types: Sequence[int], texts: Sequence[bytes]) -> JsonValue | ParseFailure:
     """Parse one message: the value its tokens spell, or the first error QEMU reports.
 
     Iterative (QEMU allows 1024 levels of nesting, more than Python's recursion would),
@@ -177,7 +177,7 @@ def parse_tokens(types: Sequence[int], texts: Sequence[bytes]) -> JsonValue | Pa
             parsed = parse_string(texts[ti])
             ti += 1
             i += 1
-            if isinstance(parsed, ParseError):
+            if isinstance(parsed, ParseFailure):
                 return parsed
             value = parsed
         elif t in (INTEGER, FLOAT):
@@ -190,7 +190,7 @@ def parse_tokens(types: Sequence[int], texts: Sequence[bytes]) -> JsonValue | Pa
             i += 1
             if word not in _KEYWORDS:
                 message = f"invalid keyword '{word.decode('ascii')}'"
-                return ParseError(errors.PREFIX + message[: errors.MESSAGE_MAX])
+                return ParseFailure(errors.PREFIX + message[: errors.MESSAGE_MAX])
             value = _KEYWORDS[word]
         else:
             return errors.EXPECTING_VALUE

@@ -27,7 +27,7 @@ from typing import Final, TypeAlias
 
 from qmpdl.jsontypes import JsonValue
 from qmpdl.qjson import errors
-from qmpdl.qjson.errors import JSON_NULL, JsonNull, ParseError
+from qmpdl.qjson.errors import JSON_NULL, JsonNull, ParseFailure
 from qmpdl.qjson.fastpath import scan_value
 from qmpdl.qjson.lexer import (
     ERROR,
@@ -45,7 +45,7 @@ __all__ = ["MAX_NESTING", "MAX_TOKEN_COUNT", "MAX_TOKEN_SIZE", "JsonStreamer", "
 
 #: What :meth:`JsonStreamer.next_message` hands out: a value, :data:`JSON_NULL` for a
 #: message that is just ``null``, or a parse error.
-Message: TypeAlias = "JsonValue | JsonNull | ParseError"
+Message: TypeAlias = "JsonValue | JsonNull | ParseFailure"
 
 MAX_TOKEN_COUNT: Final = 2 << 20
 MAX_NESTING: Final = 1 << 10
@@ -63,7 +63,7 @@ class JsonStreamer:
     """Sans-I/O QMP input parser reproducing QEMU 7.2 byte for byte.
 
     :meth:`feed` buffers bytes; :meth:`next_message` returns the next complete message (a
-    parsed value or a :class:`ParseError`), or ``None`` when it needs more input.
+    parsed value or a :class:`ParseFailure`), or ``None`` when it needs more input.
 
     ``fast_path=False`` disables the shortcut through Python's C JSON scanner (see
     :mod:`qmpdl.qjson.fastpath`); results are the same either way, only slower.
@@ -108,7 +108,7 @@ class JsonStreamer:
 
         A message is a parsed value of any JSON type, except that a message that is just
         ``null`` comes out as :data:`JSON_NULL` (``None`` means "need more input"), or a
-        :class:`ParseError`.
+        :class:`ParseFailure`.
 
         Consumes input only up to (and including) the byte that completes the message; a
         byte that completes two messages (as in ``1}``) yields the second on the next call
@@ -202,7 +202,7 @@ class JsonStreamer:
         elif ttype == ERROR:
             nul = text.find(0)
             quoted = decode_lenient(text if nul < 0 else text[:nul])
-            return self._emit(ParseError(f"{errors.PREFIX}stray '{quoted}'"))
+            return self._emit(ParseFailure(f"{errors.PREFIX}stray '{quoted}'"))
         if self._size + len(text) + 1 > MAX_TOKEN_SIZE:
             return self._emit(errors.TOKEN_SIZE_LIMIT)
         if len(self._types) + 1 > MAX_TOKEN_COUNT:
@@ -217,7 +217,7 @@ class JsonStreamer:
             return False
         return self._emit(parse_tokens(self._types, self._texts))
 
-    def _emit(self, message: JsonValue | ParseError) -> bool:
+    def _emit(self, message: JsonValue | ParseFailure) -> bool:
         self._drop_queue()
         self._out.append(JSON_NULL if message is None else message)
         return True

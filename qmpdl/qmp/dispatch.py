@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qjson import JsonNull, ParseError, qdict_order
+from qmpdl.qjson import JsonNull, ParseFailure, qdict_order
 
 NEGOTIATION_DESC = "Expecting capabilities negotiation with 'qmp_capabilities'"
 
@@ -90,9 +90,9 @@ def _failed(error: QMPError, negotiating: bool) -> JsonObject:
     return error_response(error)
 
 
-def _not_a_request(request: JsonValue | JsonNull | ParseError) -> JsonObject | None:
+def _not_a_request(request: JsonValue | JsonNull | ParseFailure) -> JsonObject | None:
     """The response to input that is not a request object at all (never has an id)."""
-    if isinstance(request, ParseError):
+    if isinstance(request, ParseFailure):
         return error_response(QMPError(request.desc))
     if not isinstance(request, dict):
         return error_response(QMPError("QMP input must be a JSON object"))
@@ -106,7 +106,7 @@ def _with_id(request: JsonObject, response: JsonObject) -> JsonObject:
 
 
 async def dispatch(
-    request: JsonValue | JsonNull | ParseError,
+    request: JsonValue | JsonNull | ParseFailure,
     *,
     commands: CommandSet,
     negotiating: bool,
@@ -127,7 +127,7 @@ async def dispatch(
 
 
 def dispatch_now(
-    request: JsonValue | JsonNull | ParseError,
+    request: JsonValue | JsonNull | ParseFailure,
     *,
     commands: CommandSet,
     negotiating: bool,

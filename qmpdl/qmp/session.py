@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qjson import JsonNull, JsonStreamer, ParseError, encode_message
+from qmpdl.qjson import JsonNull, JsonStreamer, ParseFailure, encode_message
 
 #: QEMU's QMP_REQ_QUEUE_LEN_MAX.
 QUEUE_LEN_MAX = 8
@@ -48,7 +48,7 @@ class InBandRequest:
 
     #: (a top-level ``null`` is the streamer's :class:`JsonNull`)
     value: JsonValue | JsonNull = None
-    error: ParseError | None = None
+    error: ParseFailure | None = None
     #: whether OOB was enabled when the dispatcher took it (decides when to resume)
     oob_enabled_at_pop: bool = field(default=False, compare=False)
 
@@ -104,7 +104,7 @@ class MonitorSession:
             message = self._streamer.next_message()
             if message is None:
                 break
-            if isinstance(message, ParseError):
+            if isinstance(message, ParseFailure):
                 self._enqueue(InBandRequest(error=message))
             elif is_oob_request(message):
                 assert isinstance(message, dict)

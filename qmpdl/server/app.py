@@ -22,7 +22,7 @@ from qmpdl.backend.base import VcpuBackend
 from qmpdl.clock import Clock, RealClock
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.config import Chardev, MachineConfig, MonitorConfig
-from qmpdl.errors import QMPError
+from qmpdl.errors import QmpdlError, QMPError
 from qmpdl.profile import Profile, get_profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.session import MonitorSession
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 PROG = report.PROG
 
 
-class ConfigError(Exception):
+class ConfigError(QmpdlError):
     """The machine cannot be built or a device cannot be opened: QEMU's text, and the
     option it is about (None: the text says it all)."""
 

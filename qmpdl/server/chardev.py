@@ -23,13 +23,14 @@ from typing import Any, Protocol
 
 from qmpdl import report
 from qmpdl.config import Chardev
+from qmpdl.errors import QmpdlError
 from qmpdl.server.listener import LISTEN_BACKLOG, Listener, listening_tcp_socket
 from qmpdl.vm.chardevs import ChardevState, socket_filename
 
 log = logging.getLogger(__name__)
 
 
-class ChardevError(Exception):
+class ChardevError(QmpdlError):
     """A device cannot be opened: ``location`` is its option, the text QEMU's."""
 
     def __init__(self, location: str, message: str) -> None:

@@ -23,9 +23,10 @@ import sys
 
 from qmpdl import report
 from qmpdl.config import MachineConfig
+from qmpdl.errors import QmpdlError
 
 
-class PidFileError(Exception):
+class PidFileError(QmpdlError):
     """QEMU's text after ``cannot create PID file: ``."""
 
 

@@ -155,9 +155,7 @@ def _imports(tree: ast.Module, module: str, is_package: bool) -> Iterator[tuple[
 def build(root: Path = ROOT) -> tuple[Graph, Graph]:
     """The module-level and the object-level package graph of the package at ``root``."""
     modules = {
-        _module_name(p): p
-        for p in sorted(root.rglob("*.py"))
-        if "__pycache__" not in p.parts
+        _module_name(p): p for p in sorted(root.rglob("*.py")) if "__pycache__" not in p.parts
     }
     eager, every = Graph(), Graph()
     for name, path in modules.items():
@@ -187,7 +185,7 @@ def _elementary_cycles(edges: Mapping[str, Mapping[str, str]], limit: int) -> It
         path = [start]
         on_path = {start}
         while stack:
-            node, it = stack[-1]
+            _, it = stack[-1]
             for nxt in it:
                 if nxt == start:
                     yield [*path, start]

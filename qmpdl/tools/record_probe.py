@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qmpdl.errors import QmpdlError
 from qmpdl.qemudata.cpu import compact_expansions, compact_vcpus
 from qmpdl.tools.process import ManagedProcess
 from qmpdl.tools.rawqmp import RawQMP
@@ -81,11 +82,11 @@ VCPU_PATH = "/machine/unattached/device[0]"
 Reply = dict[str, Any]
 
 
-class CrashedError(Exception):
+class CrashedError(QmpdlError):
     """The binary died on a request."""
 
 
-class RefusedError(Exception):
+class RefusedError(QmpdlError):
     """The binary did not start with these options (its stderr is the message)."""
 
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qmpdl.cint import to_i64
 from qmpdl.errors import QMPError
 from qmpdl.hmp import HMP_COMMANDS, DumpDefaults, execute
-from qmpdl.hmp.cchar import to_i64
 from qmpdl.hmp.help import help_line
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.profile import get_profile

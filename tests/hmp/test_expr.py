@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qmpdl.hmp.cchar import c_div, c_mod, skip_space, to_i64
+from qmpdl.cint import c_div, c_mod, to_i64
+from qmpdl.hmp.cchar import skip_space
 from qmpdl.hmp.expr import ExprError, evaluate
 
 I64_MIN = -(1 << 63)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.qjson import JsonNull, ParseError, encode_message
+from qmpdl.qjson import JsonNull, ParseFailure, encode_message
 from qmpdl.qmp.dispatch import CommandSet, dispatch, dispatch_now
 from qmpdl.qmp.session import MonitorSession
 from qmpdl.tools.launch import QmpdlProcess
@@ -214,7 +214,7 @@ class Monitor:
             queued = self.session.pop_in_band()
             if queued is None:
                 return
-            value: JsonValue | JsonNull | ParseError = (
+            value: JsonValue | JsonNull | ParseFailure = (
                 queued.error if queued.error is not None else queued.value
             )
             self._emit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from qmpdl.jsontypes import JsonObject
-from qmpdl.qjson import JsonStreamer, Message, ParseError, encode_message, qdict_order
+from qmpdl.qjson import JsonStreamer, Message, ParseFailure, encode_message, qdict_order
 
 
 class UnmodelledError(Exception):
@@ -29,7 +29,7 @@ class QmpModel:
         self.negotiated = False
 
     def respond(self, message: Message) -> JsonObject:
-        if isinstance(message, ParseError):
+        if isinstance(message, ParseFailure):
             return _error(message.desc)
         if type(message) is not dict:
             return _error("QMP input must be a JSON object")

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from qmpdl.jsontypes import JsonValue
-from qmpdl.qjson import ParseError
+from qmpdl.qjson import ParseFailure
 from qmpdl.qjson import lexer as lx
 from qmpdl.qjson.parser import VALUE_TOKENS, convert_number, parse_string, parse_tokens
 
@@ -64,7 +64,7 @@ def test_strings(token: bytes, value: str) -> None:
     ],
 )
 def test_string_errors(token: bytes, desc: str) -> None:
-    assert parse_string(token) == ParseError(P + desc)
+    assert parse_string(token) == ParseFailure(P + desc)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ K = lx.KEYWORD
 def test_parse_tokens(items: tuple[str | tuple[int, bytes], ...], result: JsonValue | str) -> None:
     parsed = parse_tokens(*tokens(*items))
     if isinstance(result, str) and result.startswith(P):
-        assert parsed == ParseError(result)
+        assert parsed == ParseFailure(result)
     else:
         assert parsed == result
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qmpdl.jsontypes import JsonValue
-from qmpdl.qjson import JsonNull, JsonStreamer, Message, ParseError, to_json
+from qmpdl.qjson import JsonNull, JsonStreamer, Message, ParseFailure, to_json
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -97,7 +97,7 @@ def test_any_input_chunking_and_paths_agree(data: bytes, chunks: list[int]) -> N
     assert same(messages(data, chunks), whole)
     assert same(messages(data, fast_path=False), whole)
     for message in whole:
-        if isinstance(message, ParseError):
+        if isinstance(message, ParseFailure):
             to_json(message.desc).encode("ascii")
         elif not isinstance(message, JsonNull):
             to_json(message).encode("ascii")
@@ -110,7 +110,7 @@ def test_control_character_resynchronises(data: bytes) -> None:
     *_, error, last = messages(data + b"\x01" + request)
     assert last == {"execute": "qmp_capabilities", "id": 1}
     # The control character ends whatever token was in progress in a lexical error.
-    assert isinstance(error, ParseError)
+    assert isinstance(error, ParseFailure)
     assert error.desc.startswith("JSON parse error, stray '")
     assert error.desc.endswith("\x01'")
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from qmpdl.qjson import JSON_NULL, JsonStreamer, Message, ParseError
+from qmpdl.qjson import JSON_NULL, JsonStreamer, Message, ParseFailure
 from qmpdl.qjson import streamer as st
 
 P = "JSON parse error, "
@@ -72,7 +72,7 @@ def test_lazy_on_the_exact_path_too() -> None:
     s.feed(b'{"a":"\\u00e9"} @ {"b":2}')
     assert s.next_message() == {"a": "\u00e9"}
     assert s.pending == 10
-    assert s.next_message() == ParseError(P + "stray '@'")
+    assert s.next_message() == ParseFailure(P + "stray '@'")
     assert s.pending == 8
     assert s.next_message() == {"b": 2}
 
@@ -82,7 +82,7 @@ def test_one_byte_can_complete_two_messages() -> None:
     s.feed(b"1}{")
     assert s.next_message() == 1
     assert s.pending == 1  # "}" was consumed with the number
-    assert s.next_message() == ParseError(P + "expecting value")
+    assert s.next_message() == ParseFailure(P + "expecting value")
     assert s.pending == 1
     assert s.next_message() is None
     assert s.pending == 0
@@ -90,20 +90,20 @@ def test_one_byte_can_complete_two_messages() -> None:
 
 def test_errors_drop_the_queue_and_recover() -> None:
     assert parse_all(b'{"id": TRUE}') == [
-        ParseError(P + "stray 'T'"),
-        ParseError(P + "expecting value"),
+        ParseFailure(P + "stray 'T'"),
+        ParseFailure(P + "expecting value"),
     ]
     assert parse_all(b'{"a": @ "b" } \x01{"c":1}') == [
-        ParseError(P + "stray '@'"),
-        ParseError(P + "expecting value"),
-        ParseError(P + "stray '\x01'"),
+        ParseFailure(P + "stray '@'"),
+        ParseFailure(P + "expecting value"),
+        ParseFailure(P + "stray '\x01'"),
         {"c": 1},
     ]
 
 
 def test_stray_quotes_raw_bytes_up_to_nul() -> None:
-    assert parse_all(b'"ab\x00cd') == [ParseError(P + "stray '\"ab'")]
-    assert parse_all(b'"\xc3\xa9\xe2\x82\x01') == [ParseError(P + "stray '\"\u00e9\ufffd\x01'")]
+    assert parse_all(b'"ab\x00cd') == [ParseFailure(P + "stray '\"ab'")]
+    assert parse_all(b'"\xc3\xa9\xe2\x82\x01') == [ParseFailure(P + "stray '\"\u00e9\ufffd\x01'")]
 
 
 def test_reset() -> None:
@@ -122,9 +122,9 @@ def test_nesting_limit_and_what_follows() -> None:
     assert len(parse_all(ok)) == 1
     too_deep = b"[" * 1025 + b"]" * 2
     assert parse_all(too_deep) == [
-        ParseError("JSON nesting depth limit exceeded"),
-        ParseError(P + "expecting value"),
-        ParseError(P + "expecting value"),
+        ParseFailure("JSON nesting depth limit exceeded"),
+        ParseFailure(P + "expecting value"),
+        ParseFailure(P + "expecting value"),
     ]
 
 
@@ -133,8 +133,8 @@ def test_token_count_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     # (The fast path relies on the real limits being out of its reach.)
     assert parse_all(b"[1,2]", fast_path=False) == [[1, 2]]
     assert parse_all(b"[1,2,3]", fast_path=False) == [
-        ParseError("JSON token count limit exceeded"),
-        ParseError(P + "expecting value"),
+        ParseFailure("JSON token count limit exceeded"),
+        ParseFailure(P + "expecting value"),
     ]
 
 
@@ -144,12 +144,12 @@ def test_token_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_all(b'["abcde"]', fast_path=False) == [["abcde"]]
     # Here the final "]" is the token too many.
     assert parse_all(b'["abcdef"]', fast_path=False) == [
-        ParseError("JSON token size limit exceeded")
+        ParseFailure("JSON token size limit exceeded")
     ]
     # Here the string is; the "]" after it is a message of its own.
     assert parse_all(b'["abcdefg"]', fast_path=False) == [
-        ParseError("JSON token size limit exceeded"),
-        ParseError(P + "expecting value"),
+        ParseFailure("JSON token size limit exceeded"),
+        ParseFailure(P + "expecting value"),
     ]
 
 
@@ -165,9 +165,9 @@ def test_large_input_is_linear() -> None:
         s.feed(chunk)
         messages += drain(s)
     # The string token reached 64 MiB + 1 bytes with the last byte: the lexer cut it.
-    assert messages == [ParseError("JSON token size limit exceeded")]
+    assert messages == [ParseFailure("JSON token size limit exceeded")]
     s.feed(b'"]\x01')
-    assert drain(s) == [ParseError(P + "stray '\"]\x01'")]
+    assert drain(s) == [ParseFailure(P + "stray '\"]\x01'")]
     assert time.thread_time() - start < 30
 
 
@@ -178,5 +178,5 @@ def test_megabytes_of_whitespace_and_recovery_are_fast() -> None:
         s.feed(b" " * (64 << 10))
         assert s.next_message() is None
     s.feed(b"@" + b"x" * (4 << 20) + b"{}")
-    assert drain(s) == [ParseError(P + "stray '@'"), {}]
+    assert drain(s) == [ParseFailure(P + "stray '@'"), {}]
     assert time.thread_time() - start < 5
