@@ -278,7 +278,7 @@ def _query_machine() -> Any:
     from qmpdl.cli import parse_args
     from qmpdl.clock import VirtualClock
     from qmpdl.commands.executor import CommandExecutor
-    from qmpdl.server.app import build_machine
+    from qmpdl.system import build_machine
 
     machine = build_machine(
         parse_args(["-smp", "2,maxcpus=4", "-accel", "sim,dirty-ring-size=4096", "-S"]),

@@ -170,7 +170,7 @@ def reader_under_limit(seconds: float, quota: int = 50, args: Sequence[str] = ()
     reader's MiB/s with no limit, then with every vCPU limited to ``quota`` MiB/s (only
     the writer fills its ring).  ``args``: more qmpdl options."""
     from qmpdl.cli import parse_args
-    from qmpdl.server.app import build_machine
+    from qmpdl.system import build_machine
 
     m = build_machine(
         parse_args(

@@ -19,15 +19,16 @@ import os
 import re
 import shlex
 import sys
-import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from qmpdl import __version__, report
+from qmpdl.backend.base import RING_MAX_ENTRIES
+from qmpdl.backend.registry import ACCELERATORS
 from qmpdl.cmdline import chardev as chardevs
 from qmpdl.cmdline import machine as machines
 from qmpdl.cmdline import objects
-from qmpdl.config import AccelConfig, AccelKind, Chardev, MachineConfig, MonitorConfig
+from qmpdl.config import AccelConfig, Chardev, MachineConfig, MonitorConfig
 from qmpdl.errors import QmpdlError
 from qmpdl.qemuopts import (
     SIZE_HINT,
@@ -48,8 +49,6 @@ PROG = report.PROG
 
 #: Smallest ring KVM accepts: one host page of 16-byte entries.
 RING_MIN_ENTRIES = 256
-#: KVM_DIRTY_RING_MAX_ENTRIES (see qmpdl.backend.base).
-RING_MAX_ENTRIES = 65536
 
 #: Environment variables a harness that builds the command line can still set.
 ENV_OPTIONS = "QMPDL_OPTIONS"
@@ -320,10 +319,13 @@ def _accel(value: str) -> AccelConfig:
     where = f"-accel {value}"
     opts = parse_opts(value, implied="accel")
     kind = opts.pop("accel", None)
-    if kind not in ("sim", "kvm", "tcg"):
-        raise UsageError(where, f"invalid accelerator {kind} (qmpdl has sim, kvm and tcg)")
+    if kind is None or kind not in ACCELERATORS:
+        *others, last = ACCELERATORS.names()
+        raise UsageError(
+            where, f"invalid accelerator {kind} (qmpdl has {', '.join(others)} and {last})"
+        )
     ring = 0
-    if "dirty-ring-size" in opts and kind != "tcg":
+    if "dirty-ring-size" in opts and ACCELERATORS[kind].dirty_ring:
         try:
             ring = parse_uint("dirty-ring-size", opts.pop("dirty-ring-size"), 32)
         except OptionError as e:
@@ -345,13 +347,13 @@ def _accel(value: str) -> AccelConfig:
             "Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is "
             f"1024.\n{PROG}: {where}: failed to initialize kvm: Invalid argument",
         )
-    return AccelConfig(kind=typing.cast(AccelKind, kind), dirty_ring_size=ring)
+    return AccelConfig(kind=kind, dirty_ring_size=ring)
 
 
 def _machine_accel(value: str) -> str:
     """``-machine ...,accel=kvm:tcg``: the first accelerator of the list qmpdl has."""
     for name in value.split(":"):
-        if name in ("kvm", "tcg", "sim"):
+        if name in ACCELERATORS:
             return name
     return value.split(":", maxsplit=1)[0]
 
@@ -627,8 +629,11 @@ def _dirtylimit_controller(b: _Builder, value: str) -> None:
 
 
 def _backend(b: _Builder, value: str) -> None:
-    if value not in ("sim", "kvm"):
-        raise UsageError(f"--backend {value}", f"unknown backend '{value}' (choose from sim, kvm)")
+    choices = ACCELERATORS.serving("kvm")
+    if value not in choices:
+        raise UsageError(
+            f"--backend {value}", f"unknown backend '{value}' (choose from {', '.join(choices)})"
+        )
     b.backend = value
 
 
@@ -1002,18 +1007,20 @@ def _build(b: _Builder) -> MachineConfig:
         try:
             machines.check_machine(profile, b.machine_type, b.machine_props, no_acpi=b.no_acpi)
             if b.cpu is not None:
-                machines.check_cpu(profile, accel.kind, b.cpu)
+                machines.check_cpu(profile, ACCELERATORS[accel.kind].presents_as, b.cpu)
         except OptionError as e:
             raise UsageError(None, str(e)) from None
     _check_boot(b.boot)
     ram = _memory(b)
     backend = b.backend or os.environ.get(ENV_BACKEND) or None
-    if backend not in (None, "sim", "kvm"):
-        raise UsageError(None, f"{ENV_BACKEND}={backend}: choose sim or kvm")
-    if accel.kind == "kvm" and (backend == "sim" or b.machine_type == "none"):
+    choices = ACCELERATORS.serving("kvm")
+    if backend is not None and backend not in choices:
+        raise UsageError(None, f"{ENV_BACKEND}={backend}: choose {' or '.join(choices)}")
+    stand_in = ACCELERATORS[accel.kind].stand_in
+    if stand_in is not None and (backend == stand_in or b.machine_type == "none"):
         # simulated vCPUs that present themselves as KVM (the probe's -machine none
         # has no vCPUs to run)
-        accel = AccelConfig(kind="sim", dirty_ring_size=accel.dirty_ring_size)
+        accel = AccelConfig(kind=stand_in, dirty_ring_size=accel.dirty_ring_size)
     if b.migration_globals:
         _check_migration_globals(b, accel)
     for netdev in b.netdevs:

@@ -9,7 +9,6 @@ from qmpdl.topology import SmpTopology
 from qmpdl.workload import WorkloadOption
 
 ChardevBackend = Literal["socket", "stdio", "pty", "null", "file"]
-AccelKind = Literal["sim", "kvm", "tcg"]
 
 
 class Chardev(Record):
@@ -57,9 +56,10 @@ class MonitorConfig(Record):
 
 
 class AccelConfig(Record):
-    #: ``sim``: simulated vCPUs presenting themselves as KVM; ``kvm``: real ones;
-    #: ``tcg``: simulated vCPUs presenting themselves as TCG (no KVM, no dirty ring)
-    kind: AccelKind = "sim"
+    #: the ``-accel`` name, an entry of :data:`qmpdl.backend.registry.ACCELERATORS`
+    #: (``sim``: simulated vCPUs presenting themselves as KVM; ``kvm``: real ones;
+    #: ``tcg``: simulated vCPUs presenting themselves as TCG, no KVM, no dirty ring)
+    kind: str = "sim"
     #: entries per vCPU dirty ring; 0 = no ring (dirty bitmap)
     dirty_ring_size: int = 0
 
@@ -138,4 +138,4 @@ class MachineConfig(Record):
     #: ``-pidfile PATH``: written and locked after daemonizing, removed at exit
     pidfile: str | None = None
     #: ``--backend``: which vCPUs serve ``-accel kvm`` (None: ``kvm``, real ones)
-    backend: Literal["sim", "kvm"] | None = None
+    backend: str | None = None

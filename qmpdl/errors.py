@@ -33,3 +33,13 @@ class QMPError(QmpdlError):
 
     def __repr__(self) -> str:
         return f"QMPError({self.desc!r}, {self.error_class!r})"
+
+
+class ConfigError(QmpdlError):
+    """The machine cannot be built or a device cannot be opened: QEMU's text, and the
+    option it is about (None: the text says it all).  The process exits with it."""
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location

@@ -1,7 +1,20 @@
-"""The small interface every vCPU backend implements.
+"""What a vCPU backend implements, split by role.
 
-The throttle and the dirty-rate code talk to vCPUs only through :class:`VcpuBackend`,
-so they do not know whether the vCPUs are simulated (``sim``) or real (``kvm``).
+A backend is one class that serves four roles, each a :class:`typing.Protocol` that the
+part using it is handed:
+
+* :class:`VcpuRunner` (run control): start, pause, resume and stop the vCPUs - the
+  machine's run state;
+* :class:`DirtyTracker` (dirty tracking): dirty rings or the bitmap and the penalty
+  sleeps - the dirty log, the dirty limit and the dirty-rate measurement;
+* :class:`GuestMemory` (memory access): RAM blocks, page contents and registers - the
+  dirty-rate page sampling and HMP's ``xp`` / ``$eax``;
+* :class:`MigrationSupport` (migration): RAM as pages and the device state - the
+  migration.
+
+:class:`VcpuBackend` is all four.  The parts do not know whether the vCPUs are simulated
+(``sim``) or real (``kvm``); :mod:`qmpdl.backend.registry` says which class serves which
+``-accel``.
 
 Vocabulary (QEMU's):
 
@@ -17,21 +30,30 @@ Vocabulary (QEMU's):
 
 from __future__ import annotations
 
-import abc
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # numpy is imported when the vCPUs first need it, not at start-up
     import numpy as np
     import numpy.typing as npt
 
-    from qmpdl.vm.registers import X86Registers
+    from qmpdl.backend.registers import X86Registers
 
-from qmpdl.trace import NULL_TRACER, Tracer
+from qmpdl.target import PAGE_SIZE
 
-PAGE_SIZE = 4096
+__all__ = [
+    "PAGE_SIZE",
+    "RING_MAX_ENTRIES",
+    "RING_RESERVED_ENTRIES",
+    "DirtyTracker",
+    "GuestMemory",
+    "MigrationSupport",
+    "RamBlock",
+    "VcpuBackend",
+    "VcpuProgress",
+    "VcpuRunner",
+]
 
 #: Ring entries KVM keeps in reserve: the ring counts as full this many entries early
 #: (64 on this host's KVM; QEMU's arithmetic ignores it).
@@ -60,47 +82,56 @@ class VcpuProgress:
     bytes_done: float
 
 
-class VcpuBackend(abc.ABC):
-    """The present vCPUs of one machine and their dirty-page tracking.
+class VcpuRunner(Protocol):
+    """Run control: the present vCPUs as the machine's run state drives them.
 
-    Thread-safety: every method may be called from any thread.
+    Thread-safety (every role): every method may be called from any thread.
     """
 
-    #: dirty ring entries per vCPU; 0 when the ring is off (dirty bitmap instead)
-    ring_size: int
     #: present vCPUs (``-smp N``), indexed 0..nr_vcpus-1
     nr_vcpus: int
-    #: guest RAM in bytes
-    ram_size: int
-    #: called (from any thread) when a vCPU cannot go on; the machine replaces it
-    on_internal_error: Callable[[str], None] = staticmethod(logging.getLogger("qmpdl").error)
-    #: QEMU's trace events of the vCPUs (``dirtylimit_vcpu_execute``); the machine sets it
-    tracer: Tracer = NULL_TRACER
 
-    @abc.abstractmethod
-    def start(self) -> None:
-        """Create the vCPUs and let them run (or stay paused if started paused)."""
+    def start(self, on_internal_error: Callable[[str], None]) -> None:
+        """Create the vCPUs and let them run (or stay paused if started paused).
+        ``on_internal_error`` is called (from any thread) when a vCPU cannot go on."""
 
-    @abc.abstractmethod
     def shutdown(self) -> None:
         """Stop every vCPU and release everything (threads, fds, mappings)."""
 
-    @abc.abstractmethod
     def pause(self) -> None:
         """Stop all vCPUs (QMP ``stop``); returns once none runs guest code."""
 
-    @abc.abstractmethod
     def resume(self) -> None:
         """Let the vCPUs run again (QMP ``cont``)."""
 
-    @abc.abstractmethod
+    def set_cpu_throttle(self, percent: int) -> None:
+        """Auto-converge: make every vCPU sleep ``percent`` % of the time (0: off)."""
+
+    def thread_ids(self) -> list[int]:
+        """Host thread id running each vCPU (``query-cpus-fast``'s ``thread-id``)."""
+
+    def progress(self) -> list[VcpuProgress]:
+        """Guest-observable work of each vCPU."""
+
+    def kvm_stats_fds(self) -> tuple[int, list[int]] | None:
+        """The VM's and each vCPU's KVM file descriptor (``query-stats`` reads KVM's
+        binary statistics from them); None where there is no real KVM VM."""
+        return None
+
+
+class DirtyTracker(Protocol):
+    """Dirty tracking: the dirty rings (or the bitmap) and the penalty sleeps."""
+
+    #: dirty ring entries per vCPU; 0 when the ring is off (dirty bitmap instead)
+    ring_size: int
+    nr_vcpus: int
+
     def set_dirty_logging(self, enabled: bool) -> None:
         """Start or stop dirty tracking of guest RAM (QEMU's global dirty log on/off).
 
         Starting write-protects every page; stopping harvests what the rings hold.
         """
 
-    @abc.abstractmethod
     def update_throttle(self, in_service: bool, penalties_us: Sequence[int]) -> None:
         """What a vCPU must do at its next ring-full exits.
 
@@ -109,7 +140,7 @@ class VcpuBackend(abc.ABC):
         per ring-full (0 unless the limit applies to it).
         """
 
-    def keep_penalty_sleep_on_kick(self, keep: bool) -> None:  # noqa: B027 - optional
+    def keep_penalty_sleep_on_kick(self, keep: bool) -> None:
         """``keep``: a kick (ring flush, ``stop``) neither cuts a penalty sleep short nor
         waits for it - the sleeping vCPU is out of the guest, its ring is harvested and it
         sleeps on.  Asked for by the ``target`` throttle controller only; without it the
@@ -124,39 +155,31 @@ class VcpuBackend(abc.ABC):
         """Per vCPU: dirty-ring-full exits so far (monotonic); None where not counted."""
         return None
 
-    @abc.abstractmethod
     def dirty_pages(self) -> list[int]:
         """Per vCPU: ring entries harvested so far (monotonic; no flush)."""
 
-    @abc.abstractmethod
     def flush_dirty_rings(self) -> None:
         """Kick every vCPU out of the guest and harvest all rings (blocks like QEMU's)."""
 
-    @abc.abstractmethod
     def sync_dirty_bitmap(self) -> int:
         """Bitmap mode (no ring): pages newly dirtied since the previous sync."""
 
-    @abc.abstractmethod
+
+class GuestMemory(Protocol):
+    """Memory access: guest RAM and the vCPUs' registers, as monitors read them."""
+
+    #: guest RAM in bytes
+    ram_size: int
+
     def ram_blocks(self) -> list[RamBlock]:
         """The migratable RAM blocks."""
 
-    @abc.abstractmethod
     def page_digests(self, block: str, pages: Sequence[int]) -> list[int]:
         """A digest of each page's current content (page sampling compares two reads)."""
 
-    @abc.abstractmethod
-    def thread_ids(self) -> list[int]:
-        """Host thread id running each vCPU (``query-cpus-fast``'s ``thread-id``)."""
-
-    @abc.abstractmethod
-    def progress(self) -> list[VcpuProgress]:
-        """Guest-observable work of each vCPU."""
-
-    @abc.abstractmethod
     def registers(self, cpu_index: int) -> X86Registers:
         """vCPU ``cpu_index``'s registers (HMP's ``$eax`` & co)."""
 
-    @abc.abstractmethod
     def read_physical(self, addr: int, size: int) -> bytes:
         """Guest physical memory ``[addr, addr + size)`` (HMP's ``xp``); the part past
         the end of RAM reads as zeros.
@@ -166,42 +189,39 @@ class VcpuBackend(abc.ABC):
         ``+0x0c``, so a client can watch every vCPU's progress the way it would in QEMU.
         """
 
-    # ------------------------------------------------------------------ migration
+
+class MigrationSupport(Protocol):
+    """Migration: guest RAM as pages with their own dirty tracking, and the state sent
+    at switchover."""
 
     @property
-    @abc.abstractmethod
     def ram_pages(self) -> int:
         """Guest RAM in pages."""
 
-    @abc.abstractmethod
     def migration_sync(self) -> npt.NDArray[np.bool_]:
         """Migration's bitmap sync: one flag per RAM page, set for the pages written
         since the previous call (every page on the first call after tracking started,
         QEMU's bulk stage).  Needs dirty logging on (the MIGRATION user)."""
 
-    @abc.abstractmethod
     def migration_stop(self) -> None:
         """Forget the migration's dirty tracking (the next sync starts over)."""
 
-    @abc.abstractmethod
     def read_pages(self, pages: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.bool_], bytes]:
         """The content of ``pages``: which are all zeros, and the others' bytes in order."""
 
-    @abc.abstractmethod
     def write_pages(
         self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], data: bytes
     ) -> None:
         """Destination: store received pages (``data`` holds the non-zero ones)."""
 
-    @abc.abstractmethod
     def export_state(self) -> dict[str, Any]:
         """vCPU and guest state sent at switchover (after the VM stopped)."""
 
-    @abc.abstractmethod
     def import_state(self, state: dict[str, Any]) -> None:
         """Destination: take over the state; raises ValueError if the received memory
         does not match it."""
 
-    @abc.abstractmethod
-    def set_cpu_throttle(self, percent: int) -> None:
-        """Auto-converge: make every vCPU sleep ``percent`` % of the time (0: off)."""
+
+class VcpuBackend(VcpuRunner, DirtyTracker, GuestMemory, MigrationSupport, Protocol):
+    """A whole backend: every role.  Backends subclass it (and so inherit the optional
+    members' defaults); the parts that use them ask for the one role they need."""

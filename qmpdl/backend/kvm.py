@@ -29,18 +29,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl import report
 from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
+from qmpdl.backend.registers import SEGMENTS, Segment, X86Registers, x86_reset_state
+from qmpdl.backend.registry import Accelerator, BackendRequest, SerialPort
 from qmpdl.clock import Clock
+from qmpdl.errors import ConfigError
 from qmpdl.kvm import guest
 from qmpdl.kvm.uapi import (
     KVM_EXIT_DIRTY_RING_FULL,
@@ -52,7 +58,7 @@ from qmpdl.kvm.uapi import (
 )
 from qmpdl.kvm.vm import KvmVcpu, KvmVm
 from qmpdl.threadname import name_this_thread
-from qmpdl.vm.registers import SEGMENTS, Segment, X86Registers, x86_reset_state
+from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.workload import Workload
 
 log = logging.getLogger(__name__)
@@ -100,14 +106,6 @@ class _VcpuState:
     work: list[Callable[[], None]] = field(default_factory=list)
 
 
-class SerialPort(Protocol):
-    """Where a guest's COM1 output goes (a file, or a chardev's serial frontend)."""
-
-    def write(self, data: bytes, /) -> object: ...
-
-    def flush(self) -> None: ...
-
-
 class KvmBackend(VcpuBackend):
     """Real vCPUs with KVM's dirty ring."""
 
@@ -121,8 +119,13 @@ class KvmBackend(VcpuBackend):
         kick_interrupts_sleep: bool,
         start_paused: bool = False,
         serial: SerialPort | None = None,
+        tracer: Tracer = NULL_TRACER,
     ) -> None:
         self.clock = clock
+        #: QEMU's trace events of the vCPUs (``dirtylimit_vcpu_execute``)
+        self.tracer = tracer
+        #: called (from any thread) when a vCPU cannot go on; given at :meth:`start`
+        self._on_internal_error: Callable[[str], None] = logging.getLogger("qmpdl").error
         self.ring_size = ring_size
         self.nr_vcpus = len(workloads)
         self.ram_size = ram_size
@@ -157,7 +160,53 @@ class KvmBackend(VcpuBackend):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    @classmethod
+    def build(cls, request: BackendRequest, accelerator: Accelerator) -> KvmBackend:
+        """Real vCPUs; the accelerator's checks and texts are QEMU's."""
+        from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_init_error
+
+        config, profile = request.config, request.profile
+        ring = config.accel.dirty_ring_size
+        where = f"-accel {accelerator.name}" + (f",dirty-ring-size={ring}" if ring else "")
+        problem = kvm_init_error()
+        if problem is not None:
+            message, error = problem
+            failed = f"{where}: failed to initialize kvm: {os.strerror(error)}"
+            if profile.has("kvm-init-error-report"):
+                raise ConfigError(f"{where}: {message}\n{report.PROG}: {failed}")
+            print(message, file=sys.stderr, flush=True)  # QEMU: a bare line before 9.2
+            raise ConfigError(failed)
+        if ring:
+            maximum = dirty_ring_max_entries()
+            if not maximum:
+                report.warning("KVM dirty ring not available, using bitmap method")
+                ring = 0
+            elif ring > maximum:
+                raise ConfigError(
+                    f"{where}: KVM dirty ring size {ring} too big (maximum is {maximum}).  "
+                    f"Please use a smaller value.\n{report.PROG}: {where}: failed to "
+                    "initialize kvm: Invalid argument"
+                )
+        try:
+            return cls(
+                request.workloads,
+                config.ram_size,
+                ring,
+                request.clock,
+                kick_interrupts_sleep=request.kick_interrupts_sleep,
+                start_paused=request.start_paused,
+                serial=request.serial,
+                tracer=request.tracer,
+            )
+        except ValueError as e:
+            raise ConfigError(f"--workload: {e}") from None
+        except OSError as e:
+            raise ConfigError(
+                f"-accel {accelerator.name}: failed to initialize kvm: {e.strerror or e}"
+            ) from None
+
+    def start(self, on_internal_error: Callable[[str], None]) -> None:
+        self._on_internal_error = on_internal_error
         # The kick signal only has to interrupt KVM_RUN (EINTR); its handler does nothing.
         signal.signal(KICK_SIGNAL, lambda signum, frame: None)
         signal.siginterrupt(KICK_SIGNAL, True)
@@ -434,7 +483,7 @@ class KvmBackend(VcpuBackend):
         with self._cond:
             self._paused = True
             self._cond.notify_all()
-        threading.Thread(target=self.on_internal_error, args=(message,), daemon=True).start()
+        threading.Thread(target=self._on_internal_error, args=(message,), daemon=True).start()
 
     # ------------------------------------------------------------------ harvesting
 
@@ -522,6 +571,9 @@ class KvmBackend(VcpuBackend):
     def page_digests(self, block: str, pages: Sequence[int]) -> list[int]:
         memory = self.vm.memory
         return [zlib.crc32(memory[p * PAGE_SIZE : (p + 1) * PAGE_SIZE].data) for p in pages]
+
+    def kvm_stats_fds(self) -> tuple[int, list[int]]:
+        return self.vm.fd, [v.fd for v in self.vm.vcpus]
 
     def thread_ids(self) -> list[int]:
         return [s.native_id for s in self._vcpus]

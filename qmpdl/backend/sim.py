@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
+from qmpdl.backend.registry import Accelerator, BackendRequest
 from qmpdl.backend.simlayout import layout
 from qmpdl.clock import Clock
+from qmpdl.errors import ConfigError
+from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.workload import Workload
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from qmpdl.backend.registers import X86Registers
     from qmpdl.backend.simmodel import SimModel
-    from qmpdl.vm.registers import X86Registers
 
 
 class SimBackend(VcpuBackend):
@@ -38,8 +41,11 @@ class SimBackend(VcpuBackend):
         *,
         kick_interrupts_sleep: bool,
         start_paused: bool = False,
+        tracer: Tracer = NULL_TRACER,
     ) -> None:
         self.clock = clock
+        #: QEMU's trace events of the vCPUs (``dirtylimit_vcpu_execute``)
+        self.tracer = tracer
         self.ring_size = ring_size
         self.nr_vcpus = len(workloads)
         self.ram_size = ram_size
@@ -56,8 +62,23 @@ class SimBackend(VcpuBackend):
         self._thread_id = threading.get_native_id()
         #: destination: the first byte of every page received
         self._received: npt.NDArray[np.uint8] | None = None
-        #: penalty sleeps already traced, per vCPU
-        self._traced_sleeps = self.model.penalty_sleeps.copy()
+        #: penalty sleeps already traced, per vCPU (from when the model is made)
+        self._traced_sleeps: npt.NDArray[np.int64] | None = None
+
+    @classmethod
+    def build(cls, request: BackendRequest, accelerator: Accelerator) -> SimBackend:
+        try:
+            return cls(
+                request.workloads,
+                request.config.ram_size,
+                request.ring_size,
+                request.clock,
+                kick_interrupts_sleep=request.kick_interrupts_sleep,
+                start_paused=request.start_paused,
+                tracer=request.tracer,
+            )
+        except ValueError as e:
+            raise ConfigError(f"--workload: {e}") from None
 
     @property
     def model(self) -> SimModel:
@@ -78,6 +99,7 @@ class SimBackend(VcpuBackend):
             for change, at in self._history:
                 getattr(model, change)(at)
             self._model = model
+            self._traced_sleeps = model.penalty_sleeps.copy()
         return model
 
     def _change(self, change: str) -> None:
@@ -88,7 +110,8 @@ class SimBackend(VcpuBackend):
         else:
             getattr(self._model, change)(now)
 
-    def start(self) -> None:
+    def start(self, on_internal_error: Callable[[str], None]) -> None:
+        # simulated vCPUs cannot fail: ``on_internal_error`` is never called
         with self._lock:
             self._thread_id = threading.get_native_id()
             if not self._start_paused:
@@ -136,8 +159,11 @@ class SimBackend(VcpuBackend):
         are written when the window is read: their timestamps bunch."""
         if not self.tracer.enabled("dirtylimit_vcpu_execute"):
             return
+        import numpy as np
+
         sleeps = self.model.penalty_sleeps
-        new = sleeps - self._traced_sleeps
+        traced = self._traced_sleeps
+        new = sleeps if traced is None else sleeps - traced
         for cpu in np.flatnonzero(new).tolist():
             text = f"CPU[{cpu}] sleep {round(float(self.model.penalty[cpu]) * 1e6)} us"
             for _ in range(int(new[cpu])):
@@ -312,7 +338,7 @@ class SimBackend(VcpuBackend):
         return bytes(out)
 
     def registers(self, cpu_index: int) -> X86Registers:
-        from qmpdl.vm.registers import x86_reset_state
+        from qmpdl.backend.registers import x86_reset_state
 
         # The model has no instruction stream: its vCPUs show QEMU's reset state.
         return x86_reset_state()

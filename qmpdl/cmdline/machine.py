@@ -92,7 +92,7 @@ def check_machine(
 def check_cpu(profile: Profile, accel: str, text: str) -> str:
     """``-cpu MODEL[,features]``: the model (QEMU: ``unable to find CPU model``)."""
     model = text.split(",", 1)[0]
-    if model not in _for(profile)["cpu-models"]["tcg" if accel == "tcg" else "kvm"]:
+    if model not in _for(profile)["cpu-models"][accel]:
         raise OptionError(f"unable to find CPU model '{model}'")
     return model
 

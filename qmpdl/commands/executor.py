@@ -12,7 +12,7 @@ from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.dispatch import CommandSet
 from qmpdl.qmp.session import MonitorSession
-from qmpdl.vm.machine import Machine
+from qmpdl.system.machine import Machine
 
 
 class CommandExecutor:

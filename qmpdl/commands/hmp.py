@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from qmpdl.backend.base import VcpuBackend
     from qmpdl.commands.executor import CommandExecutor
     from qmpdl.hmp import DumpDefaults, MemoryReader
-    from qmpdl.vm.machine import Machine
+    from qmpdl.system.machine import Machine
 
 #: The memory dump format each machine's monitors remember (QEMU: one per process).
 _DUMP_DEFAULTS: weakref.WeakKeyDictionary[Machine, DumpDefaults] = weakref.WeakKeyDictionary()

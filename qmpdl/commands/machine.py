@@ -59,4 +59,4 @@ def query_cpus_fast(ctx: CommandContext, args: QueryCpusFastArgs) -> list[CpuInf
 @qmp_command("query-kvm")
 def query_kvm(ctx: CommandContext, args: QueryKvmArgs) -> KvmInfo:
     # sim and kvm present themselves as KVM (the sim backend emulates it); tcg does not.
-    return KvmInfo(enabled=ctx.machine.config.accel.kind != "tcg", present=True)
+    return KvmInfo(enabled=ctx.machine.accelerator.presents_as == "kvm", present=True)

@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 
 
 def _accel(ctx: CommandContext) -> str:
-    from qmpdl.qemudata.cpu import accel_of
-
-    return accel_of(ctx.machine.config.accel.kind)
+    return ctx.machine.accelerator.presents_as
 
 
 def _answer(recorded: Any) -> Any:
@@ -71,9 +69,7 @@ def query_cpu_model_expansion(ctx: CommandContext, args: QueryCpuModelExpansionA
 
 @qmp_command("qom-list-types")
 def qom_list_types(ctx: CommandContext, args: QomListTypesArgs) -> list[Any]:
-    from qmpdl.qemudata.vmstate import state_of
-
-    modules = state_of(ctx.machine).modules
+    modules = ctx.machine.vmstate.modules
     modules.load_all()
     rows = modules.table.list(implements=args.implements, abstract=bool(args.abstract))
     out: list[Any] = []
@@ -90,17 +86,15 @@ def qom_list_types(ctx: CommandContext, args: QomListTypesArgs) -> list[Any]:
 @qmp_command("qom-list-properties")
 def qom_list_properties(ctx: CommandContext, args: QomListPropertiesArgs) -> list[Any]:
     from qmpdl.qemudata.properties import qom_properties
-    from qmpdl.qemudata.vmstate import state_of
 
-    return qom_properties(ctx.machine.profile, state_of(ctx.machine).modules, args.typename)
+    return qom_properties(ctx.machine.profile, ctx.machine.vmstate.modules, args.typename)
 
 
 @qmp_command("device-list-properties")
 def device_list_properties(ctx: CommandContext, args: DeviceListPropertiesArgs) -> list[Any]:
     from qmpdl.qemudata.properties import device_properties
-    from qmpdl.qemudata.vmstate import state_of
 
-    return device_properties(ctx.machine.profile, state_of(ctx.machine).modules, args.typename)
+    return device_properties(ctx.machine.profile, ctx.machine.vmstate.modules, args.typename)
 
 
 @qmp_command("query-tpm-models")
@@ -120,11 +114,10 @@ def query_tpm_types(ctx: CommandContext, args: QueryTpmTypesArgs) -> Any:
 @qmp_command("query-command-line-options")
 def query_command_line_options(ctx: CommandContext, args: QueryCommandLineOptionsArgs) -> Any:
     from qmpdl.qemudata.machines import recorded
-    from qmpdl.qemudata.vmstate import state_of
 
     # every option, as after loading every module; those a module adds (-spice) are
     # there once it is loaded
-    modules = state_of(ctx.machine).modules
+    modules = ctx.machine.vmstate.modules
     added = modules.module_options()
     everything = recorded(ctx.machine.profile, "query-command-line-options-all-modules")
     options: list[Any] = [

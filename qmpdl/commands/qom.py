@@ -13,13 +13,9 @@ if TYPE_CHECKING:
 
 @qmp_command("qom-list")
 def qom_list(ctx: CommandContext, args: QomListArgs) -> list[Any]:
-    from qmpdl.qemudata.vmstate import state_of
-
-    return state_of(ctx.machine).tree.listing(args.path)
+    return ctx.machine.vmstate.tree.listing(args.path)
 
 
 @qmp_command("qom-get")
 def qom_get(ctx: CommandContext, args: QomGetArgs) -> Any:
-    from qmpdl.qemudata.vmstate import state_of
-
-    return state_of(ctx.machine).tree.get(args.path, args.property)
+    return ctx.machine.vmstate.tree.get(args.path, args.property)

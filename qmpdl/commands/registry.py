@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from qmpdl.commands.executor import CommandExecutor
     from qmpdl.qapi import QapiSchema
     from qmpdl.qmp.session import MonitorSession
-    from qmpdl.vm.machine import Machine
+    from qmpdl.system.machine import Machine
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 def query_stats(ctx: CommandContext, args: StatsFilter) -> list[Any]:
     from qmpdl.qemudata.stats import query
     from qmpdl.qemudata.vcpus import has_vcpus, vcpu_qom_path
-    from qmpdl.qemudata.vmstate import state_of
 
     config = ctx.machine.config
     vcpus = [(i, vcpu_qom_path(i)) for i in range(config.cpus)] if has_vcpus(config) else []
@@ -24,15 +23,14 @@ def query_stats(ctx: CommandContext, args: StatsFilter) -> list[Any]:
     requests = None
     if args.providers is not None:
         requests = [(r.provider.value, r.names) for r in args.providers]
-    return query(state_of(ctx.machine).stats, args.target.value, requests, vcpus)
+    return query(ctx.machine.vmstate.stats, args.target.value, requests, vcpus)
 
 
 @qmp_command("query-stats-schemas")
 def query_stats_schemas(ctx: CommandContext, args: QueryStatsSchemasArgs) -> list[Any]:
     from qmpdl.qemudata.stats import schemas
     from qmpdl.qemudata.vcpus import has_vcpus
-    from qmpdl.qemudata.vmstate import state_of
 
     if args.provider is not None and args.provider.value != "kvm":
         return []
-    return schemas(state_of(ctx.machine).stats, vcpus=has_vcpus(ctx.machine.config))
+    return schemas(ctx.machine.vmstate.stats, vcpus=has_vcpus(ctx.machine.config))

@@ -95,9 +95,7 @@ def query_iothreads(ctx: CommandContext, args: QueryIothreadsArgs) -> list[Any]:
 
 @qmp_command("set-action")
 def set_action(ctx: CommandContext, args: SetActionArgs) -> None:
-    from qmpdl.qemudata.vmstate import state_of
-
-    actions = state_of(ctx.machine).actions
+    actions = ctx.machine.vmstate.actions
     for name in ("reboot", "panic", "watchdog", "shutdown"):
         value = getattr(args, name)
         if value is not None:
@@ -106,10 +104,8 @@ def set_action(ctx: CommandContext, args: SetActionArgs) -> None:
 
 @qmp_command("system_reset")
 def system_reset(ctx: CommandContext, args: SystemResetArgs) -> None:
-    from qmpdl.qemudata.vmstate import state_of
-
     machine = ctx.machine
-    if state_of(machine).actions.reboot == "shutdown":
+    if machine.vmstate.actions.reboot == "shutdown":
         machine.request_shutdown("host-qmp-system-reset")
         return
     machine.events.emit("RESET", {"guest": False, "reason": "host-qmp-system-reset"})

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qmpdl.backend.base import VcpuBackend
+from qmpdl.backend.base import DirtyTracker
 from qmpdl.clock import Clock
 from qmpdl.dirtylimit.controller import ControllerState
 from qmpdl.dirtylimit.controllers import DEFAULT_CONTROLLER, PeriodInput, make_controller
@@ -54,7 +54,7 @@ class DirtyLimit:
     def __init__(
         self,
         *,
-        backend: VcpuBackend,
+        backend: DirtyTracker,
         dirty_log: DirtyLog,
         clock: Clock,
         profile: Profile,
@@ -103,13 +103,6 @@ class DirtyLimit:
         #: the last window: its length as the rates use it (ms), as it really was (s), and
         #: each vCPU's penalty sleep in it (s; None unless the controller asks for it)
         self._window: tuple[int, float, list[float] | None] = (DIRTYLIMIT_CALC_TIME_MS, 1.0, None)
-
-    def set_migration_hooks(
-        self, *, allowed: Callable[[], bool], period_ms: Callable[[], int]
-    ) -> None:
-        """The migration decides when users may change limits and the period length."""
-        self._allowed = allowed
-        self._period_ms = period_ms
 
     # ------------------------------------------------------------------ state
 

@@ -16,6 +16,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 
+from qmpdl.backend.base import GuestMemory
 from qmpdl.cint import to_i64
 from qmpdl.clock import Clock
 from qmpdl.dirtyrate.measure import (
@@ -64,6 +65,7 @@ class DirtyRateCalc:
         self,
         *,
         dirty_log: DirtyLog,
+        memory: GuestMemory,
         clock: Clock,
         profile: Profile,
         shutdown: threading.Event,
@@ -72,7 +74,8 @@ class DirtyRateCalc:
         tracer: Tracer = NULL_TRACER,
     ) -> None:
         self.dirty_log = dirty_log
-        self.backend = dirty_log.backend
+        #: page sampling reads guest RAM
+        self.memory = memory
         self.clock = clock
         self.profile = profile
         self._shutdown = shutdown
@@ -121,7 +124,7 @@ class DirtyRateCalc:
                 )
         else:
             sample_pages = DEFAULT_SAMPLE_PAGES
-        ring = self.backend.ring_size > 0
+        ring = self.dirty_log.backend.ring_size > 0
         if (mode == MeasureMode.DIRTY_RING and not ring) or (
             mode == MeasureMode.DIRTY_BITMAP and ring
         ):
@@ -264,7 +267,7 @@ class DirtyRateCalc:
         start_ms = now_ms(self.clock)
         start_time = self._start_time_s()
         samples: list[tuple[str, int, list[int], list[int]]] = []
-        for block in self.backend.ram_blocks():
+        for block in self.memory.ram_blocks():
             if block.size < MIN_RAMBLOCK_SIZE:
                 continue
             count = (block.size * sample_pages) >> 30
@@ -272,13 +275,13 @@ class DirtyRateCalc:
             if not count or not pages:
                 continue
             vfns = [self._rng.randrange(0, max(pages - 1, 1)) for _ in range(count)]
-            samples.append((block.name, pages, vfns, self.backend.page_digests(block.name, vfns)))
+            samples.append((block.name, pages, vfns, self.memory.page_digests(block.name, vfns)))
         duration = wait_window(self.clock, calc_time_ms, start_ms, self.profile, self._shutdown)
         self._stat.start_time = start_time
         self._stat.calc_time = self._to_stored(duration)
         dirty = total = block_mib = 0
         for name, pages, vfns, before in samples:
-            after = self.backend.page_digests(name, vfns)
+            after = self.memory.page_digests(name, vfns)
             dirty += sum(1 for a, b in zip(before, after, strict=True) if a != b)
             total += len(vfns)
             block_mib += (pages * PAGE_SIZE) >> 20

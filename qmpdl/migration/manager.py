@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     # the migration's threads and stream (numpy) are imported when one starts
     from qmpdl.migration.incoming import IncomingMigration
     from qmpdl.migration.source import OutgoingMigration, SourceStats
-    from qmpdl.vm.machine import Machine
+    from qmpdl.system.machine import Machine
 
 log = logging.getLogger("qmpdl")
 
@@ -112,7 +112,13 @@ class MigrationSettings(Protocol):
 class MigrationManager:
     """Outgoing and incoming migration of one machine."""
 
-    def __init__(self, machine: Machine, config: MigrationSettings) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        config: MigrationSettings,
+        *,
+        exit_process: Callable[[int], None] = lambda status: None,
+    ) -> None:
         self.machine = machine
         self.config = config
         self._lock = threading.RLock()
@@ -132,7 +138,7 @@ class MigrationManager:
         self._incoming_once = False
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
-        self.exit: Any = lambda status: None
+        self.exit = exit_process
         if hasattr(config, "incoming_started"):
             config.incoming_started = self.incoming_started
 

@@ -28,7 +28,7 @@ from qmpdl.qapi.types import DirtyLimitInfo
 
 if TYPE_CHECKING:
     from qmpdl.migration.source import SourceStats
-    from qmpdl.vm.machine import Machine
+    from qmpdl.system.machine import Machine
 
 
 class ThrottleView(Protocol):

@@ -24,11 +24,6 @@ from qmpdl.qemudata.vcpus import DEFAULT_MODEL, cpu_type
 from qmpdl.qjson.qdict import qdict_order
 
 
-def accel_of(kind: str) -> str:
-    """The accelerator whose recorded answers a backend kind gets."""
-    return "tcg" if kind == "tcg" else "kvm"
-
-
 def definitions(profile: Profile, accel: str) -> list[Any]:
     data: list[Any] = store.load(profile, "cpu.json.gz")[accel]["query-cpu-definitions"]
     return data

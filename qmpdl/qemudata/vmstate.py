@@ -4,18 +4,16 @@ part made when a command first needs it."""
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
-
-from qmpdl.qemudata.cpu import accel_of
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from qmpdl.config import MachineConfig
+    from qmpdl.profile import Profile
     from qmpdl.qemudata.qom import LoadedModules
     from qmpdl.qemudata.qomtree import QomTree
     from qmpdl.qemudata.stats import Source
-    from qmpdl.vm.machine import Machine
 
 
 @dataclass
@@ -28,12 +26,24 @@ class Actions:
     watchdog: str = "reset"
 
 
+class KvmStatsSource(Protocol):
+    """Where KVM's binary statistics are read (:class:`~qmpdl.backend.base.VcpuRunner`)."""
+
+    def kvm_stats_fds(self) -> tuple[int, list[int]] | None: ...
+
+
 class VmState:
-    def __init__(self, machine: Machine) -> None:
-        self.config = machine.config
-        self.profile = machine.profile
-        self.backend = machine.backend
-        self.accel = accel_of(machine.config.accel.kind)
+    """QEMU's state around the VM that the harness commands read: loaded QOM modules,
+    statistics, the QOM tree, the actions.  Each part is made on first use."""
+
+    def __init__(
+        self, config: MachineConfig, profile: Profile, accel: str, vcpus: KvmStatsSource
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        #: the accelerator whose recorded answers the machine gives (``kvm`` or ``tcg``)
+        self.accel = accel
+        self._vcpus = vcpus
         self.actions = Actions()
 
     @cached_property
@@ -55,11 +65,9 @@ class VmState:
 
         if self.accel != "kvm":
             return None
-        if self.config.accel.kind == "kvm":
-            from qmpdl.backend.kvm import KvmBackend
-
-            if isinstance(self.backend, KvmBackend):
-                return stats.LiveKvm(self.backend.vm.fd, [v.fd for v in self.backend.vm.vcpus])
+        fds = self._vcpus.kvm_stats_fds()
+        if fds is not None:
+            return stats.LiveKvm(*fds)
         return stats.Recorded(self.profile)
 
     @cached_property
@@ -67,13 +75,3 @@ class VmState:
         from qmpdl.qemudata.qomtree import QomTree
 
         return QomTree(self.config, self.profile, self.accel)
-
-
-_STATES: weakref.WeakKeyDictionary[Machine, VmState] = weakref.WeakKeyDictionary()
-
-
-def state_of(machine: Machine) -> VmState:
-    state = _STATES.get(machine)
-    if state is None:
-        state = _STATES[machine] = VmState(machine)
-    return state

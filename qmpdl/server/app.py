@@ -11,145 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qmpdl import report
-from qmpdl.backend.base import VcpuBackend
-from qmpdl.clock import Clock, RealClock
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.config import Chardev, MachineConfig, MonitorConfig
-from qmpdl.errors import QmpdlError, QMPError
-from qmpdl.profile import Profile, get_profile
+from qmpdl.errors import ConfigError, QMPError
+from qmpdl.profile import Profile
 from qmpdl.qapi import QapiSchema
 from qmpdl.qmp.session import MonitorSession
-from qmpdl.server.chardev import ChardevEndpoint, ChardevError
+from qmpdl.server.chardev import ChardevEndpoint, ChardevError, ConnectionFactory
 from qmpdl.server.connection import MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
 from qmpdl.server.frontends import HmpConnection, SerialConnection
 from qmpdl.server.memory import keep_large_blocks_mapped
-from qmpdl.trace import Tracer
-from qmpdl.vm.machine import Machine
-from qmpdl.vm.powerbutton import PowerButton
-from qmpdl.workload import Workload, WorkloadError, resolve_workloads
+from qmpdl.system import Machine, build_machine
+from qmpdl.system.powerbutton import PowerButton
 
 if TYPE_CHECKING:
-    from qmpdl.backend.kvm import SerialPort
     from qmpdl.hmp.session import HmpSession
     from qmpdl.observe.metrics import MetricsServer
+    from qmpdl.observe.readings import RequestCounter
 
 PROG = report.PROG
-
-
-class ConfigError(QmpdlError):
-    """The machine cannot be built or a device cannot be opened: QEMU's text, and the
-    option it is about (None: the text says it all)."""
-
-    def __init__(self, message: str, location: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.location = location
-
-
-def build_backend(
-    config: MachineConfig, profile: Profile, clock: Clock, serial: SerialPort | None = None
-) -> VcpuBackend:
-    try:
-        workloads = resolve_workloads(config.workloads, config.cpus)
-    except WorkloadError as e:
-        raise ConfigError(f"--workload: {e}") from None
-    kick_interrupts_sleep = not profile.has("dirtylimit-sleep-uninterruptible")
-    if config.accel.kind == "kvm":
-        return build_kvm_backend(
-            config, workloads, clock, kick_interrupts_sleep, profile, serial=serial
-        )
-    from qmpdl.backend.sim import SimBackend
-
-    try:
-        return SimBackend(
-            workloads,
-            config.ram_size,
-            config.accel.dirty_ring_size,
-            clock,
-            kick_interrupts_sleep=kick_interrupts_sleep,
-            start_paused=config.start_paused or config.incoming is not None,
-        )
-    except ValueError as e:
-        raise ConfigError(f"--workload: {e}") from None
-
-
-def build_kvm_backend(
-    config: MachineConfig,
-    workloads: list[Workload],
-    clock: Clock,
-    kick_interrupts_sleep: bool,
-    profile: Profile,
-    *,
-    serial: SerialPort | None = None,
-) -> VcpuBackend:
-    """Real vCPUs; the accelerator's checks and texts are QEMU's."""
-    from qmpdl.backend.kvm import KvmBackend
-    from qmpdl.kvm.vm import dirty_ring_max_entries, kvm_init_error
-
-    accel = "kvm" + (
-        f",dirty-ring-size={config.accel.dirty_ring_size}" if config.accel.dirty_ring_size else ""
-    )
-    where = f"-accel {accel}"
-    problem = kvm_init_error()
-    if problem is not None:
-        message, error = problem
-        failed = f"{where}: failed to initialize kvm: {os.strerror(error)}"
-        if profile.has("kvm-init-error-report"):
-            raise ConfigError(f"{where}: {message}\n{PROG}: {failed}")
-        print(message, file=sys.stderr, flush=True)  # QEMU: a bare line before 9.2
-        raise ConfigError(failed)
-    ring = config.accel.dirty_ring_size
-    if ring:
-        maximum = dirty_ring_max_entries()
-        if not maximum:
-            report.warning("KVM dirty ring not available, using bitmap method")
-            ring = 0
-        elif ring > maximum:
-            raise ConfigError(
-                f"{where}: KVM dirty ring size {ring} too big (maximum is {maximum}).  "
-                f"Please use a smaller value.\n{PROG}: {where}: failed to initialize kvm: "
-                "Invalid argument"
-            )
-    try:
-        return KvmBackend(
-            workloads,
-            config.ram_size,
-            ring,
-            clock,
-            kick_interrupts_sleep=kick_interrupts_sleep,
-            start_paused=config.start_paused or config.incoming is not None,
-            serial=serial,
-        )
-    except ValueError as e:
-        raise ConfigError(f"--workload: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"-accel kvm: failed to initialize kvm: {e.strerror or e}") from None
-
-
-def build_machine(
-    config: MachineConfig, clock: Clock | None = None, *, serial: SerialPort | None = None
-) -> Machine:
-    """The machine of ``config``; ``serial`` is where its guests' COM1 output goes."""
-    profile = get_profile(config.qemu_version)
-    clock = clock or RealClock()
-    # The trace file stays open for the life of the process, like QEMU's -D file.
-    out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
-    tracer = Tracer(config.trace_patterns, out)
-    if serial is None and config.serials:
-        # no server around the machine (tests, tools): a file port is written directly
-        port = config.chardev(config.serials[0])
-        if port.backend == "file" and port.path is not None:
-            serial = open(port.path, "ab" if port.append else "wb")  # noqa: SIM115
-    backend = build_backend(config, profile, clock, serial)
-    return Machine(config, profile, backend, clock, tracer=tracer)
 
 
 def greeting(executor: CommandExecutor) -> dict[str, object]:
@@ -212,7 +98,7 @@ class Frontends:
         self.monitors = {m.chardev: m for m in config.monitors}
         self.serials = set(config.serials)
 
-    def factory(self, chardev: Chardev) -> Callable[[Any, Any], Any]:
+    def factory(self, chardev: Chardev) -> ConnectionFactory:
         monitor = self.monitors.get(chardev.id)
         if monitor is not None and monitor.mode == "control":
             return self._qmp(monitor)
@@ -223,23 +109,24 @@ class Frontends:
             session = HmpSession(
                 hmp_version(self.machine.profile), commands_for(self.machine.profile)
             )
-            return lambda on_open, on_close: HmpConnection(
+            return lambda on_open, on_close, current_client: HmpConnection(
                 session, self._hmp_line, on_open, on_close
             )
-        return SerialConnection
+        return lambda on_open, on_close, current_client: SerialConnection(on_open, on_close)
 
-    def _qmp(self, monitor: MonitorConfig) -> Callable[[Any, Any], Any]:
+    def _qmp(self, monitor: MonitorConfig) -> ConnectionFactory:
         hello, pretty = self.hello, monitor.pretty
 
         def session() -> MonitorSession:
             return MonitorSession(hello, oob_offered=True, pretty=pretty)  # type: ignore[arg-type]
 
-        return lambda on_open, on_close: MonitorConnection(
+        return lambda on_open, on_close, current_client: MonitorConnection(
             dispatcher=self.dispatcher,
             make_session=session,
             on_open=on_open,
             on_close=on_close,
             name=monitor.chardev,
+            current_client=current_client,
         )
 
     async def _hmp_line(self, line: str, session: HmpSession) -> str:
@@ -268,8 +155,7 @@ async def open_chardevs(
         for chardev in config.chardevs:
             used = chardev.id in frontends.monitors or chardev.id in frontends.serials
             state = machine.chardevs.add(chardev.id, chardev.backend, frontend_open=used)
-            endpoint = ChardevEndpoint(chardev, state)
-            endpoint.factory = frontends.factory(chardev)
+            endpoint = ChardevEndpoint(chardev, state, frontends.factory(chardev))
             endpoints.append(endpoint)
             await endpoint.open()
             if chardev.backend == "socket" and chardev.server and chardev.wait:
@@ -284,7 +170,6 @@ async def open_chardevs(
 async def serve(
     config: MachineConfig,
     *,
-    machine: Machine | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> int:
     """Run qmpdl until it shuts down; returns the exit status.  ``on_ready`` runs once
@@ -308,11 +193,19 @@ async def serve(
     # before any other thread exists: they all inherit the blocked signals
     signals = TerminationSignals(loop, on_signal)
     signals.install()
+    exit_status = [0]
+
+    def exit_process(status: int) -> None:
+        """A failed incoming migration ends the process (QEMU exits with status 1)."""
+        exit_status[0] = status
+        loop.call_soon_threadsafe(stopping.set)
+
     try:
         serial = GuestSerial()
-        if machine is None:
-            machine = build_machine(config, serial=serial if config.serials else None)
-        return await _serve(
+        machine = build_machine(
+            config, serial=serial if config.serials else None, exit_process=exit_process
+        )
+        await _serve(
             config,
             machine,
             serial=serial,
@@ -320,6 +213,7 @@ async def serve(
             shutdown_cause=shutdown_cause,
             on_ready=on_ready,
         )
+        return exit_status[0]
     finally:
         signals.remove()
 
@@ -332,12 +226,18 @@ async def _serve(
     stopping: asyncio.Event,
     shutdown_cause: list[str],
     on_ready: Callable[[], None] | None,
-) -> int:
+) -> None:
     loop = asyncio.get_running_loop()
     keep_large_blocks_mapped()
     schema = QapiSchema.load(machine.profile)
     executor = CommandExecutor(machine, schema)
-    dispatcher = Dispatcher(machine, executor, on_shutdown=stopping.set)
+    requests: RequestCounter | None = None
+    if config.metrics is not None:
+        # Imported only here: without --metrics qmpdl never loads prometheus-client.
+        from qmpdl.observe.readings import RequestCounter
+
+        requests = RequestCounter(executor.command_set(negotiating=False).commands)
+    dispatcher = Dispatcher(machine, executor, on_shutdown=stopping.set, on_reply=requests)
     frontends = Frontends(
         config,
         machine,
@@ -354,15 +254,6 @@ async def _serve(
     if config.serials:
         first = next(e for e in endpoints if e.chardev.id == config.serials[0])
         serial.attach(loop, first)
-    exit_status = 0
-
-    def exit_process(status: int) -> None:
-        """A failed incoming migration ends the process (QEMU exits with status 1)."""
-        nonlocal exit_status
-        exit_status = status
-        loop.call_soon_threadsafe(stopping.set)
-
-    machine.migration.exit = exit_process
 
     def later(work: Callable[[], None]) -> None:
         """Run ``work`` in a worker thread, soon (called from any thread)."""
@@ -374,12 +265,11 @@ async def _serve(
     power_button = PowerButton(machine, later, guest_exit)
     metrics: MetricsServer | None = None
     try:
-        if config.metrics is not None:
-            # Imported only here: without --metrics qmpdl never loads prometheus-client.
+        if config.metrics is not None and requests is not None:
             from qmpdl.observe.endpoint import start_metrics
 
             try:
-                metrics = start_metrics(config.metrics, machine, executor, dispatcher)
+                metrics = start_metrics(config.metrics, machine, requests)
             except OSError as e:
                 host, port = config.metrics
                 raise ConfigError(
@@ -413,7 +303,6 @@ async def _serve(
         await asyncio.to_thread(machine.teardown)
         if metrics is not None:
             metrics.stop()
-    return exit_status
 
 
 def _process_name(pid: int) -> str:

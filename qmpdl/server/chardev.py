@@ -50,8 +50,11 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-#: Makes the frontend's protocol for a new client: (connection opened, connection closed).
-ConnectionFactory = Callable[[Callable[[Any], None], Callable[[Any], None]], asyncio.BaseProtocol]
+#: Makes the frontend's protocol for a new client: (connection opened, connection closed,
+#: the client connected now - the reply of a command that outlived its client goes there).
+ConnectionFactory = Callable[
+    [Callable[[Any], None], Callable[[Any], None], Callable[[], Any]], asyncio.BaseProtocol
+]
 
 
 class FdTransport(asyncio.Transport):
@@ -252,10 +255,10 @@ class ChardevEndpoint:
     socket accepts as QEMU's does: one client at a time, accepted only while the
     frontend has none (see :mod:`qmpdl.server.listener`)."""
 
-    def __init__(self, chardev: Chardev, state: ChardevState) -> None:
+    def __init__(self, chardev: Chardev, state: ChardevState, factory: ConnectionFactory) -> None:
         self.chardev = chardev
         self.state = state
-        self.factory: ConnectionFactory | None = None
+        self.factory = factory
         self.listener: Listener | None = None
         self.active: Any = None
         #: the client that came before the frontend served (activated by start_serving)
@@ -276,13 +279,12 @@ class ChardevEndpoint:
     # ------------------------------------------------------------------ clients
 
     def _factory(self) -> asyncio.BaseProtocol:
-        assert self.factory is not None
-        protocol = self.factory(self._arrived, self._closed)
-        if hasattr(protocol, "current_client"):
-            # the reply of a command that outlived its client goes to the next client
-            protocol.current_client = lambda: self.active
+        protocol = self.factory(self._arrived, self._closed, self._current_client)
         self.connections.append(protocol)
         return protocol
+
+    def _current_client(self) -> Any:
+        return self.active
 
     def _accepted(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()

@@ -41,6 +41,7 @@ class MonitorConnection(asyncio.Protocol):
         on_open: Callable[[MonitorConnection], None],
         on_close: Callable[[MonitorConnection], None],
         name: str,
+        current_client: Callable[[], MonitorConnection | None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self._make_session = make_session
@@ -54,8 +55,9 @@ class MonitorConnection(asyncio.Protocol):
         self._active = False
         self._reading_paused = False
         self._writing_paused = False
-        #: the client connected to this monitor now (set by the endpoint)
-        self.current_client: Callable[[], MonitorConnection | None] = lambda: self
+        #: the client connected to this monitor now (the endpoint knows; without one,
+        #: this connection)
+        self.current_client = current_client or (lambda: self)
         self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
         self.closed = asyncio.Event()

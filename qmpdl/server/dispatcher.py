@@ -24,7 +24,7 @@ from qmpdl.commands.executor import CommandExecutor
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qmp.dispatch import dispatch, dispatch_now
 from qmpdl.qmp.session import InBandRequest, OutOfBandRequest
-from qmpdl.vm.machine import Machine
+from qmpdl.system.machine import Machine
 
 if TYPE_CHECKING:
     from qmpdl.server.connection import MonitorConnection
@@ -39,7 +39,12 @@ class Dispatcher:
     """Serialises in-band commands of every connected monitor."""
 
     def __init__(
-        self, machine: Machine, executor: CommandExecutor, on_shutdown: Callable[[], None]
+        self,
+        machine: Machine,
+        executor: CommandExecutor,
+        on_shutdown: Callable[[], None],
+        *,
+        on_reply: Callable[[object, JsonObject], None] | None = None,
     ) -> None:
         self.machine = machine
         self.executor = executor
@@ -58,7 +63,7 @@ class Dispatcher:
         self._pending_bh: list[Callable[[], None]] = []
         #: called with each request and its response before it is sent (``--metrics``
         #: counts them: a client that has its reply finds it counted)
-        self.on_reply: Callable[[object, JsonObject], None] | None = None
+        self.on_reply = on_reply
 
     def add(self, connection: MonitorConnection) -> None:
         if connection not in self._connections:

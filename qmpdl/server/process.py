@@ -123,7 +123,8 @@ class Daemon:
 
 def run(config: MachineConfig) -> int:
     """Serve ``config`` with QEMU's process model; returns the exit status."""
-    from qmpdl.server.app import ConfigError, serve
+    from qmpdl.errors import ConfigError
+    from qmpdl.server.app import serve
 
     daemon = Daemon.start(keep_stderr=config.trace_file is not None) if config.daemonize else None
     pidfile: str | None = None

@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 1
     config = config.model_validate(config.model_dump() | fields)
-    from qmpdl.server.app import ConfigError, serve
+    from qmpdl.errors import ConfigError
+    from qmpdl.server.app import serve
 
     try:
         return asyncio.run(serve(config))

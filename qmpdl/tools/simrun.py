@@ -9,6 +9,7 @@ QEMU traces) and benchmarks.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -42,7 +43,7 @@ class VirtualMachine:
             self.clock,
             kick_interrupts_sleep=not self.profile.has("dirtylimit-sleep-uninterruptible"),
         )
-        self.backend.start()
+        self.backend.start(logging.getLogger("qmpdl").error)  # simulated vCPUs never fail
         self.dirty_log = DirtyLog(self.backend)
         self.dirtylimit = DirtyLimit(
             backend=self.backend,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import threading
 
-from qmpdl.backend.base import VcpuBackend
+from qmpdl.backend.base import DirtyTracker
 
 
 class DirtyLogUser(enum.IntFlag):
@@ -19,7 +19,7 @@ class DirtyLogUser(enum.IntFlag):
 class DirtyLog:
     """Starts/stops the backend's dirty tracking as users come and go; counts bitmap pages."""
 
-    def __init__(self, backend: VcpuBackend) -> None:
+    def __init__(self, backend: DirtyTracker) -> None:
         self.backend = backend
         self._lock = threading.Lock()
         self.mask = DirtyLogUser(0)

@@ -19,8 +19,8 @@ from qmpdl.commands.executor import CommandExecutor
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.qapi import QapiSchema
-from qmpdl.server.app import build_machine
-from qmpdl.vm.machine import Machine
+from qmpdl.system import build_machine
+from qmpdl.system.machine import Machine
 
 
 class Harness:

@@ -10,8 +10,8 @@ from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonValue
 from qmpdl.qapi import QapiSchema
 from qmpdl.qjson.encoder import encode_message
-from qmpdl.server.app import build_machine
-from qmpdl.vm.machine import Machine
+from qmpdl.system import build_machine
+from qmpdl.system.machine import Machine
 
 
 class Qmpdl:

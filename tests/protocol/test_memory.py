@@ -22,10 +22,11 @@ from pathlib import Path
 from qmpdl.cli import parse_args
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.qapi import QapiSchema
-from qmpdl.server.app import Frontends, build_machine, greeting, open_chardevs
+from qmpdl.server.app import Frontends, greeting, open_chardevs
 from qmpdl.server.chardev import ChardevEndpoint
 from qmpdl.server.connection import OUTPUT_HIGH_WATER, MonitorConnection
 from qmpdl.server.dispatcher import Dispatcher
+from qmpdl.system import build_machine
 
 MiB = 1 << 20
 #: Random input the reading client sends (its replies: ~13 MiB).

@@ -14,7 +14,7 @@ from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
 from qmpdl.profile import profile_names
 from qmpdl.qapi import QapiSchema
-from qmpdl.server.app import build_machine
+from qmpdl.system import build_machine
 
 _VCPU = "/machine/unattached/device[0]"
 CALLS: list[tuple[str, JsonObject]] = [

@@ -12,7 +12,7 @@ import json, sys
 from qmpdl.cli import parse_args
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.qapi import QapiSchema
-from qmpdl.server.app import build_machine
+from qmpdl.system import build_machine
 
 machine = build_machine(parse_args(["-accel", "sim", "-S", "--qemu-version", "7.2"]))
 executor = CommandExecutor(machine, QapiSchema.load(machine.profile))

@@ -13,14 +13,12 @@ from collections.abc import Callable
 
 from qmpdl.jsontypes import JsonObject
 from qmpdl.qapi.types import RunState
-from qmpdl.vm.machine import Machine
+from qmpdl.system.machine import Machine
 
 
 def shutdown_pauses(machine: Machine) -> bool:
     """True when a guest shutdown stops the VM instead of ending the process."""
-    from qmpdl.qemudata.vmstate import state_of
-
-    return machine.config.no_shutdown or state_of(machine).actions.shutdown == "pause"
+    return machine.config.no_shutdown or machine.vmstate.actions.shutdown == "pause"
 
 
 class PowerButton:

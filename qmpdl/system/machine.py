@@ -1,4 +1,9 @@
-"""The machine: one backend's vCPUs, the run state, the dirty limit and dirty rate.
+"""The machine: one backend's vCPUs, the run state, the dirty limit and dirty rate, and
+the migration.
+
+:func:`qmpdl.system.build.build_machine` makes one.  :class:`Machine` builds its parts in
+dependency order, each handed the narrow interface it uses (the backend's roles, the
+BQL, the dirty log), so nothing is patched after construction.
 
 Command handlers and background threads share it.  Handlers run one at a time (the QMP
 dispatcher serialises them, like QEMU's main loop); background threads (the throttle
@@ -9,16 +14,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from qmpdl.backend.base import VcpuBackend
+from qmpdl.backend.registry import Accelerator
 from qmpdl.clock import Clock
 from qmpdl.config import MachineConfig
 from qmpdl.dirtylimit.service import DirtyLimit
 from qmpdl.dirtyrate.calc import DirtyRateCalc
 from qmpdl.errors import QMPError
+from qmpdl.migration.manager import MigrationManager
 from qmpdl.migration.params import MigrationConfig
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import RunState
+from qmpdl.qemudata.vmstate import VmState
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bottomhalf import BottomHalves
 from qmpdl.vm.bql import BigLock
@@ -32,6 +41,10 @@ log = logging.getLogger("qmpdl")
 _NEEDS_RESET = (RunState.INTERNAL_ERROR, RunState.SHUTDOWN, RunState.GUEST_PANICKED)
 
 
+def no_exit(status: int) -> None:
+    """Without a server around the machine (tests, tools) nothing ends the process."""
+
+
 class Machine:
     """An emulated VM as QMP sees it."""
 
@@ -39,16 +52,18 @@ class Machine:
         self,
         config: MachineConfig,
         profile: Profile,
+        accelerator: Accelerator,
         backend: VcpuBackend,
         clock: Clock,
         *,
         tracer: Tracer = NULL_TRACER,
+        exit_process: Callable[[int], None] = no_exit,
     ) -> None:
         self.config = config
         self.profile = profile
+        #: the ``-accel`` entry: what the machine presents itself as to clients
+        self.accelerator = accelerator
         self.backend = backend
-        backend.on_internal_error = self.internal_error
-        backend.tracer = tracer
         self.clock = clock
         self.tracer = tracer
         self.events = EventBus(clock)
@@ -68,6 +83,23 @@ class Machine:
         #: ``cont`` during ``inmigrate``; a ``stop`` then clears it)
         self.autostart = not config.start_paused
         self.dirty_log = DirtyLog(backend)
+
+        # QEMU's one cycle among the parts: the migration drives the dirty limit and is
+        # checked by its settings, while both ask the migration whether it runs.  The
+        # manager is built last, from the parts above; these reach it, and nothing calls
+        # them before the machine has started.
+        def migration_running() -> bool:
+            return self.migration.running()
+
+        def incoming_started() -> bool:
+            return self.migration.incoming_started()
+
+        def dirty_limit_allowed() -> bool:
+            return self.migration.dirty_limit_allowed()
+
+        def dirty_limit_period_ms() -> int:
+            return self.migration.dirty_limit_period_ms()
+
         self.dirtylimit = DirtyLimit(
             backend=backend,
             dirty_log=self.dirty_log,
@@ -77,45 +109,40 @@ class Machine:
             shutdown=self.shutdown_event,
             bql=self.bql,
             tracer=tracer,
+            period_ms=dirty_limit_period_ms,
+            allowed=dirty_limit_allowed,
             controller=config.dirtylimit_controller,
         )
         self.dirtyrate = DirtyRateCalc(
             dirty_log=self.dirty_log,
+            memory=backend,
             clock=clock,
             profile=profile,
             shutdown=self.shutdown_event,
             bql=self.bql,
             tracer=tracer,
         )
-
-        def migration_running() -> bool:
-            return self.migration.running()
-
         self.migration_config = MigrationConfig(
             profile,
-            kvm_dirty_ring=backend.ring_size > 0 and config.accel.kind != "tcg",
+            kvm_dirty_ring=backend.ring_size > 0 and accelerator.presents_as == "kvm",
             migration_running=migration_running,
+            incoming_started=incoming_started,
             global_properties=config.migration_globals,
         )
-        from qmpdl.migration.manager import DefaultMigrationSettings, MigrationManager
-
-        config_object = getattr(self, "migration_config", None) or DefaultMigrationSettings()
-        self.migration = MigrationManager(self, config_object)
-        self.dirtylimit.set_migration_hooks(
-            allowed=self.migration.dirty_limit_allowed,
-            period_ms=self.migration.dirty_limit_period_ms,
-        )
+        self.migration = MigrationManager(self, self.migration_config, exit_process=exit_process)
         #: socket chardevs, in creation order (``query-yank`` lists them)
         self.chardev_ids = [c.id for c in config.chardevs if c.backend == "socket"]
         #: every chardev as ``query-chardev`` reports it (the server keeps it current)
         self.chardevs = ChardevRegistry()
         #: why the machine shut down (a ShutdownCause value), once it has
         self.shutdown_reason: str | None = None
+        #: QEMU's state around the VM that the harness commands read (QOM, actions)
+        self.vmstate = VmState(config, profile, accelerator.presents_as, backend)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.backend.start()
+        self.backend.start(self.internal_error)
 
     @property
     def running(self) -> bool:
