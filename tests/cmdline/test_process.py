@@ -175,3 +175,30 @@ def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
     assert (tmp_path / "stderr").read_text() == (
         f"{prog_name(program)}: terminating on signal 15 from pid {os.getpid()} ({name})\n"
     )
+
+
+def test_what_sigkill_leaves_is_taken_over(
+    program: list[str], tmp_path: Path, daemons: list[int]
+) -> None:
+    """After ``kill -9`` the pid file and the monitor's socket stay behind (nothing runs
+    at exit), but the next start takes both over: the lock died with the process and a
+    stale socket path is unlinked before binding, as QEMU does."""
+    sock, pidfile = tmp_path / "qmp.sock", tmp_path / "vm.pid"
+    args = ["-qmp", f"unix:{sock},server=on,wait=off", "-pidfile", str(pidfile), "-daemonize"]
+    first = launch(program, *args)
+    assert (first.returncode, first.stderr) == (0, "")
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pidfile.exists() and sock.exists()
+    second = launch(program, *args)
+    assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+    new = int(pidfile.read_text())
+    daemons.append(new)
+    assert new != pid
+    assert greets(sock)
+    stop(new)
+    daemons.remove(new)
+    assert not pidfile.exists() and not sock.exists()
