@@ -15,13 +15,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
 from qmpdl.migration.host import MigrationMachine, MigrationSettings
+from qmpdl.migration.parameters import DefaultMigrationSettings
 from qmpdl.migration.state import (
     FINISHED_STATES,
     INCOMING_TRANSITIONS,
@@ -536,25 +536,3 @@ class MigrationManager:
             self.cancel(wait=True)
         if self.incoming is not None:
             self.incoming.close()
-
-
-@dataclass
-class DefaultMigrationSettings:
-    """QEMU's defaults, for machines without a configuration object (tests)."""
-
-    events: bool = False
-    auto_converge: bool = False
-    dirty_limit: bool = False
-    pause_before_switchover: bool = False
-    max_bandwidth: int = 128 << 20
-    downtime_limit: int = 300
-    throttle_trigger_threshold: int = 50
-    cpu_throttle_initial: int = 20
-    cpu_throttle_increment: int = 10
-    cpu_throttle_tailslow: bool = False
-    max_cpu_throttle: int = 99
-    vcpu_dirty_limit: int = 1
-    x_vcpu_dirty_limit_period: int = 1000
-
-    def capability(self, name: str) -> bool:
-        return False
