@@ -33,7 +33,7 @@ from qmpdl.backend.base import PAGE_SIZE as TARGET_PAGE_SIZE
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonValue
 from qmpdl.migration.capabilities import Presence
-from qmpdl.migration.strparse import (
+from qmpdl.strparse import (
     INT64_MAX,
     parse_text_argv,
     parse_text_bool,

@@ -49,9 +49,9 @@ from qmpdl.migration.parameters import (
     parameters_of,
     read_text,
 )
-from qmpdl.migration.strparse import parse_text_bool, parse_text_uint
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import MigrationCapabilityStatus, MigrationParameters
+from qmpdl.strparse import parse_text_bool, parse_text_uint
 
 __all__ = [
     "CAPABILITIES",
