@@ -336,6 +336,72 @@ def _blocked(mon: Monitor, info: JsonObject) -> None:
             mon.print(f"  {reason}\n")
 
 
+#: A line of ``info migrate`` (up to 10.0) about one member of a statistics object:
+#: the text before the value, the member, how the value is printed (``u``: ``%PRIu64``,
+#: ``k``: ``>> 10``, ``f``: ``%0.2f``), the text after it, and whether the line is left
+#: out while the value is 0.
+_Line = tuple[str, str, str, str, bool]
+
+_KB = " kbytes"
+_STATS_LINES: tuple[tuple[str, tuple[_Line, ...]], ...] = (
+    ("ram", (
+        ("transferred ram: ", "transferred", "k", _KB, False),
+        ("throughput: ", "mbps", "f", " mbps", False),
+        ("remaining ram: ", "remaining", "k", _KB, False),
+        ("total ram: ", "total", "k", _KB, False),
+        ("duplicate: ", "duplicate", "u", " pages", False),
+        ("skipped: ", "skipped", "u", " pages", False),
+        ("normal: ", "normal", "u", " pages", False),
+        ("normal bytes: ", "normal-bytes", "k", _KB, False),
+        ("dirty sync count: ", "dirty-sync-count", "u", "", False),
+        ("page size: ", "page-size", "k", _KB, False),
+        ("multifd bytes: ", "multifd-bytes", "k", _KB, False),
+        ("pages-per-second: ", "pages-per-second", "u", "", False),
+        ("dirty pages rate: ", "dirty-pages-rate", "u", " pages", True),
+        ("postcopy request count: ", "postcopy-requests", "u", "", True),
+        ("precopy ram: ", "precopy-bytes", "k", _KB, True),
+        ("downtime ram: ", "downtime-bytes", "k", _KB, True),
+        ("postcopy ram: ", "postcopy-bytes", "k", _KB, True),
+        ("Zero-copy-send fallbacks happened: ", "dirty-sync-missed-zero-copy", "u", " times",
+         True),
+    )),
+    ("disk", (
+        ("transferred disk: ", "transferred", "k", _KB, False),
+        ("remaining disk: ", "remaining", "k", _KB, False),
+        ("total disk: ", "total", "k", _KB, False),
+    )),
+    ("xbzrle-cache", (
+        ("cache size: ", "cache-size", "u", " bytes", False),
+        ("xbzrle transferred: ", "bytes", "k", _KB, False),
+        ("xbzrle pages: ", "pages", "u", " pages", False),
+        ("xbzrle cache miss: ", "cache-miss", "u", " pages", False),
+        ("xbzrle cache miss rate: ", "cache-miss-rate", "f", "", False),
+        ("xbzrle encoding rate: ", "encoding-rate", "f", "", False),
+        ("xbzrle overflow: ", "overflow", "u", "", False),
+    )),
+    ("compression", (
+        ("compression pages: ", "pages", "u", " pages", False),
+        ("compression busy: ", "busy", "u", "", False),
+        ("compression busy rate: ", "busy-rate", "f", "", False),
+        ("compressed size: ", "compressed-size", "k", _KB, False),
+        ("compression rate: ", "compression-rate", "f", "", False),
+    )),
+)  # fmt: skip
+
+
+def _stats_text(stats: JsonObject, lines: tuple[_Line, ...], *, skipped: bool) -> str:
+    text = ""
+    for before, key, how, after, nonzero in lines:
+        if (key == "skipped" and not skipped) or (nonzero and not _u(stats, key)):
+            continue
+        if how == "f":
+            value = _f(stats, key)
+        else:
+            value = str(_u(stats, key) >> 10 if how == "k" else _u(stats, key))
+        text += f"{before}{value}{after}\n"
+    return text
+
+
 def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
     has = mon.profile.has
     out = mon.print
@@ -354,57 +420,11 @@ def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
             out(f"downtime: {_u(info, 'downtime')} ms\n")
         if "setup-time" in info:
             out(f"setup: {_u(info, 'setup-time')} ms\n")
-    ram = info.get("ram")
-    if isinstance(ram, dict):
-        out(f"transferred ram: {_u(ram, 'transferred') >> 10} kbytes\n")
-        out(f"throughput: {_f(ram, 'mbps')} mbps\n")
-        out(f"remaining ram: {_u(ram, 'remaining') >> 10} kbytes\n")
-        out(f"total ram: {_u(ram, 'total') >> 10} kbytes\n")
-        out(f"duplicate: {_u(ram, 'duplicate')} pages\n")
-        if not has("migration-skipped-removed"):
-            out(f"skipped: {_u(ram, 'skipped')} pages\n")
-        out(f"normal: {_u(ram, 'normal')} pages\n")
-        out(f"normal bytes: {_u(ram, 'normal-bytes') >> 10} kbytes\n")
-        out(f"dirty sync count: {_u(ram, 'dirty-sync-count')}\n")
-        out(f"page size: {_u(ram, 'page-size') >> 10} kbytes\n")
-        out(f"multifd bytes: {_u(ram, 'multifd-bytes') >> 10} kbytes\n")
-        out(f"pages-per-second: {_u(ram, 'pages-per-second')}\n")
-        if _u(ram, "dirty-pages-rate"):
-            out(f"dirty pages rate: {_u(ram, 'dirty-pages-rate')} pages\n")
-        if _u(ram, "postcopy-requests"):
-            out(f"postcopy request count: {_u(ram, 'postcopy-requests')}\n")
-        if _u(ram, "precopy-bytes"):
-            out(f"precopy ram: {_u(ram, 'precopy-bytes') >> 10} kbytes\n")
-        if _u(ram, "downtime-bytes"):
-            out(f"downtime ram: {_u(ram, 'downtime-bytes') >> 10} kbytes\n")
-        if _u(ram, "postcopy-bytes"):
-            out(f"postcopy ram: {_u(ram, 'postcopy-bytes') >> 10} kbytes\n")
-        if _u(ram, "dirty-sync-missed-zero-copy"):
-            out(
-                "Zero-copy-send fallbacks happened: "
-                f"{_u(ram, 'dirty-sync-missed-zero-copy')} times\n"
-            )
-    disk = info.get("disk")
-    if isinstance(disk, dict):
-        out(f"transferred disk: {_u(disk, 'transferred') >> 10} kbytes\n")
-        out(f"remaining disk: {_u(disk, 'remaining') >> 10} kbytes\n")
-        out(f"total disk: {_u(disk, 'total') >> 10} kbytes\n")
-    cache = info.get("xbzrle-cache")
-    if isinstance(cache, dict):
-        out(f"cache size: {_u(cache, 'cache-size')} bytes\n")
-        out(f"xbzrle transferred: {_u(cache, 'bytes') >> 10} kbytes\n")
-        out(f"xbzrle pages: {_u(cache, 'pages')} pages\n")
-        out(f"xbzrle cache miss: {_u(cache, 'cache-miss')} pages\n")
-        out(f"xbzrle cache miss rate: {_f(cache, 'cache-miss-rate')}\n")
-        out(f"xbzrle encoding rate: {_f(cache, 'encoding-rate')}\n")
-        out(f"xbzrle overflow: {_u(cache, 'overflow')}\n")
-    compression = info.get("compression")
-    if isinstance(compression, dict):
-        out(f"compression pages: {_u(compression, 'pages')} pages\n")
-        out(f"compression busy: {_u(compression, 'busy')}\n")
-        out(f"compression busy rate: {_f(compression, 'busy-rate')}\n")
-        out(f"compressed size: {_u(compression, 'compressed-size') >> 10} kbytes\n")
-        out(f"compression rate: {_f(compression, 'compression-rate')}\n")
+    skipped = not has("migration-skipped-removed")
+    for key, lines in _STATS_LINES:
+        stats = info.get(key)
+        if isinstance(stats, dict):
+            out(_stats_text(stats, lines, skipped=skipped))
     if "cpu-throttle-percentage" in info:
         out(f"cpu throttle percentage: {_u(info, 'cpu-throttle-percentage')}\n")
     if "dirty-limit-throttle-time-per-round" in info:

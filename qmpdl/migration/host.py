@@ -1,7 +1,7 @@
 """The narrow interfaces between the migration's parts, as :class:`typing.Protocol`\\ s.
 
-* :class:`MigrationSettings`: the capabilities and parameters the engine reads
-  (:class:`~qmpdl.migration.params.MigrationConfig` is one).
+* :data:`MigrationSettings`: the capabilities and parameters the engine reads
+  (:class:`~qmpdl.migration.parameters.SettingsView`).
 * :class:`OutgoingHost` / :class:`IncomingHost`: what the outgoing and incoming threads
   may ask of the manager that started them - their status changes go through the
   manager's :class:`~qmpdl.migration.state.StatusMachine`, nothing else of it is theirs.
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qmpdl.migration.parameters import SettingsView
 from qmpdl.qapi.types import MigrationStatus, RunState
 
 if TYPE_CHECKING:
@@ -27,36 +28,9 @@ if TYPE_CHECKING:
     from qmpdl.vm.dirtylog import DirtyLogUser
 
 
-class MigrationSettings(Protocol):
-    """The capabilities and parameters the engine reads (migrate-set-*)."""
-
-    @property
-    def events(self) -> bool: ...
-    @property
-    def auto_converge(self) -> bool: ...
-    @property
-    def dirty_limit(self) -> bool: ...
-    @property
-    def pause_before_switchover(self) -> bool: ...
-    @property
-    def max_bandwidth(self) -> int: ...
-    @property
-    def downtime_limit(self) -> int: ...
-    @property
-    def throttle_trigger_threshold(self) -> int: ...
-    @property
-    def cpu_throttle_initial(self) -> int: ...
-    @property
-    def cpu_throttle_increment(self) -> int: ...
-    @property
-    def cpu_throttle_tailslow(self) -> bool: ...
-    @property
-    def max_cpu_throttle(self) -> int: ...
-    @property
-    def vcpu_dirty_limit(self) -> int: ...
-    @property
-    def x_vcpu_dirty_limit_period(self) -> int: ...
-    def capability(self, name: str) -> bool: ...
+#: The capabilities and parameters the engine reads: one typed attribute each, from the
+#: parameter table (a :class:`~qmpdl.migration.params.MigrationConfig`, or the defaults).
+MigrationSettings = SettingsView
 
 
 class OutgoingHost(Protocol):

@@ -14,7 +14,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qmpdl.backend.base import PAGE_SIZE
@@ -91,7 +91,7 @@ class MigrationManager:
         self._incoming_once = False
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
-        self.exit: Any = lambda status: None
+        self.exit: Callable[[int], None] = lambda status: None
         if hasattr(config, "incoming_started"):
             config.incoming_started = self.incoming_started
 

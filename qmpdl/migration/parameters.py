@@ -410,7 +410,7 @@ class _Setting(Generic[T]):
 
 class SettingsView:
     """The capabilities and parameters as the engine reads them, one typed attribute
-    each (:class:`~qmpdl.migration.host.MigrationSettings`)."""
+    each (the engine's :data:`~qmpdl.migration.host.MigrationSettings`)."""
 
     def capability(self, name: str) -> bool:
         raise NotImplementedError
