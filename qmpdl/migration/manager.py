@@ -22,6 +22,7 @@ from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
 from qmpdl.migration.host import MigrationMachine, MigrationSettings
 from qmpdl.migration.parameters import DefaultMigrationSettings
+from qmpdl.migration.params import MigrationConfig
 from qmpdl.migration.state import (
     FINISHED_STATES,
     INCOMING_TRANSITIONS,
@@ -92,8 +93,8 @@ class MigrationManager:
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
         self.exit: Callable[[int], None] = lambda status: None
-        if hasattr(config, "incoming_started"):
-            config.incoming_started = self.incoming_started
+        if isinstance(config, MigrationConfig):
+            config.bind_engine(self)
 
     # ------------------------------------------------------------------ queries
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
@@ -69,6 +70,13 @@ _MAPPING = "block-bitmap-mapping"
 Property = ParameterSpec | CapabilitySpec | GlobalSpec
 
 
+class EngineState(Protocol):
+    """What the checks ask of the migration engine."""
+
+    def running(self) -> bool: ...
+    def incoming_started(self) -> bool: ...
+
+
 class GlobalPropertyError(Exception):
     """``-global migration.PROP=VALUE`` failed; the message is QEMU's text."""
 
@@ -78,8 +86,8 @@ class MigrationConfig(SettingsView):
 
     ``kvm_dirty_ring`` is the fact the ``dirty-limit`` capability needs (KVM with the
     accelerator property ``dirty-ring-size``).  ``migration_running`` and
-    ``incoming_started`` are asked by the checks that depend on the engine; both may
-    be replaced after construction (attributes of the same names).
+    ``incoming_started`` are asked by the checks that depend on the engine; the
+    engine's manager also answers them once bound (:meth:`bind_engine`).
     """
 
     def __init__(
@@ -116,6 +124,12 @@ class MigrationConfig(SettingsView):
             self.apply_global(prop, value)
         if global_properties:
             self.check_globals()
+
+    def bind_engine(self, engine: EngineState) -> None:
+        """From now on ask ``engine`` (the migration manager) whether a migration runs
+        and whether an incoming one has started."""
+        self.migration_running = engine.running
+        self.incoming_started = engine.incoming_started
 
     # ------------------------------------------------------------------ capabilities
 
