@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.errors import QmpdlError
 
 MAGIC = b"QMPDLMIG"
 VERSION = 1
-PAGE_SIZE = 4096
 ZERO = np.uint64(1 << 63)
 
 REC_PAGES = 1

@@ -84,16 +84,10 @@ class Machine:
         self.autostart = not config.start_paused
         self.dirty_log = DirtyLog(backend)
 
-        # QEMU's one cycle among the parts: the migration drives the dirty limit and is
-        # checked by its settings, while both ask the migration whether it runs.  The
-        # manager is built last, from the parts above; these reach it, and nothing calls
-        # them before the machine has started.
-        def migration_running() -> bool:
-            return self.migration.running()
-
-        def incoming_started() -> bool:
-            return self.migration.incoming_started()
-
+        # QEMU's one cycle among the parts: the migration drives the dirty limit, which
+        # asks the migration whether users may change limits and how long a period is.
+        # The manager is built last, from the parts above; these two reach it, and
+        # nothing calls them before the machine has started.
         def dirty_limit_allowed() -> bool:
             return self.migration.dirty_limit_allowed()
 
@@ -125,8 +119,6 @@ class Machine:
         self.migration_config = MigrationConfig(
             profile,
             kvm_dirty_ring=backend.ring_size > 0 and accelerator.presents_as == "kvm",
-            migration_running=migration_running,
-            incoming_started=incoming_started,
             global_properties=config.migration_globals,
         )
         self.migration = MigrationManager(self, self.migration_config, exit_process=exit_process)
