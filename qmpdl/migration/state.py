@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from qmpdl.errors import QmpdlError
 from qmpdl.qapi.types import MigrationStatus
 
 S = MigrationStatus
@@ -99,7 +100,7 @@ INCOMING_TRANSITIONS: Mapping[MigrationStatus, frozenset[MigrationStatus]] = {
 }
 
 
-class IllegalTransitionError(RuntimeError):
+class IllegalTransitionError(QmpdlError, RuntimeError):
     """A status change the table does not allow (a bug in qmpdl, never a user error)."""
 
     def __init__(self, side: str, old: MigrationStatus, new: MigrationStatus) -> None:

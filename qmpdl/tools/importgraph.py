@@ -10,8 +10,8 @@ every cycle:
 
 A *package* is the first name below ``qmpdl`` (``qmpdl.vm.bql`` -> ``vm``; a
 top-level module such as ``qmpdl/cli.py`` is a package of its own).  ``tools``, the
-generator ``qapi.gen`` and the tests are not part of the graph.  ``--layers`` also lists every import of a package
-from one above it in :data:`LAYERS`.
+generator ``qapi.gen`` and the tests are not part of the graph.  ``--layers`` also
+lists every import of a package from one above it in :data:`LAYERS`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The packages from the bottom up: each may import only packages of its own layer or
 #: below (within a layer they must not import each other in a cycle).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "cint", "target", "jsontypes", "threadname", "sizes", "clock"}),
+    frozenset(
+        {"errors", "cint", "target", "jsontypes", "threadname", "strparse", "sizes", "clock"}
+    ),
     frozenset({"trace", "qjson", "qemuopts", "profile_data", "report"}),
     frozenset({"topology", "workload", "record", "config"}),
     frozenset({"qapi", "profile"}),
