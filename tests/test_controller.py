@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from qmpdl.dirtylimit.controller import (
+from qmpdl.dirtylimit.adjust import (
     ControllerState,
     adjust,
     done,

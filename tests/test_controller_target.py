@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from qmpdl.cli import UsageError, main, parse_args
-from qmpdl.dirtylimit.controller import ControllerState, adjust
+from qmpdl.dirtylimit.adjust import ControllerState, adjust
 from qmpdl.dirtylimit.controllers import (
     DEFAULT_CONTROLLER,
     PeriodInput,

@@ -212,16 +212,14 @@ class KvmBackend(VcpuBackend):
         signal.siginterrupt(KICK_SIGNAL, True)
         for state in self._vcpus:
             state.thread = threading.Thread(
-                target=self._vcpu_thread,
+                target=self._bh_vcpu,
                 args=(state,),
                 name=f"CPU {state.vcpu.index}/KVM",
                 daemon=True,
             )
             state.thread.start()
         if self.ring_size:
-            self._reaper = threading.Thread(
-                target=self._reaper_thread, name="kvm-reaper", daemon=True
-            )
+            self._reaper = threading.Thread(target=self._bh_reaper, name="kvm-reaper", daemon=True)
             self._reaper.start()
         with self._cond:
             while not all(s.native_id for s in self._vcpus):
@@ -291,7 +289,7 @@ class KvmBackend(VcpuBackend):
 
     # ------------------------------------------------------------------ the vCPU thread
 
-    def _vcpu_thread(self, state: _VcpuState) -> None:
+    def _bh_vcpu(self, state: _VcpuState) -> None:
         name_this_thread()
         with self._cond:
             state.native_id = threading.get_native_id()
@@ -504,7 +502,7 @@ class KvmBackend(VcpuBackend):
             self.vm.reset_dirty_rings()
         return counts
 
-    def _reaper_thread(self) -> None:
+    def _bh_reaper(self) -> None:
         name_this_thread()
         while not self._shutdown.wait(REAPER_PERIOD):
             if not self._in_service and self._logging:
@@ -654,12 +652,12 @@ class KvmBackend(VcpuBackend):
         self._cpu_throttle = percent
         if percent and self._throttle_thread is None:
             self._throttle_thread = threading.Thread(
-                target=self._throttle_thread_main, name="cpu-throttle", daemon=True
+                target=self._bh_cpu_throttle, name="cpu-throttle", daemon=True
             )
             self._throttle_thread.start()
         self._throttle_wakeup.set()
 
-    def _throttle_thread_main(self) -> None:
+    def _bh_cpu_throttle(self) -> None:
         """QEMU's cpu-throttle timer: every timeslice / (1 - pct) each vCPU is asked to
         sleep pct / (1 - pct) timeslices."""
         name_this_thread()

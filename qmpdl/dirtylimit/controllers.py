@@ -8,7 +8,7 @@ to the backend (SET PENALTY).  A controller sees, per vCPU and period, a
 penalty that was in effect during it.
 
 ``qemu`` (the default)
-    QEMU's own controller, :func:`qmpdl.dirtylimit.controller.adjust`, unchanged: a dead
+    QEMU's own controller, :func:`qmpdl.dirtylimit.adjust.adjust`, unchanged: a dead
     band of 25 MiB/s, increments from the largest rate ever seen, reset at rate 0.  It
     reproduces every adjustment of the real QEMU traces and keeps QEMU's kick semantics.
 
@@ -81,7 +81,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from qmpdl.dirtylimit.controller import ControllerState, adjust
+from qmpdl.dirtylimit.adjust import ControllerState, adjust
 from qmpdl.target import PAGE_SIZE
 
 #: The name used when none is given: QEMU's controller.
@@ -148,7 +148,7 @@ class ThrottleController(abc.ABC):
 
 
 class QemuController(ThrottleController):
-    """QEMU's controller: :func:`qmpdl.dirtylimit.controller.adjust`, bit for bit."""
+    """QEMU's controller: :func:`qmpdl.dirtylimit.adjust.adjust`, bit for bit."""
 
     name = "qemu"
     summary = "QEMU's own, exact"

@@ -3,7 +3,7 @@
 * The first non-zero ``set-vcpu-dirty-limit`` puts the limit *in service*: a quota table
   of ``max_cpus`` entries is created and the ``dirtyrate-stat`` thread starts.
 * The thread loops PREPARE (measure each vCPU's rate over one period, publish it) ->
-  CALCULATE (the controller, :mod:`qmpdl.dirtylimit.controller`) -> SET PENALTY
+  CALCULATE (the controller, :mod:`qmpdl.dirtylimit.adjust`) -> SET PENALTY
   (``throttle_us_per_full`` of each limited vCPU, pushed to the backend, where each vCPU
   ACCEPTS it by sleeping at its ring-full exits).
 * Cancelling the last limited vCPU stops the thread and *waits* for it (the reply comes
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from qmpdl.backend.base import DirtyTracker
 from qmpdl.clock import Clock
-from qmpdl.dirtylimit.controller import ControllerState
+from qmpdl.dirtylimit.adjust import ControllerState
 from qmpdl.dirtylimit.controllers import DEFAULT_CONTROLLER, PeriodInput, make_controller
 from qmpdl.dirtyrate.measure import MeasurementAbortedError, vcpu_calculate_dirtyrate
 from qmpdl.errors import QMPError
@@ -159,7 +159,7 @@ class DirtyLimit:
         self._running = True
         if self._threaded:
             self._thread = threading.Thread(
-                target=self._stat_thread, name="dirtyrate-stat", daemon=True
+                target=self._bh_stat, name="dirtyrate-stat", daemon=True
             )
             self._thread.start()
         else:
@@ -186,7 +186,7 @@ class DirtyLimit:
         self._limited_nvcpu = 0
         self._trace("dirtylimit_state_finalize", "")
 
-    def _stat_thread(self) -> None:
+    def _bh_stat(self) -> None:
         name_this_thread()
         # Dirty logging is switched under the BQL: while the handler that started this
         # thread still runs, the thread waits here.

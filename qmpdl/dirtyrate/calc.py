@@ -140,7 +140,7 @@ class DirtyRateCalc:
             )
         started = threading.Event()
         thread = threading.Thread(
-            target=self._thread_main,
+            target=self._bh_measure,
             args=(mode, calc_time_ms, sample_pages, started),
             name="get_dirtyrate",
             daemon=True,
@@ -196,7 +196,7 @@ class DirtyRateCalc:
     def _to_stored(self, ms: int) -> int:
         return ms if self.profile.has("calc-time-unit") else ms // 1000
 
-    def _thread_main(
+    def _bh_measure(
         self, mode: MeasureMode, calc_time_ms: int, sample_pages: int, started: threading.Event
     ) -> None:
         name_this_thread()

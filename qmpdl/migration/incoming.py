@@ -51,7 +51,7 @@ class IncomingMigration:
         self.passes = 0
         #: the run state the source had (QEMU's global state), once received
         self.source_runstate: str | None = None
-        self.thread = threading.Thread(target=self._run, name="migration-incoming", daemon=True)
+        self.thread = threading.Thread(target=self._bh_run, name="migration-incoming", daemon=True)
         self._stop = threading.Event()
         self._addresses: list[JsonObject] = []
 
@@ -103,7 +103,7 @@ class IncomingMigration:
                 return Channel(conn)
         return None
 
-    def _run(self) -> None:
+    def _bh_run(self) -> None:
         name_this_thread()
         m = self.host
         if self.channel is None:

@@ -116,7 +116,7 @@ class OutgoingMigration:
         #: cuts the rate limiter's sleep short on cancel
         self._wakeup = threading.Event()
         self.was_running = False
-        self.thread = threading.Thread(target=self._run, name="live_migration", daemon=True)
+        self.thread = threading.Thread(target=self._bh_run, name="live_migration", daemon=True)
 
     # ------------------------------------------------------------------ control
 
@@ -141,7 +141,7 @@ class OutgoingMigration:
 
     # ------------------------------------------------------------------ the thread
 
-    def _run(self) -> None:
+    def _bh_run(self) -> None:
         name_this_thread()
         m = self.host
         try:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from qmpdl.dirtylimit.controller import ControllerState
+from qmpdl.dirtylimit.adjust import ControllerState
 from qmpdl.jsontypes import JsonObject
 from qmpdl.qapi.types import DirtyLimitInfo
 

@@ -2,8 +2,10 @@
 
 The checks and their texts follow QEMU exactly, including the order in which the keys
 of the request object are examined (QDict iteration order, not input order).  The
-command itself runs through :class:`CommandRunner`, which the caller supplies: it does
-the schema-driven argument parsing and calls the handler, possibly in another thread.
+command itself runs through the runner the caller supplies (:data:`CommandRunner` for
+:func:`dispatch`, awaited - the server runs in-band commands in a worker thread;
+:data:`SyncCommandRunner` for :func:`dispatch_now`, out-of-band ones in the caller): it
+does the schema-driven argument parsing and calls the handler.
 """
 
 from __future__ import annotations
@@ -135,14 +137,19 @@ def dispatch_now(
     run: SyncCommandRunner,
 ) -> JsonObject:
     """:func:`dispatch` for out-of-band requests: QEMU answers those in its I/O thread
-    the moment they are parsed, so the command runs here and now."""
-    early = _not_a_request(request)
-    if early is not None:
-        return early
-    assert isinstance(request, dict)
+    the moment they are parsed, so the command runs here and now (``dispatch`` driven
+    to its end at once: nothing in it waits)."""
+
+    async def now(command: str, arguments: JsonObject) -> JsonValue:
+        return run(command, arguments)
+
+    steps = dispatch(
+        request, commands=commands, negotiating=negotiating, oob_enabled=oob_enabled, run=now
+    )
     try:
-        checked = _checked(request, commands, oob_enabled)
-        response: JsonObject = {"return": run(checked.command, checked.arguments)}
-    except QMPError as error:
-        response = _failed(error, negotiating)
-    return _with_id(request, response)
+        steps.send(None)
+    except StopIteration as done:
+        response: JsonObject = done.value
+        return response
+    steps.close()
+    raise AssertionError("dispatch waited for something")  # pragma: no cover

@@ -97,10 +97,9 @@ class Dispatcher:
             popped = session.pop_in_band()
             assert popped is request
             try:
-                response = self._dispatch_now(connection, request)
-            except Exception:  # a bug in a handler must not take the monitor down
-                log.exception("command failed unexpectedly")
-                response = {"error": {"class": "GenericError", "desc": "internal error"}}
+                response = self._dispatch_now(connection, _value(request))
+            except Exception:
+                response = _internal_error("command failed unexpectedly")
             self._finish(connection, request, response)
         finally:
             self._inline = False
@@ -198,12 +197,9 @@ class Dispatcher:
             connection, request = item
             self._busy = True
             try:
-                response = await self._dispatch(
-                    connection, request.error if request.error is not None else request.value
-                )
-            except Exception:  # a bug in a handler must not take the monitor down
-                log.exception("command failed unexpectedly")
-                response = {"error": {"class": "GenericError", "desc": "internal error"}}
+                response = await self._dispatch(connection, _value(request))
+            except Exception:
+                response = _internal_error("command failed unexpectedly")
             if self._finish(connection, request, response):
                 return
 
@@ -213,25 +209,29 @@ class Dispatcher:
         async def run(command: str, arguments: JsonObject) -> JsonValue:
             return await self.executor.call(command, arguments, session)
 
+        negotiating = not session.negotiated
         return await dispatch(
             request,  # type: ignore[arg-type]
-            commands=self.executor.command_set(negotiating=not session.negotiated),
-            negotiating=not session.negotiated,
+            commands=self.executor.command_set(negotiating=negotiating),
+            negotiating=negotiating,
             oob_enabled=session.oob_enabled,
             run=run,
         )
 
-    def _dispatch_now(self, connection: MonitorConnection, request: InBandRequest) -> JsonObject:
+    def _dispatch_now(
+        self, connection: MonitorConnection, request: object, *, out_of_band: bool = False
+    ) -> JsonObject:
         """:meth:`_dispatch` for a command that does not block, without the task."""
         session = connection.session
 
         def run(command: str, arguments: JsonObject) -> JsonValue:
-            return self.executor.call_sync(command, arguments, session)
+            return self.executor.call_sync(command, arguments, session, out_of_band=out_of_band)
 
+        negotiating = not session.negotiated
         return dispatch_now(
-            request.error if request.error is not None else request.value,
-            commands=self.executor.command_set(negotiating=not session.negotiated),
-            negotiating=not session.negotiated,
+            request,  # type: ignore[arg-type]
+            commands=self.executor.command_set(negotiating=negotiating),
+            negotiating=negotiating,
             oob_enabled=session.oob_enabled,
             run=run,
         )
@@ -240,23 +240,23 @@ class Dispatcher:
         """Answer an ``exec-oob`` request right away, before anything parsed after it
         (QEMU runs it in the I/O thread as soon as it is parsed; it may overtake queued
         in-band requests, and without OOB its error comes out in input order)."""
-        session = connection.session
-
-        def run(command: str, arguments: JsonObject) -> JsonValue:
-            # Out-of-band commands never block (checked at start-up): run them here.
-            return self.executor.call_sync(command, arguments, session, out_of_band=True)
-
         try:
-            response = dispatch_now(
-                request.value,
-                commands=self.executor.command_set(negotiating=not session.negotiated),
-                negotiating=not session.negotiated,
-                oob_enabled=session.oob_enabled,
-                run=run,
-            )
-        except Exception:  # a bug in a handler must not take the monitor down
-            log.exception("out-of-band command failed unexpectedly")
-            response = {"error": {"class": "GenericError", "desc": "internal error"}}
+            # Out-of-band commands never block (checked at start-up): run them here.
+            response = self._dispatch_now(connection, request.value, out_of_band=True)
+        except Exception:
+            response = _internal_error("out-of-band command failed unexpectedly")
         if self.on_reply is not None:
             self.on_reply(request.value, response)
         connection.send(response)
+
+
+def _value(request: InBandRequest) -> object:
+    """What a queued request is to the dispatch: its parse error, or its value."""
+    return request.error if request.error is not None else request.value
+
+
+def _internal_error(message: str) -> JsonObject:
+    """A bug in a handler must not take the monitor down: log it (with the traceback of
+    the exception being handled) and answer as QEMU would to a failed command."""
+    log.exception(message)
+    return {"error": {"class": "GenericError", "desc": "internal error"}}

@@ -43,10 +43,12 @@ class TerminationSignals:
 
     def install(self) -> None:
         self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        self._thread = threading.Thread(target=self._wait, name="signals", daemon=True)
+        self._thread = threading.Thread(
+            target=self._bh_wait_for_signals, name="signals", daemon=True
+        )
         self._thread.start()
 
-    def _wait(self) -> None:
+    def _bh_wait_for_signals(self) -> None:
         while not self._stop.is_set():
             info = signal.sigtimedwait(SIGNALS, 0.2)
             if info is None:

@@ -1,4 +1,5 @@
-"""QEMU's throttle controller as pure functions (CALCULATE + SET PENALTY).
+"""QEMU's penalty adjustment as pure functions (CALCULATE + SET PENALTY): the arithmetic
+of the ``qemu`` throttle controller (:mod:`qmpdl.dirtylimit.controllers` lists them all).
 
 Every period the throttle thread compares each limited vCPU's measured dirty rate
 (``current``, MiB/s) with its ``quota`` and nudges ``throttle_us_per_full``: the
