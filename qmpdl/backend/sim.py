@@ -57,7 +57,7 @@ class SimBackend(VcpuBackend):
         self._model: SimModel | None = None
         self._model_args = (list(workloads), ram_size, ring_size, clock.monotonic())
         self._kick_interrupts_sleep = kick_interrupts_sleep
-        self._history: list[tuple[str, float]] = []
+        self._history: list[tuple[bool, float]] = []
         self._start_paused = start_paused
         self._thread_id = threading.get_native_id()
         #: destination: the first byte of every page received
@@ -96,31 +96,31 @@ class SimBackend(VcpuBackend):
                 kick_interrupts_sleep=self._kick_interrupts_sleep,
                 start_paused=True,
             )
-            for change, at in self._history:
-                getattr(model, change)(at)
+            for running, at in self._history:
+                _run(model, running, at)
             self._model = model
             self._traced_sleeps = model.penalty_sleeps.copy()
         return model
 
-    def _change(self, change: str) -> None:
-        """``resume`` or ``pause`` the vCPUs now (recorded until the model exists)."""
+    def _run(self, running: bool) -> None:
+        """Resume or pause the vCPUs now (recorded until the model exists)."""
         now = self.clock.monotonic()
         if self._model is None:
-            self._history.append((change, now))
+            self._history.append((running, now))
         else:
-            getattr(self._model, change)(now)
+            _run(self._model, running, now)
 
     def start(self, on_internal_error: Callable[[str], None]) -> None:
         # simulated vCPUs cannot fail: ``on_internal_error`` is never called
         with self._lock:
             self._thread_id = threading.get_native_id()
             if not self._start_paused:
-                self._change("resume")
+                self._run(True)
 
     def shutdown(self) -> None:
         self._wakeup.set()
         with self._lock:
-            self._change("pause")
+            self._run(False)
 
     def _wait_for_kick(self) -> float:
         """Block until a kick issued now has reached every vCPU; return that time."""
@@ -132,7 +132,7 @@ class SimBackend(VcpuBackend):
     def pause(self) -> None:
         with self._lock:
             if self._model is None:  # nothing has throttled a vCPU: no sleep to wait for
-                self._change("pause")
+                self._run(False)
                 return
         at = self._wait_for_kick()
         with self._lock:
@@ -140,7 +140,7 @@ class SimBackend(VcpuBackend):
 
     def resume(self) -> None:
         with self._lock:
-            self._change("resume")
+            self._run(True)
 
     def set_dirty_logging(self, enabled: bool) -> None:
         with self._lock:
@@ -342,3 +342,10 @@ class SimBackend(VcpuBackend):
 
         # The model has no instruction stream: its vCPUs show QEMU's reset state.
         return x86_reset_state()
+
+
+def _run(model: SimModel, running: bool, at: float) -> None:
+    if running:
+        model.resume(at)
+    else:
+        model.pause(at)

@@ -44,6 +44,8 @@ class Connection(Protocol):
     (:meth:`activate`) when it gets the device, and says when it is gone."""
 
     closed: asyncio.Event
+    #: the client's transport, once connected
+    transport: asyncio.Transport | None
 
     def activate(self) -> None: ...
 
@@ -357,10 +359,10 @@ class ChardevEndpoint:
             self._family, self._local, None, listening=self._listening, connected=False
         )
 
-    def _update_filename(self, connection: Any) -> None:
+    def _update_filename(self, connection: Connection) -> None:
         if self.chardev.backend != "socket":
             return
-        transport = getattr(connection, "transport", None)
+        transport = connection.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is None:
             return
@@ -485,7 +487,7 @@ class ChardevEndpoint:
         if self._fixed is not None:
             self._fixed.write(data)
             return
-        transport = getattr(self.active, "transport", None)
+        transport = self.active.transport if self.active is not None else None
         if transport is not None and not transport.is_closing():
             transport.write(data)
 
