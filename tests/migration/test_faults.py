@@ -35,6 +35,9 @@ async def test_destination_killed_mid_stream(tmp_path: Path) -> None:
     uri = f"tcp:127.0.0.1:{free_port()}"
     async with peer("src", MACHINE) as src:
         await src.cmd("migrate-set-parameters", SLOW)
+        # The simulated vCPUs' model (numpy, whose import starts a BLAS thread for good)
+        # is made on first use: make it before counting.
+        await src.cmd("human-monitor-command", {"command-line": "xp /1xb 0"})
         before = resources(src)
         for attempt in range(2):
             async with peer(f"dst{attempt}", [*MACHINE, "-incoming", uri]) as dst:
