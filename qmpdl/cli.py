@@ -20,6 +20,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from qmpdl import __version__, report
@@ -392,21 +393,17 @@ def _memory(b: _Builder) -> int:
 Handler = Callable[[_Builder, str], None]
 
 
+@dataclass(frozen=True, slots=True)
 class _Option:
     """One option: its name, its argument's synopsis (None: a flag), its help, what it
     does, and whether --help shows it (not the ones harnesses pass that mean nothing
     to qmpdl)."""
 
-    __slots__ = ("arg", "handler", "help", "listed", "name")
-
-    def __init__(
-        self, name: str, arg: str | None, help: str, handler: Handler, listed: bool = True
-    ) -> None:
-        self.name = name
-        self.arg = arg
-        self.help = help
-        self.handler = handler
-        self.listed = listed
+    name: str
+    arg: str | None
+    help: str
+    handler: Handler
+    listed: bool = True
 
 
 def _set(attr: str) -> Handler:
@@ -1090,7 +1087,8 @@ def _check_migration_globals(b: _Builder, accel: AccelConfig) -> None:
     try:
         config = MigrationConfig(
             get_profile(b.qemu_version),
-            kvm_dirty_ring=accel.kind != "tcg" and accel.dirty_ring_size > 0,
+            kvm_dirty_ring=ACCELERATORS[accel.kind].presents_as == "kvm"
+            and accel.dirty_ring_size > 0,
             global_properties=b.migration_globals,
         )
     except GlobalPropertyError as e:

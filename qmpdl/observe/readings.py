@@ -167,23 +167,15 @@ def ring_full_time_us(controller: ControllerState, ring_size: int, rate: int) ->
     return controller.ring_full_time_us(ring_size, rate)[0]
 
 
+@dataclass(frozen=True, kw_only=True)
 class MachineReadings:
     """:class:`ReadingsSource` over a machine's parts."""
 
-    def __init__(
-        self,
-        *,
-        throttle: ThrottleView,
-        vcpus: VcpuCounters,
-        migration: MigrationView,
-        runstate: Callable[[], str],
-        requests: RequestCounter | None = None,
-    ) -> None:
-        self.throttle = throttle
-        self.vcpus = vcpus
-        self.migration = migration
-        self.runstate = runstate
-        self.requests = requests
+    throttle: ThrottleView
+    vcpus: VcpuCounters
+    migration: MigrationView
+    runstate: Callable[[], str]
+    requests: RequestCounter | None = None
 
     @classmethod
     def of(cls, machine: Machine, requests: RequestCounter | None = None) -> MachineReadings:
