@@ -13,6 +13,7 @@ import asyncio
 import gc
 import threading
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from qmpdl import report
@@ -76,27 +77,23 @@ def hmp_version(profile: Profile) -> str:
     return ".".join(str(n) for n in profile.version)
 
 
+@dataclass
 class Frontends:
     """Who uses which chardev: monitors (QMP or human) and serial ports."""
 
-    def __init__(
-        self,
-        config: MachineConfig,
-        machine: Machine,
-        *,
-        dispatcher: Dispatcher,
-        executor: CommandExecutor,
-        hello: dict[str, object],
-        on_shutdown: Callable[[], None],
-    ) -> None:
-        self.config = config
-        self.machine = machine
-        self.dispatcher = dispatcher
-        self.executor = executor
-        self.hello = hello
-        self.on_shutdown = on_shutdown
-        self.monitors = {m.chardev: m for m in config.monitors}
-        self.serials = set(config.serials)
+    config: MachineConfig
+    machine: Machine
+    _: KW_ONLY
+    dispatcher: Dispatcher
+    executor: CommandExecutor
+    hello: dict[str, object]
+    on_shutdown: Callable[[], None]
+    monitors: dict[str, MonitorConfig] = field(init=False)
+    serials: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.monitors = {m.chardev: m for m in self.config.monitors}
+        self.serials = set(self.config.serials)
 
     def factory(self, chardev: Chardev) -> ConnectionFactory:
         monitor = self.monitors.get(chardev.id)
