@@ -73,7 +73,13 @@ class MigrationManager:
     incoming one as an :class:`~qmpdl.migration.host.IncomingHost`; the commands call
     the public methods below."""
 
-    def __init__(self, machine: MigrationMachine, config: MigrationSettings) -> None:
+    def __init__(
+        self,
+        machine: MigrationMachine,
+        config: MigrationSettings,
+        *,
+        exit: Callable[[int], None] | None = None,
+    ) -> None:
         self.machine = machine
         self.config = config
         self._lock = threading.RLock()
@@ -92,7 +98,7 @@ class MigrationManager:
         self._incoming_once = False
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
-        self.exit: Callable[[int], None] = lambda status: None
+        self.exit: Callable[[int], None] = exit or (lambda status: None)
         if isinstance(config, MigrationConfig):
             config.bind_engine(self)
 
