@@ -19,6 +19,7 @@ QMP calls as QEMU's HMP handlers are (``migration/migration-hmp-cmds.c``,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 
 from qmpdl.cint import to_u64
@@ -336,69 +337,72 @@ def _blocked(mon: Monitor, info: JsonObject) -> None:
             mon.print(f"  {reason}\n")
 
 
-#: A line of ``info migrate`` (up to 10.0) about one member of a statistics object:
-#: the text before the value, the member, how the value is printed (``u``: ``%PRIu64``,
-#: ``k``: ``>> 10``, ``f``: ``%0.2f``), the text after it, and whether the line is left
-#: out while the value is 0.
-_Line = tuple[str, str, str, str, bool]
-
-_KB = " kbytes"
-_STATS_LINES: tuple[tuple[str, tuple[_Line, ...]], ...] = (
-    ("ram", (
-        ("transferred ram: ", "transferred", "k", _KB, False),
-        ("throughput: ", "mbps", "f", " mbps", False),
-        ("remaining ram: ", "remaining", "k", _KB, False),
-        ("total ram: ", "total", "k", _KB, False),
-        ("duplicate: ", "duplicate", "u", " pages", False),
-        ("skipped: ", "skipped", "u", " pages", False),
-        ("normal: ", "normal", "u", " pages", False),
-        ("normal bytes: ", "normal-bytes", "k", _KB, False),
-        ("dirty sync count: ", "dirty-sync-count", "u", "", False),
-        ("page size: ", "page-size", "k", _KB, False),
-        ("multifd bytes: ", "multifd-bytes", "k", _KB, False),
-        ("pages-per-second: ", "pages-per-second", "u", "", False),
-        ("dirty pages rate: ", "dirty-pages-rate", "u", " pages", True),
-        ("postcopy request count: ", "postcopy-requests", "u", "", True),
-        ("precopy ram: ", "precopy-bytes", "k", _KB, True),
-        ("downtime ram: ", "downtime-bytes", "k", _KB, True),
-        ("postcopy ram: ", "postcopy-bytes", "k", _KB, True),
-        ("Zero-copy-send fallbacks happened: ", "dirty-sync-missed-zero-copy", "u", " times",
-         True),
-    )),
-    ("disk", (
-        ("transferred disk: ", "transferred", "k", _KB, False),
-        ("remaining disk: ", "remaining", "k", _KB, False),
-        ("total disk: ", "total", "k", _KB, False),
-    )),
-    ("xbzrle-cache", (
-        ("cache size: ", "cache-size", "u", " bytes", False),
-        ("xbzrle transferred: ", "bytes", "k", _KB, False),
-        ("xbzrle pages: ", "pages", "u", " pages", False),
-        ("xbzrle cache miss: ", "cache-miss", "u", " pages", False),
-        ("xbzrle cache miss rate: ", "cache-miss-rate", "f", "", False),
-        ("xbzrle encoding rate: ", "encoding-rate", "f", "", False),
-        ("xbzrle overflow: ", "overflow", "u", "", False),
-    )),
-    ("compression", (
-        ("compression pages: ", "pages", "u", " pages", False),
-        ("compression busy: ", "busy", "u", "", False),
-        ("compression busy rate: ", "busy-rate", "f", "", False),
-        ("compressed size: ", "compressed-size", "k", _KB, False),
-        ("compression rate: ", "compression-rate", "f", "", False),
-    )),
-)  # fmt: skip
+#: ``info migrate``'s lines (up to 10.0) about the members of each statistics object:
+#: ``{MEMBER}`` is printed with ``%PRIu64``, ``{MEMBER:k}`` shifted right by 10 (kbytes),
+#: ``{MEMBER:f}`` with ``%0.2f``; a line that starts with ``?`` is left out while its
+#: value is 0.  (``skipped`` is gone from 9.1's layout.)
+_STATS_LAYOUT = {
+    "ram": """
+        transferred ram: {transferred:k} kbytes
+        throughput: {mbps:f} mbps
+        remaining ram: {remaining:k} kbytes
+        total ram: {total:k} kbytes
+        duplicate: {duplicate} pages
+        skipped: {skipped} pages
+        normal: {normal} pages
+        normal bytes: {normal-bytes:k} kbytes
+        dirty sync count: {dirty-sync-count}
+        page size: {page-size:k} kbytes
+        multifd bytes: {multifd-bytes:k} kbytes
+        pages-per-second: {pages-per-second}
+        ?dirty pages rate: {dirty-pages-rate} pages
+        ?postcopy request count: {postcopy-requests}
+        ?precopy ram: {precopy-bytes:k} kbytes
+        ?downtime ram: {downtime-bytes:k} kbytes
+        ?postcopy ram: {postcopy-bytes:k} kbytes
+        ?Zero-copy-send fallbacks happened: {dirty-sync-missed-zero-copy} times
+    """,
+    "disk": """
+        transferred disk: {transferred:k} kbytes
+        remaining disk: {remaining:k} kbytes
+        total disk: {total:k} kbytes
+    """,
+    "xbzrle-cache": """
+        cache size: {cache-size} bytes
+        xbzrle transferred: {bytes:k} kbytes
+        xbzrle pages: {pages} pages
+        xbzrle cache miss: {cache-miss} pages
+        xbzrle cache miss rate: {cache-miss-rate:f}
+        xbzrle encoding rate: {encoding-rate:f}
+        xbzrle overflow: {overflow}
+    """,
+    "compression": """
+        compression pages: {pages} pages
+        compression busy: {busy}
+        compression busy rate: {busy-rate:f}
+        compressed size: {compressed-size:k} kbytes
+        compression rate: {compression-rate:f}
+    """,
+}
+_FIELD = re.compile(r"\{([a-z-]+)(?::([kf]))?\}")
 
 
-def _stats_text(stats: JsonObject, lines: tuple[_Line, ...], *, skipped: bool) -> str:
+def _stats_text(stats: JsonObject, layout: str, *, skipped: bool) -> str:
     text = ""
-    for before, key, how, after, nonzero in lines:
-        if (key == "skipped" and not skipped) or (nonzero and not _u(stats, key)):
+    for raw in layout.split("\n"):
+        line = raw.strip()
+        match = _FIELD.search(line)
+        if match is None:
+            continue
+        key, how = match.groups()
+        optional = line.startswith("?")
+        if (optional and not _u(stats, key)) or (key == "skipped" and not skipped):
             continue
         if how == "f":
             value = _f(stats, key)
         else:
             value = str(_u(stats, key) >> 10 if how == "k" else _u(stats, key))
-        text += f"{before}{value}{after}\n"
+        text += line[optional : match.start()] + value + line[match.end() :] + "\n"
     return text
 
 
@@ -421,10 +425,10 @@ def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
         if "setup-time" in info:
             out(f"setup: {_u(info, 'setup-time')} ms\n")
     skipped = not has("migration-skipped-removed")
-    for key, lines in _STATS_LINES:
+    for key, layout in _STATS_LAYOUT.items():
         stats = info.get(key)
         if isinstance(stats, dict):
-            out(_stats_text(stats, lines, skipped=skipped))
+            out(_stats_text(stats, layout, skipped=skipped))
     if "cpu-throttle-percentage" in info:
         out(f"cpu throttle percentage: {_u(info, 'cpu-throttle-percentage')}\n")
     if "dirty-limit-throttle-time-per-round" in info:

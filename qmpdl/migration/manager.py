@@ -78,7 +78,7 @@ class MigrationManager:
         machine: MigrationMachine,
         config: MigrationSettings,
         *,
-        exit_process: Callable[[int], None] = lambda status: None,
+        exit: Callable[[int], None] | None = None,
     ) -> None:
         self.machine = machine
         self.config = config
@@ -98,7 +98,7 @@ class MigrationManager:
         self._incoming_once = False
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
-        self.exit = exit_process
+        self.exit: Callable[[int], None] = exit or (lambda status: None)
         if isinstance(config, MigrationConfig):
             config.bind_engine(self)
 

@@ -153,47 +153,45 @@ def _well_formed_id(text: str) -> bool:
     return all(c.isascii() and (c.isalnum() or c in "-._") for c in text)
 
 
+def _check_pair(
+    kind: str, name: str, alias: str, seen: tuple[set[str], set[str]], where: tuple[str, str]
+) -> None:
+    """One node's or bitmap's name and alias: their lengths (alias first), then whether
+    the name or the alias came before (``where``: how the texts name them)."""
+    names, aliases = seen
+    if len(alias.encode()) > _ALIAS_LIMIT:
+        raise _mapping_error(f"The {kind} alias '{alias}' is longer than {_ALIAS_LIMIT} bytes")
+    if len(name.encode()) > _ALIAS_LIMIT:
+        raise _mapping_error(f"The {kind} name '{name}' is longer than {_ALIAS_LIMIT} bytes")
+    if name in names:
+        raise _mapping_error(f"The {kind}{where[0]}'{name}' is mapped twice")
+    if alias in aliases:
+        raise _mapping_error(f"The {kind} alias '{where[1]}{alias}' is used twice")
+    names.add(name)
+    aliases.add(alias)
+
+
+def _mapping_error(text: str) -> QMPError:
+    return QMPError(f"Invalid mapping given for block-bitmap-mapping: {text}")
+
+
 def check_bitmap_mapping(mapping: JsonValue) -> None:
     """QEMU's ``check_dirty_bitmap_mig_alias_map`` (source direction)."""
     assert isinstance(mapping, list)
-
-    def fail(text: str) -> QMPError:
-        return QMPError(f"Invalid mapping given for block-bitmap-mapping: {text}")
-
-    node_names: set[str] = set()
-    node_aliases: set[str] = set()
+    nodes: tuple[set[str], set[str]] = (set(), set())
     for node in mapping:
         assert isinstance(node, dict)
         name, alias = str(node["node-name"]), str(node["alias"])
         if not _well_formed_id(alias):
-            raise fail(f"The node alias '{alias}' is not well-formed")
-        if len(alias.encode()) > _ALIAS_LIMIT:
-            raise fail(f"The node alias '{alias}' is longer than {_ALIAS_LIMIT} bytes")
-        if len(name.encode()) > _ALIAS_LIMIT:
-            raise fail(f"The node name '{name}' is longer than {_ALIAS_LIMIT} bytes")
-        if name in node_names:
-            raise fail(f"The node name '{name}' is mapped twice")
-        if alias in node_aliases:
-            raise fail(f"The node alias '{alias}' is used twice")
-        node_names.add(name)
-        node_aliases.add(alias)
-        bitmap_names: set[str] = set()
-        bitmap_aliases: set[str] = set()
+            raise _mapping_error(f"The node alias '{alias}' is not well-formed")
+        _check_pair("node", name, alias, nodes, (" name ", ""))
         bitmaps = node["bitmaps"]
         assert isinstance(bitmaps, list)
+        seen: tuple[set[str], set[str]] = (set(), set())
         for bitmap in bitmaps:
             assert isinstance(bitmap, dict)
             bname, balias = str(bitmap["name"]), str(bitmap["alias"])
-            if len(balias.encode()) > _ALIAS_LIMIT:
-                raise fail(f"The bitmap alias '{balias}' is longer than {_ALIAS_LIMIT} bytes")
-            if len(bname.encode()) > _ALIAS_LIMIT:
-                raise fail(f"The bitmap name '{bname}' is longer than {_ALIAS_LIMIT} bytes")
-            if bname in bitmap_names:
-                raise fail(f"The bitmap '{name}'/'{bname}' is mapped twice")
-            if balias in bitmap_aliases:
-                raise fail(f"The bitmap alias '{alias}'/'{balias}' is used twice")
-            bitmap_names.add(bname)
-            bitmap_aliases.add(balias)
+            _check_pair("bitmap", bname, balias, seen, (f" '{name}'/", f"{alias}'/'"))
 
 
 _U8 = 255

@@ -121,7 +121,7 @@ class Machine:
             kvm_dirty_ring=backend.ring_size > 0 and accelerator.presents_as == "kvm",
             global_properties=config.migration_globals,
         )
-        self.migration = MigrationManager(self, self.migration_config, exit_process=exit_process)
+        self.migration = MigrationManager(self, self.migration_config, exit=exit_process)
         #: socket chardevs, in creation order (``query-yank`` lists them)
         self.chardev_ids = [c.id for c in config.chardevs if c.backend == "socket"]
         #: every chardev as ``query-chardev`` reports it (the server keeps it current)
