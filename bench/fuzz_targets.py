@@ -371,7 +371,7 @@ def dispatch(data: bytes) -> None:
 @cache
 def _hmp_replies() -> dict[str, list[JsonValue]]:
     """What QEMU 7.2 answered to every QMP call the recorded HMP sessions made."""
-    golden = Path(__file__).parents[1] / "tests" / "hmp" / "golden.json"
+    golden = Path(__file__).parents[1] / "tests" / "hmp" / "golden-qemu-7.2.json"
     replies: dict[str, list[JsonValue]] = {}
     if golden.exists():
         for session in json.loads(golden.read_text(encoding="utf-8"))["sessions"]:
