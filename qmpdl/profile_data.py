@@ -197,6 +197,10 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
     "since": "10.0",
     "doc": "migration property send-switchover-start: HMP 'info migrate' globals list it after send-section-footer"
    },
+   "migration-multifd-clean-tls-termination": {
+    "since": "10.0",
+    "doc": "migration property multifd-clean-tls-termination (bool, default on; -global migration.multifd-clean-tls-termination=...; not in HMP 'info migrate')"
+   },
    "migration-multifd-postcopy": {
     "since": "10.1",
     "doc": "multifd and postcopy-ram may be enabled together (the 'Postcopy is not yet compatible with multifd' check is gone)"
