@@ -65,6 +65,9 @@ class Server:
     #: a monitor of its own for the abuse (a 10 MiB flood holds its monitor for a while:
     #: the clients of a shared one would queue behind it past their deadlines)
     abused: str
+    #: set while a migration that should complete runs from the stopped guest: no
+    #: ``cont`` meanwhile
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> dict[str, Any]:
         pid = self.proc.proc.pid
@@ -255,7 +258,7 @@ def machine_worker(server: Server, seed: int, stop: threading.Event, stats: Stat
                     b'{"execute": "query-dirty-rate"}',
                 )
                 stats.add("dirty rate measurements")
-            else:
+            elif not server.holding.is_set():
                 command(address, b'{"execute": "stop"}', b'{"execute": "cont"}')
                 stats.add("stop/cont")
         except (OSError, EOFError, RuntimeError) as e:
@@ -280,10 +283,15 @@ def migration_worker(
                 [*MACHINE, "--qemu-version", "10.1", "-incoming", f"tcp:127.0.0.1:{port}"],
                 workdir=dest_dir,
             ) as dest:
-                # every fifth is allowed to complete: with dirty-limit and 64 MiB/s it
-                # converges against the 2 writers; the rest are cancelled at a random time
+                # every fifth is allowed to complete, from a stopped guest (two writers at
+                # ~1 GiB/s dirty a ring each between penalty sleeps: more than 300 ms of
+                # downtime at these bandwidths, so a running guest would not converge);
+                # the rest are cancelled at a random time
                 complete = number % 5 == 0
-                caps = b"true" if complete or rng.random() < 0.5 else b"false"
+                if complete:
+                    source.holding.set()
+                    command(address, b'{"execute": "stop"}')
+                caps = b"true" if rng.random() < 0.5 else b"false"
                 bandwidth = 64 << 20 if complete else rng.choice([1 << 20, 8 << 20, 64 << 20])
                 command(
                     address,
@@ -314,7 +322,7 @@ def migration_worker(
                         reply = json.loads(command(address, b'{"execute": "query-migrate"}')[0])
                         status = reply["return"].get("status", "")
                         time.sleep(0.05)
-                    if status == "completed":
+                    if status == "completed" or complete:
                         command(address, b'{"execute": "cont"}')
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     dest.proc.wait(60)
@@ -322,6 +330,7 @@ def migration_worker(
                     stats.error(f"destination {number}: {dest.stderr()[-2000:]}")
         except (OSError, EOFError, RuntimeError, TimeoutError) as e:
             stats.error(f"migration {number}: {type(e).__name__}: {e}")
+        source.holding.clear()
         stop.wait(rng.uniform(0.2, 2))
 
 

@@ -202,3 +202,33 @@ def test_what_sigkill_leaves_is_taken_over(
     stop(new)
     daemons.remove(new)
     assert not pidfile.exists() and not sock.exists()
+
+
+def test_a_wait_cut_short_is_no_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's ``sigtimedwait`` returns an uninitialised siginfo (not None) when
+    a handled signal interrupts it after its timeout: that is no termination signal
+    (it once ended qmpdl at start-up with "terminating on signal 496851840")."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from qmpdl.server import signals
+
+    loop = asyncio.new_event_loop()
+    calls: list[tuple[int, int]] = []
+    waiter = signals.TerminationSignals(loop, lambda signum, pid: calls.append((signum, pid)))
+    answers = [
+        SimpleNamespace(si_signo=496851840, si_code=0, si_pid=0),
+        SimpleNamespace(si_signo=signal.SIGTERM, si_code=0, si_pid=7),
+    ]
+
+    def sigtimedwait(sigset: object, timeout: float) -> SimpleNamespace | None:
+        if answers:
+            return answers.pop(0)
+        waiter.remove()
+        return None
+
+    monkeypatch.setattr(signal, "sigtimedwait", sigtimedwait)
+    waiter._bh_wait_for_signals()
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert calls == [(signal.SIGTERM, 7)]
