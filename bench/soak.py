@@ -366,17 +366,21 @@ def abuse(address: str | tuple[str, int], size: int, stats: Stats) -> None:
 
 
 def quiet(servers: list[Server]) -> None:
-    """No limit, no measurement running, guests running, no migration: then sample."""
+    """No limit, no measurement running, guests running, no migration: then sample.
+    (``xp`` reads guest memory: the simulated vCPUs' model - numpy, which keeps a thread
+    and some memory from its import on - is made on first use, so before the first
+    sample.)"""
     for server in servers:
         for _ in range(100):
             replies = command(
                 server.monitors[-1],
+                b'{"execute": "human-monitor-command", "arguments": {"command-line": "xp /1xb 0"}}',
                 b'{"execute": "cancel-vcpu-dirty-limit"}',
                 b'{"execute": "query-dirty-rate"}',
                 b'{"execute": "query-migrate"}',
                 b'{"execute": "cont"}',
             )
-            if b"measuring" not in replies[1] and b'"active"' not in replies[2]:
+            if b"measuring" not in replies[2] and b'"active"' not in replies[3]:
                 break
             time.sleep(0.2)
     time.sleep(2)  # (clients' connections closed; nothing else to wait for)
