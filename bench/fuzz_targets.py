@@ -274,14 +274,25 @@ def _words() -> tuple[str, ...]:
 
 @cache
 def _query_machine() -> Any:
-    """A paused simulated machine on a virtual clock and its executor, for the queries."""
+    """A paused simulated machine on a virtual clock and its executor, for the queries
+    (the machine of the schema's version: not the default profile's)."""
     from qmpdl.cli import parse_args
     from qmpdl.clock import VirtualClock
     from qmpdl.commands.executor import CommandExecutor
     from qmpdl.server.app import build_machine
 
     machine = build_machine(
-        parse_args(["-smp", "2,maxcpus=4", "-accel", "sim,dirty-ring-size=4096", "-S"]),
+        parse_args(
+            [
+                "--qemu-version",
+                "10.1",
+                "-smp",
+                "2,maxcpus=4",
+                "-accel",
+                "sim,dirty-ring-size=4096",
+                "-S",
+            ]
+        ),
         VirtualClock(),
     )
     return CommandExecutor(machine, _schemas()[1])
