@@ -153,28 +153,40 @@ def _same(a: object, b: object, ordered: bool = True) -> bool:
     """Equal, with floats compared by their bits (NaN never occurs; -0.0 must stay -0.0);
     ``ordered``: object members in the same order too, and numbers of the same type
     (the encoder prints members in QDict order, and an integral double as QEMU's
-    ``%.17g`` does, without a point, so a round trip keeps only members and values)."""
-    if not ordered and {type(a), type(b)} == {int, float}:
-        return a == b
-    if isinstance(a, float) or isinstance(b, float):
-        return type(a) is type(b) and struct.pack("<d", a) == struct.pack("<d", b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y, ordered) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys_match = list(a) == list(b) if ordered else sorted(a) == sorted(b)
-        return keys_match and all(_same(a[k], b[k], ordered) for k in a)
-    return type(a) is type(b) and a == b
+    ``%.17g`` does, without a point, so a round trip keeps only members and values).
+    Iterative: values nest as deep as the parser allows, beyond Python's recursion."""
+    stack: list[tuple[object, object]] = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if not ordered and {type(x), type(y)} == {int, float}:
+            same = x == y
+        elif isinstance(x, float) or isinstance(y, float):
+            same = type(x) is type(y) and struct.pack("<d", x) == struct.pack("<d", y)
+        elif isinstance(x, list) and isinstance(y, list):
+            same = len(x) == len(y)
+            stack += zip(x, y, strict=True) if same else ()
+        elif isinstance(x, dict) and isinstance(y, dict):
+            same = list(x) == list(y) if ordered else sorted(x) == sorted(y)
+            stack += ((x[k], y[k]) for k in x) if same else ()
+        else:
+            same = type(x) is type(y) and x == y
+        if not same:
+            return False
+    return True
 
 
 def _finite(value: object) -> bool:
     """No infinity inside (``1e400`` parses as one; QEMU prints it as ``inf``, as qmpdl
     does, which no JSON parser reads back)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, list):
+            stack += item
+        elif isinstance(item, dict):
+            stack += item.values()
     return True
 
 
