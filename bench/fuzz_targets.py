@@ -530,14 +530,13 @@ _VALUES = (
 
 
 def options(data: bytes) -> None:
-    from qmpdl.migration.strparse import ParseError as NumberError
-    from qmpdl.migration.strparse import strtosz, strtou64
-
     from qmpdl.cli import UsageError, parse_args
     from qmpdl.migration.uri import parse_uri
     from qmpdl.profile import get_profile
     from qmpdl.qemuopts import OptionError, parse_bool, parse_opts, parse_uint, split_opts
     from qmpdl.sizes import parse_size
+    from qmpdl.strparse import ParseError as NumberError
+    from qmpdl.strparse import strtosz, strtou64
     from qmpdl.topology import TopologyError
     from qmpdl.workload import WorkloadError, parse_workload
 
@@ -600,7 +599,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "qmpdl.topology",
         "qmpdl.workload",
         "qmpdl.migration.uri",
-        "qmpdl.migration.strparse",
+        "qmpdl.strparse",
     ),
 }
 
