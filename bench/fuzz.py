@@ -47,10 +47,15 @@ def _seeds(target: str) -> list[bytes]:
     """Inputs to start from: what the project's tests send (requests, HMP lines)."""
     seeds: list[bytes] = [b"", b"{}", b'{"execute": "qmp_capabilities"}']
     if target == "hmp":
-        # the HMP lines of the recorded sessions (tests/hmp, one golden per QEMU) first
+        # the HMP lines of the recorded sessions (tests/hmp, one golden per QEMU) first,
+        # each once
+        lines: dict[bytes, None] = {}
         for golden in sorted((ROOT / "tests" / "hmp").glob("golden-qemu-*.json")):
             for session in json.loads(golden.read_text(encoding="utf-8"))["sessions"]:
-                seeds += [b"\0" + s["hmp"].encode() for s in session["steps"] if "hmp" in s]
+                lines.update(
+                    (b"\0" + s["hmp"].encode(), None) for s in session["steps"] if "hmp" in s
+                )
+        seeds += lines
     corpus = ROOT / "tests" / "differential" / "corpus"
     for path in sorted(corpus.glob("*.json")) if corpus.exists() else []:
         for script in json.loads(path.read_text(encoding="utf-8")):
@@ -59,7 +64,7 @@ def _seeds(target: str) -> list[bytes]:
                 for part in [send] if isinstance(send, str) else send or []:
                     seeds.append(part.encode("utf-8", "surrogatepass"))
     # Targets read a few choice bytes first: prefix each seed with zeros.
-    return [b"\0\0\0" + s for s in list(dict.fromkeys(seeds))[:400]]
+    return [b"\0\0\0" + s for s in seeds[:400]]
 
 
 def _dictionary(target: str, path: Path) -> None:

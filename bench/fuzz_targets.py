@@ -154,25 +154,23 @@ def _same(a: object, b: object, ordered: bool = True) -> bool:
     ``ordered``: object members in the same order too, and numbers of the same type
     (the encoder prints members in QDict order, and an integral double as QEMU's
     ``%.17g`` does, without a point, so a round trip keeps only members and values).
-    A work list, not recursion: the parser takes nesting deeper than Python's stack."""
-    pending: list[tuple[object, object]] = [(a, b)]
-    while pending:
-        x, y = pending.pop()
+    Iterative: values nest as deep as the parser allows, beyond Python's recursion."""
+    stack: list[tuple[object, object]] = [(a, b)]
+    while stack:
+        x, y = stack.pop()
         if not ordered and {type(x), type(y)} == {int, float}:
-            if x != y:
-                return False
+            same = x == y
         elif isinstance(x, float) or isinstance(y, float):
-            if type(x) is not type(y) or struct.pack("<d", x) != struct.pack("<d", y):
-                return False
+            same = type(x) is type(y) and struct.pack("<d", x) == struct.pack("<d", y)
         elif isinstance(x, list) and isinstance(y, list):
-            if len(x) != len(y):
-                return False
-            pending += zip(x, y, strict=True)
+            same = len(x) == len(y)
+            stack += zip(x, y, strict=True) if same else ()
         elif isinstance(x, dict) and isinstance(y, dict):
-            if (list(x) != list(y)) if ordered else (sorted(x) != sorted(y)):
-                return False
-            pending += ((x[k], y[k]) for k in x)
-        elif type(x) is not type(y) or x != y:
+            same = list(x) == list(y) if ordered else sorted(x) == sorted(y)
+            stack += ((x[k], y[k]) for k in x) if same else ()
+        else:
+            same = type(x) is type(y) and x == y
+        if not same:
             return False
     return True
 
@@ -180,15 +178,15 @@ def _same(a: object, b: object, ordered: bool = True) -> bool:
 def _finite(value: object) -> bool:
     """No infinity inside (``1e400`` parses as one; QEMU prints it as ``inf``, as qmpdl
     does, which no JSON parser reads back)."""
-    pending = [value]
-    while pending:
-        v = pending.pop()
-        if isinstance(v, float) and not math.isfinite(v):
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
             return False
-        if isinstance(v, list):
-            pending += v
-        elif isinstance(v, dict):
-            pending += v.values()
+        if isinstance(item, list):
+            stack += item
+        elif isinstance(item, dict):
+            stack += item.values()
     return True
 
 
@@ -288,14 +286,25 @@ def _words() -> tuple[str, ...]:
 
 @cache
 def _query_machine() -> Any:
-    """A paused simulated machine on a virtual clock and its executor, for the queries."""
+    """A paused simulated machine on a virtual clock and its executor, for the queries
+    (the machine of the schema's version: not the default profile's)."""
     from qmpdl.cli import parse_args
     from qmpdl.clock import VirtualClock
     from qmpdl.commands.executor import CommandExecutor
     from qmpdl.system import build_machine
 
     machine = build_machine(
-        parse_args(["-smp", "2,maxcpus=4", "-accel", "sim,dirty-ring-size=4096", "-S"]),
+        parse_args(
+            [
+                "--qemu-version",
+                "10.1",
+                "-smp",
+                "2,maxcpus=4",
+                "-accel",
+                "sim,dirty-ring-size=4096",
+                "-S",
+            ]
+        ),
         VirtualClock(),
     )
     return CommandExecutor(machine, _schemas()[1])
@@ -387,11 +396,12 @@ def _hmp_replies() -> dict[str, list[JsonValue]]:
     """What QEMU 7.2 answered to every QMP call the recorded HMP sessions made."""
     golden = Path(__file__).parents[1] / "tests" / "hmp" / "golden-qemu-7.2.json"
     replies: dict[str, list[JsonValue]] = {}
-    for session in json.loads(golden.read_text(encoding="utf-8"))["sessions"]:
-        for step in session["steps"]:
-            for call in step.get("calls", []):
-                if "return" in call:
-                    replies.setdefault(call["execute"], []).append(call["return"])
+    if golden.exists():
+        for session in json.loads(golden.read_text(encoding="utf-8"))["sessions"]:
+            for step in session["steps"]:
+                for call in step.get("calls", []):
+                    if "return" in call:
+                        replies.setdefault(call["execute"], []).append(call["return"])
     return replies
 
 
