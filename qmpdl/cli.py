@@ -138,6 +138,8 @@ class _Builder:
     backend: str | None = None
     #: ``--metrics HOST:PORT``
     metrics: tuple[str, int] | None = None
+    seed: int | None = None
+    scenario: str | None = None
 
     def __init__(self) -> None:
         self.chardevs: list[Chardev] = []
@@ -322,6 +324,9 @@ def _accel(value: str) -> AccelConfig:
     if kind not in ("sim", "kvm", "tcg"):
         raise UsageError(where, f"invalid accelerator {kind} (qmpdl has sim, kvm and tcg)")
     ring = 0
+    clock = opts.pop("clock", "host") if kind == "sim" else "host"
+    if clock not in ("host", "virtual"):
+        raise UsageError(where, f"clock={clock}: choose host or virtual")
     if "dirty-ring-size" in opts and kind != "tcg":
         try:
             ring = parse_uint("dirty-ring-size", opts.pop("dirty-ring-size"), 32)
@@ -344,7 +349,11 @@ def _accel(value: str) -> AccelConfig:
             "Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is "
             f"1024.\n{PROG}: {where}: failed to initialize kvm: Invalid argument",
         )
-    return AccelConfig(kind=typing.cast(AccelKind, kind), dirty_ring_size=ring)
+    return AccelConfig(
+        kind=typing.cast(AccelKind, kind),
+        dirty_ring_size=ring,
+        clock=typing.cast(Literal["host", "virtual"], clock),
+    )
 
 
 def _machine_accel(value: str) -> str:
@@ -625,6 +634,13 @@ def _dirtylimit_controller(b: _Builder, value: str) -> None:
     b.dirtylimit_controller = value
 
 
+def _seed(b: _Builder, value: str) -> None:
+    try:
+        b.seed = int(value, 0)
+    except ValueError:
+        raise UsageError(f"--seed {value}", "expected an integer") from None
+
+
 def _backend(b: _Builder, value: str) -> None:
     if value not in ("sim", "kvm"):
         raise UsageError(f"--backend {value}", f"unknown backend '{value}' (choose from sim, kvm)")
@@ -809,6 +825,15 @@ OPTIONS: list[_Option] = [
         "the dirty limit's throttle controller: qemu (QEMU's, the default) or target",
         _dirtylimit_controller,
     ),
+    _Option(
+        "seed", "N", "seed every random choice of the run (with clock=virtual: reproducible)", _seed
+    ),
+    _Option(
+        "scenario",
+        "FILE",
+        "workload phases, machine events and faults over time (TOML or YAML)",
+        _set("scenario"),
+    ),
     _Option("enable-kvm", None, "the same as -accel kvm", lambda b, v: None, listed=False),
     # Checked, with nothing for qmpdl to do.
     _Option("rtc", "...", "", _checked(RTC_OPTS, "rtc", _rtc), listed=False),
@@ -838,7 +863,10 @@ IGNORED_FLAGS = [
 ]
 
 #: Options ``--help`` shows with two dashes (qmpdl's own, not QEMU's).
-_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller", "backend", "metrics")
+_DOUBLE_DASH = (
+    *("workload", "qemu-version", "dirtylimit-controller", "backend", "metrics"),
+    *("seed", "scenario"),
+)
 
 
 def usage() -> str:
@@ -1013,6 +1041,13 @@ def _build(b: _Builder) -> MachineConfig:
         # simulated vCPUs that present themselves as KVM (the probe's -machine none
         # has no vCPUs to run)
         accel = AccelConfig(kind="sim", dirty_ring_size=accel.dirty_ring_size)
+    if b.scenario is not None:
+        from qmpdl.vtime.scenario import ScenarioError, load_scenario
+
+        try:
+            load_scenario(b.scenario)
+        except ScenarioError as e:
+            raise UsageError(f"--scenario {b.scenario}", str(e)) from None
     if b.migration_globals:
         _check_migration_globals(b, accel)
     for netdev in b.netdevs:
@@ -1055,6 +1090,8 @@ def _build(b: _Builder) -> MachineConfig:
         "pidfile": b.pidfile,
         "backend": backend,
         "metrics": b.metrics,
+        "seed": b.seed,
+        "scenario": b.scenario,
     }
     if b.dirtylimit_controller is not None:
         fields["dirtylimit_controller"] = b.dirtylimit_controller

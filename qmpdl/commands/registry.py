@@ -68,5 +68,6 @@ def load_all() -> dict[str, CommandSpec]:
         stats,
         vminfo,
     )
+    from qmpdl.vtime import commands  # noqa: F401  (schema: only with clock=virtual)
 
     return REGISTRY

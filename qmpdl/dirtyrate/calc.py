@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 
 from qmpdl.backend.base import PAGE_SIZE
-from qmpdl.clock import Clock
+from qmpdl.clock import Clock, start_thread
 from qmpdl.dirtyrate.measure import (
     MeasurementAbortedError,
     now_ms,
@@ -149,7 +149,7 @@ class DirtyRateCalc:
             daemon=True,
         )
         self._thread = thread
-        thread.start()
+        start_thread(thread, self.clock)
         # QEMU's thread marks the measurement started within microseconds, before any
         # next command; a Python thread waits for the GIL, so the command waits for it.
         started.wait(1.0)

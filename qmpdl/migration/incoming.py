@@ -104,6 +104,8 @@ class IncomingMigration:
             if channel is None:
                 return  # closed before anyone connected
             self.channel = channel
+        if m.channel_filter is not None:
+            self.channel = m.channel_filter(self.channel, "incoming")
         m.incoming_connected()
         try:
             self._load()

@@ -14,8 +14,7 @@ import contextlib
 import logging
 import sys
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +22,7 @@ from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
 from qmpdl.migration.uri import (
+    Channel,
     MigrationAddress,
     UnknownProtocolError,
     check_transport,
@@ -133,6 +133,9 @@ class MigrationManager:
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
         self.exit: Any = lambda status: None
+        #: wraps each migration stream's channel, (channel, "outgoing"|"incoming") ->
+        #: channel: a scenario's stream faults (qmpdl.vtime.faults)
+        self.channel_filter: Callable[[Channel, str], Channel] | None = None
         if hasattr(config, "incoming_started"):
             config.incoming_started = self.incoming_started
 
@@ -217,7 +220,7 @@ class MigrationManager:
             info["total-time"] = stats.total_time
             info["downtime"] = stats.downtime
         else:
-            info["total-time"] = int((time.monotonic() - stats.start_time) * 1000)
+            info["total-time"] = int((self.machine.clock.monotonic() - stats.start_time) * 1000)
             info["expected-downtime"] = stats.expected_downtime
 
     def _ram_info(self, info: JsonObject, stats: SourceStats, state: str) -> None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.clock import parked, start_thread
 from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
 from qmpdl.threadname import name_this_thread
@@ -79,7 +79,8 @@ class OutgoingMigration:
         self.machine = manager.machine
         self.backend = manager.machine.backend
         self.address = address
-        self.stats = SourceStats(start_time=time.monotonic())
+        self.clock = manager.machine.clock
+        self.stats = SourceStats(start_time=self.clock.monotonic())
         #: opened by the command for exec: and file: (None: connected by the thread)
         self.channel: Channel | None = channel
         self.writer = StreamWriter()
@@ -104,7 +105,7 @@ class OutgoingMigration:
     # ------------------------------------------------------------------ control
 
     def start(self) -> None:
-        self.thread.start()
+        start_thread(self.thread, self.clock)
 
     def cancel(self) -> None:
         """migrate_cancel: unblock whatever the thread waits on."""
@@ -134,6 +135,8 @@ class OutgoingMigration:
                 except OSError as e:
                     m.fail(str(e), from_state="setup")
                     return
+            if m.channel_filter is not None:
+                self.channel = m.channel_filter(self.channel, "outgoing")
             self._check()
             self._send(
                 self.writer.header(
@@ -144,9 +147,9 @@ class OutgoingMigration:
                 self.machine.dirty_log.start(DirtyLogUser.MIGRATION)
             self.bitmap = self.backend.migration_sync()
             self._count_sync(0)
-            self.stats.setup_time = int((time.monotonic() - self.stats.start_time) * 1000)
+            self.stats.setup_time = int((self.clock.monotonic() - self.stats.start_time) * 1000)
             m.set_state("setup", "active")
-            self._period_start = self._window_start = time.monotonic()
+            self._period_start = self._window_start = self.clock.monotonic()
             self._iterate()
         except MigrationCancelled:
             pass
@@ -176,11 +179,12 @@ class OutgoingMigration:
     def _complete(self) -> None:
         m = self.manager
         self.stats.downtime = 0
-        downtime_start = time.monotonic()
+        downtime_start = self.clock.monotonic()
         self.was_running = m.stop_vm()
         if m.config.pause_before_switchover:
             m.set_state("active", "pre-switchover")
-            self._pause_sem.acquire()
+            with parked(self.clock):
+                self._pause_sem.acquire()
             self._check()
             m.set_state("pre-switchover", "device")
         elif self.machine.profile.has("migration-always-device-state"):
@@ -197,7 +201,7 @@ class OutgoingMigration:
         # QEMU's downtime and total time end here, with everything sent; qmpdl's own
         # stream then waits for the destination's acknowledgement (QEMU's precopy
         # without a return path waits for nothing)
-        end = time.monotonic()
+        end = self.clock.monotonic()
         if self.channel is not None and self.channel.duplex:
             self._await_ack()
         self.stats.downtime = int((end - downtime_start) * 1000)
@@ -303,7 +307,7 @@ class OutgoingMigration:
         remaining = int(self.bitmap.sum()) * PAGE_SIZE
         self.stats.dirty_bytes_last_sync = remaining
         self.stats.remaining = remaining
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if (now - self._period_start) * 1000 > 1000:
             self._trigger_throttle()
             period_ms = (now - self._period_start) * 1000
@@ -337,13 +341,13 @@ class OutgoingMigration:
 
     def _rate_limit(self) -> None:
         """Update the counters once per window; sleep out an exhausted window."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._update_counters(now)
         if self._rate_exceeded():
             wait = self._window_start + BUFFER_DELAY_MS / 1000 - now
             if wait > 0:
-                self._wakeup.wait(wait)
-            self._update_counters(time.monotonic())
+                self.clock.sleep_until(now + wait, self._wakeup)
+            self._update_counters(self.clock.monotonic())
 
     def _update_counters(self, now: float) -> None:
         elapsed_ms = (now - self._window_start) * 1000

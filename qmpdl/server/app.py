@@ -138,8 +138,10 @@ def build_machine(
     config: MachineConfig, clock: Clock | None = None, *, serial: SerialPort | None = None
 ) -> Machine:
     """The machine of ``config``; ``serial`` is where its guests' COM1 output goes."""
-    profile = get_profile(config.qemu_version)
-    clock = clock or RealClock()
+    from qmpdl import vtime
+
+    profile = vtime.profile_for(get_profile(config.qemu_version), config)
+    clock = clock or vtime.clock_for(config)
     # The trace file stays open for the life of the process, like QEMU's -D file.
     out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
     tracer = Tracer(config.trace_patterns, out)
@@ -149,7 +151,9 @@ def build_machine(
         if port.backend == "file" and port.path is not None:
             serial = open(port.path, "ab" if port.append else "wb")  # noqa: SIM115
     backend = build_backend(config, profile, clock, serial)
-    return Machine(config, profile, backend, clock, tracer=tracer)
+    machine = Machine(config, profile, backend, clock, tracer=tracer)
+    vtime.install(machine)  # virtual time, seed, scenario (no-ops without them)
+    return machine
 
 
 def greeting(executor: CommandExecutor) -> dict[str, object]:
