@@ -1042,10 +1042,11 @@ def _build(b: _Builder) -> MachineConfig:
         # has no vCPUs to run)
         accel = AccelConfig(kind="sim", dirty_ring_size=accel.dirty_ring_size)
     if b.scenario is not None:
+        from qmpdl.vtime.faults import check_scenario
         from qmpdl.vtime.scenario import ScenarioError, load_scenario
 
         try:
-            load_scenario(b.scenario)
+            check_scenario(load_scenario(b.scenario), topology.cpus)
         except ScenarioError as e:
             raise UsageError(f"--scenario {b.scenario}", str(e)) from None
     if b.migration_globals:

@@ -266,9 +266,7 @@ class DirtyLimit:
         self.complete_period(result, t0, slept0)
         return True
 
-    def complete_period(
-        self, result: VcpuRates, t0: float, slept0: list[float] | None
-    ) -> None:
+    def complete_period(self, result: VcpuRates, t0: float, slept0: list[float] | None) -> None:
         """The second half of a period: publish the rates measured since ``t0`` and
         adjust the penalties (``slept0``: each vCPU's penalty sleep total at ``t0``, for
         controllers that use it)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qmpdl import report
 from qmpdl.backend.base import VcpuBackend
-from qmpdl.clock import Clock, RealClock
+from qmpdl.clock import Clock
 from qmpdl.commands.executor import CommandExecutor
 from qmpdl.config import Chardev, MachineConfig, MonitorConfig
 from qmpdl.errors import QMPError
@@ -140,6 +140,7 @@ def build_machine(
     """The machine of ``config``; ``serial`` is where its guests' COM1 output goes."""
     from qmpdl import vtime
 
+    config = vtime.prepare(config)  # a scenario's workloads
     profile = vtime.profile_for(get_profile(config.qemu_version), config)
     clock = clock or vtime.clock_for(config)
     # The trace file stays open for the life of the process, like QEMU's -D file.

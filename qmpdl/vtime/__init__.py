@@ -45,6 +45,19 @@ def clock_for(config: MachineConfig) -> Clock:
     return RealClock()
 
 
+def prepare(config: MachineConfig) -> MachineConfig:
+    """The configuration with what a scenario adds: its vCPUs' starting workloads
+    (simulated vCPUs only; under ``-accel kvm`` the phases are ignored, see install)."""
+    if config.scenario is None or config.accel.kind == "kvm":
+        return config
+    from qmpdl.vtime.scenario import load_scenario, scenario_workloads
+
+    extra = scenario_workloads(load_scenario(config.scenario), config.cpus)
+    if not extra:
+        return config
+    return config.model_copy(update={"workloads": [*config.workloads, *extra]})
+
+
 def thread_id(seed: int | None) -> int:
     """The vCPU thread id ``query-cpus-fast`` shows under the virtual clock (a real
     one would differ between runs)."""
