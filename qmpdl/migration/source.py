@@ -35,6 +35,9 @@ log = logging.getLogger("qmpdl")
 
 #: QEMU's BUFFER_DELAY: rate limiting and bandwidth measurement window (ms).
 BUFFER_DELAY_MS = 100
+#: Seconds of floating-point slack in the window arithmetic (on a virtual clock a sleep
+#: ends exactly at its deadline, and window + 0.1 s - window may be a hair short of it).
+_SLACK = 1e-9
 #: Pages read and sent per record.
 BATCH_PAGES = 256
 
@@ -345,13 +348,13 @@ class OutgoingMigration:
         self._update_counters(now)
         if self._rate_exceeded():
             wait = self._window_start + BUFFER_DELAY_MS / 1000 - now
-            if wait > 0:
+            if wait > _SLACK:
                 self.clock.sleep_until(now + wait, self._wakeup)
             self._update_counters(self.clock.monotonic())
 
     def _update_counters(self, now: float) -> None:
         elapsed_ms = (now - self._window_start) * 1000
-        if elapsed_ms < BUFFER_DELAY_MS:
+        if elapsed_ms < BUFFER_DELAY_MS - _SLACK * 1000:
             return
         transferred = self.stats.transferred - self._iter_bytes
         bandwidth = transferred / elapsed_ms  # bytes per ms

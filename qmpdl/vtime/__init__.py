@@ -82,6 +82,13 @@ def install(machine: Machine) -> None:
         ident = thread_id(seed)
         n = machine.backend.nr_vcpus
         setattr(machine.backend, "thread_ids", lambda: [ident] * n)  # noqa: B010
+        teardown = machine.teardown
+
+        def released_teardown() -> None:
+            clock.release()  # threads being joined must not wait for a step
+            teardown()
+
+        setattr(machine, "teardown", released_teardown)  # noqa: B010
     link_clocks(machine)
     if config.scenario is not None:
         from qmpdl.vtime.scenario import apply_scenario, load_scenario

@@ -84,6 +84,8 @@ class SteppedClock:
         self._stepper: threading.Thread | None = None
         #: timers run and threads released so far (for tests and the benchmark)
         self.dispatched = 0
+        #: the machine is going away: sleeps end at once (time jumps to their end)
+        self._free = False
 
     # ------------------------------------------------------------------ Clock
 
@@ -103,6 +105,9 @@ class SteppedClock:
         if deadline <= self._now:
             return False
         with self._cond:
+            if self._free:
+                self._now = max(self._now, deadline)
+                return False
             adopted = me in self._threads
         if not adopted:
             # a command (or a timer) waiting for the guest: time runs for it
@@ -116,6 +121,9 @@ class SteppedClock:
                 while not sleep.released:
                     if wakeup is not None and wakeup.is_set():
                         return True
+                    if self._free:
+                        self._now = max(self._now, deadline)
+                        return False
                     self._cond.wait(0.01 if wakeup is not None else None)
                 return False
             finally:
@@ -179,6 +187,15 @@ class SteppedClock:
         reply goes out only then)."""
         with self._cond:
             self._wait_quiet()
+
+    def release(self) -> None:
+        """The machine shuts down: every sleep, now and later, ends at once (time jumps
+        to its deadline), so threads being joined can finish without a step."""
+        with self._cond:
+            self._free = True
+            for sleep in self._sleeps.values():
+                sleep.released = True
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ timers
 
