@@ -278,9 +278,11 @@ class DirtyLimit:
             self._window = (result.duration_ms, self._window[1], slept)
         rates = self._rates
         if rates is not None:
-            for i, rate in enumerate(result.rates[: self.max_cpus]):
-                self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
-                rates[i] = rate
+            new = result.rates[: self.max_cpus]
+            if self._trace.enabled("dirtyrate_do_calculate_vcpu"):
+                for i, rate in enumerate(new):
+                    self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
+            rates[: len(new)] = new
         if self.in_service():
             self._process()
 

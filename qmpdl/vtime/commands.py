@@ -28,7 +28,7 @@ def clock_info(ctx: CommandContext) -> QmpdlClockInfo:
     )
 
 
-@qmp_command("__com.qmpdl_clock-step", blocking=True)
+@qmp_command("__com.qmpdl_clock-step")
 def clock_step(ctx: CommandContext, args: ComQmpdlClockStepArgs) -> QmpdlClockInfo:
     clock = _clock(ctx)
     if args.ns is not None and args.ns < 0:
