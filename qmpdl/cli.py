@@ -324,7 +324,7 @@ def _accel(value: str) -> AccelConfig:
     if kind not in ("sim", "kvm", "tcg"):
         raise UsageError(where, f"invalid accelerator {kind} (qmpdl has sim, kvm and tcg)")
     ring = 0
-    clock = opts.pop("clock", "host") if kind == "sim" else "host"
+    clock = opts.pop("clock", "host") if kind in ("sim", "tcg") else "host"
     if clock not in ("host", "virtual"):
         raise UsageError(where, f"clock={clock}: choose host or virtual")
     if "dirty-ring-size" in opts and kind != "tcg":

@@ -79,7 +79,7 @@ class CommandExecutor:
             return self.schema.return_value(name, spec.handler(ctx, args))
         with self.machine.bql:
             value = self.schema.return_value(name, spec.handler(ctx, args))
-        if self._settle is not None:
+        if self._settle is not None and not self.machine.bql.held():  # not nested (HMP)
             self._settle()
         return value
 

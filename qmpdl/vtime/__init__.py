@@ -29,7 +29,7 @@ FEATURE = "qmpdl-virtual-clock"
 
 
 def virtual(config: MachineConfig) -> bool:
-    return config.accel.kind == "sim" and config.accel.clock == "virtual"
+    return config.accel.kind in ("sim", "tcg") and config.accel.clock == "virtual"
 
 
 def profile_for(profile: Profile, config: MachineConfig) -> Profile:
