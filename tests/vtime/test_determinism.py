@@ -10,6 +10,7 @@ transcript, byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -94,10 +95,10 @@ def play(target: str, workdir: Path) -> list[str]:
             transcript = run_script(sock, script).lines()
             lines += transcript
             if any('"SHUTDOWN"' in line for line in transcript):
-                try:  # quit, or a guest powering off: the process ends (let it)
+                # quit, or a guest powering off: the process ends (with -no-shutdown
+                # it stays)
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.proc.wait(5)
-                except subprocess.TimeoutExpired:  # -no-shutdown: it stays
-                    pass
     finally:
         if proc is not None:
             proc.close()
