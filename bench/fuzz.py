@@ -46,6 +46,11 @@ TIMEOUT_SECONDS = 30
 def _seeds(target: str) -> list[bytes]:
     """Inputs to start from: what the project's tests send (requests, HMP lines)."""
     seeds: list[bytes] = [b"", b"{}", b'{"execute": "qmp_capabilities"}']
+    if target == "hmp":
+        # the HMP lines of the recorded sessions (tests/hmp, one golden per QEMU) first
+        for golden in sorted((ROOT / "tests" / "hmp").glob("golden-qemu-*.json")):
+            for session in json.loads(golden.read_text(encoding="utf-8"))["sessions"]:
+                seeds += [b"\0" + s["hmp"].encode() for s in session["steps"] if "hmp" in s]
     corpus = ROOT / "tests" / "differential" / "corpus"
     for path in sorted(corpus.glob("*.json")) if corpus.exists() else []:
         for script in json.loads(path.read_text(encoding="utf-8")):
@@ -53,13 +58,8 @@ def _seeds(target: str) -> list[bytes]:
                 send = step.get("send")
                 for part in [send] if isinstance(send, str) else send or []:
                     seeds.append(part.encode("utf-8", "surrogatepass"))
-    if target == "hmp":
-        golden = ROOT / "tests" / "hmp" / "golden.json"
-        if golden.exists():
-            for session in json.loads(golden.read_text(encoding="utf-8"))["sessions"]:
-                seeds += [b"\0" + s["hmp"].encode() for s in session["steps"] if "hmp" in s]
     # Targets read a few choice bytes first: prefix each seed with zeros.
-    return [b"\0\0\0" + s for s in seeds[:400]]
+    return [b"\0\0\0" + s for s in list(dict.fromkeys(seeds))[:400]]
 
 
 def _dictionary(target: str, path: Path) -> None:

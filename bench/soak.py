@@ -62,6 +62,12 @@ class Server:
     name: str
     proc: QmpdlProcess
     monitors: list[str | tuple[str, int]]
+    #: a monitor of its own for the abuse (a 10 MiB flood holds its monitor for a while:
+    #: the clients of a shared one would queue behind it past their deadlines)
+    abused: str
+    #: set while a migration that should complete runs from the stopped guest: no
+    #: ``cont`` meanwhile
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> dict[str, Any]:
         pid = self.proc.proc.pid
@@ -81,20 +87,21 @@ class Server:
 
 def start_server(name: str, workdir: Path, unix: int, tcp: int) -> Server:
     paths = [str(workdir / f"{name}-{i}.sock") for i in range(unix)]
+    abused = str(workdir / f"{name}-abuse.sock")
     ports = [free_port() for _ in range(tcp)]
     args = [*MACHINE, "--qemu-version", "10.1"]
-    for path in paths:
+    for path in [*paths, abused]:
         args += ["-qmp", f"unix:{path},server=on,wait=off"]
     for port in ports:
         args += ["-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off"]
     proc = QmpdlProcess(args, monitor=False, workdir=workdir)
-    for path in paths:
+    for path in [*paths, abused]:
         proc.wait_for_path(path)
     monitors: list[str | tuple[str, int]] = [*paths, *(("127.0.0.1", p) for p in ports)]
     for address in monitors:  # every monitor answers before the soak starts
         with connect(address) as conn:
             conn.negotiate()
-    return Server(name, proc, monitors)
+    return Server(name, proc, monitors, abused)
 
 
 def connect(address: str | tuple[str, int], deadline: float = 60.0) -> RawQMP:
@@ -251,7 +258,7 @@ def machine_worker(server: Server, seed: int, stop: threading.Event, stats: Stat
                     b'{"execute": "query-dirty-rate"}',
                 )
                 stats.add("dirty rate measurements")
-            else:
+            elif not server.holding.is_set():
                 command(address, b'{"execute": "stop"}', b'{"execute": "cont"}')
                 stats.add("stop/cont")
         except (OSError, EOFError, RuntimeError) as e:
@@ -276,17 +283,25 @@ def migration_worker(
                 [*MACHINE, "--qemu-version", "10.1", "-incoming", f"tcp:127.0.0.1:{port}"],
                 workdir=dest_dir,
             ) as dest:
+                # every fifth is allowed to complete, from a stopped guest (two writers at
+                # ~1 GiB/s dirty a ring each between penalty sleeps: more than 300 ms of
+                # downtime at these bandwidths, so a running guest would not converge);
+                # the rest are cancelled at a random time
+                complete = number % 5 == 0
+                if complete:
+                    source.holding.set()
+                    command(address, b'{"execute": "stop"}')
                 caps = b"true" if rng.random() < 0.5 else b"false"
+                bandwidth = 64 << 20 if complete else rng.choice([1 << 20, 8 << 20, 64 << 20])
                 command(
                     address,
                     b'{"execute": "migrate-set-capabilities", "arguments": {"capabilities": '
                     b'[{"capability": "dirty-limit", "state": %s}]}}' % caps,
                     b'{"execute": "migrate-set-parameters", "arguments": '
-                    b'{"max-bandwidth": %d}}' % rng.choice([1 << 20, 8 << 20, 64 << 20]),
+                    b'{"max-bandwidth": %d}}' % bandwidth,
                     b'{"execute": "migrate", "arguments": {"uri": "tcp:127.0.0.1:%d"}}' % port,
                 )
                 stats.add("migrations started")
-                complete = number % 5 == 0
                 deadline = time.monotonic() + (120 if complete else rng.uniform(0.2, 4))
                 status = ""
                 while time.monotonic() < deadline and status not in ("completed", "failed"):
@@ -307,7 +322,7 @@ def migration_worker(
                         reply = json.loads(command(address, b'{"execute": "query-migrate"}')[0])
                         status = reply["return"].get("status", "")
                         time.sleep(0.05)
-                    if status == "completed":
+                    if status == "completed" or complete:
                         command(address, b'{"execute": "cont"}')
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     dest.proc.wait(60)
@@ -315,6 +330,7 @@ def migration_worker(
                     stats.error(f"destination {number}: {dest.stderr()[-2000:]}")
         except (OSError, EOFError, RuntimeError, TimeoutError) as e:
             stats.error(f"migration {number}: {type(e).__name__}: {e}")
+        source.holding.clear()
         stop.wait(rng.uniform(0.2, 2))
 
 
@@ -410,7 +426,7 @@ def run(minutes: float, seed: int, abuse_mib: int = 10) -> dict[str, Any]:
                     abused = True
                     sample("abuse-before")
                     abusers = [
-                        threading.Thread(target=abuse, args=(s.monitors[0], abuse_mib * MiB, stats))
+                        threading.Thread(target=abuse, args=(s.abused, abuse_mib * MiB, stats))
                         for s in (source, target)
                     ]
                     for thread in abusers:

@@ -12,6 +12,7 @@ talking QMP to the socket.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -47,7 +48,9 @@ def qmpdl(*options: str, name: str = "vm", ring: int = 4096) -> Iterator[Any]:
         try:
             yield client
         finally:
-            client.close()
+            # a destination whose migration was cancelled exits (as QEMU's does)
+            with contextlib.suppress(EOFError, OSError):
+                client.close()
     finally:
         proc.terminate()
         proc.wait(30)

@@ -1140,8 +1140,10 @@ def command_line(argv: Sequence[str] | None = None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # qmpdl speaks no TLS: asyncio goes without its ssl support, which would load
-    # OpenSSL (5 ms and 3 MiB of every start-up).  Only this process, not importers.
-    if "ssl" not in sys.modules and "asyncio" not in sys.modules:
+    # OpenSSL (5 ms and 3 MiB of every start-up).  Only this process, not importers,
+    # and not with --metrics (prometheus-client's exposition imports ssl).
+    wants_ssl = any(a.split("=", 1)[0] in ("--metrics", "-metrics") for a in command_line(argv))
+    if "ssl" not in sys.modules and "asyncio" not in sys.modules and not wants_ssl:
         sys.modules["ssl"] = None  # type: ignore[assignment]
     # Before any library starts a thread of its own (numpy's BLAS does at import): the
     # termination signals are taken by one thread, which learns who sent them.

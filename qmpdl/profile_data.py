@@ -69,6 +69,18 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
     "since": "10.1",
     "doc": "HMP info cpus ends each line with ' model=<qom-type without -x86_64-cpu>' (query-cpus-fast gained qom-type in the same release)"
    },
+   "cpu-model-props-visited": {
+    "since": "9.0",
+    "doc": "query-cpu-model-expansion: model.props is read by an input visitor named 'model.props': a non-object is refused ('Invalid parameter type for 'model.props', expected: object'; before: ignored) and a property's type error names 'model.props.NAME' (before: 'NAME')"
+   },
+   "hotpluggable-cpus-error-text": {
+    "since": "8.0",
+    "doc": "query-hotpluggable-cpus on a machine without CPU hotplug: 'machine does not support hot-plugging CPUs' (before: 'The feature 'query-hotpluggable-cpus' is not enabled')"
+   },
+   "qom-system-containers": {
+    "since": "10.0",
+    "doc": "QOM: the containers /objects and /backend exist from the start (qom-list of an empty one: only 'type'; before: /objects came with the first -object, else 'Device '/objects' not found')"
+   },
    "statusinfo-singlestep-deprecated": {
     "since": "8.1",
     "doc": "query-status: StatusInfo member singlestep carries the 'deprecated' feature in query-qmp-schema"
@@ -184,6 +196,10 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
    "migration-send-switchover-start": {
     "since": "10.0",
     "doc": "migration property send-switchover-start: HMP 'info migrate' globals list it after send-section-footer"
+   },
+   "migration-multifd-clean-tls-termination": {
+    "since": "10.0",
+    "doc": "migration property multifd-clean-tls-termination (bool, default on; -global migration.multifd-clean-tls-termination=...; not in HMP 'info migrate')"
    },
    "migration-multifd-postcopy": {
     "since": "10.1",

@@ -1,20 +1,18 @@
-"""Sizes with QEMU's suffixes (``-m 256M``, ``wss=64M``)."""
+"""Sizes with QEMU's suffixes (``-m 256M``, ``wss=64M``), read as QEMU reads them.
+
+There is one reader of sizes, :func:`qmpdl.strparse.strtosz` (``qemu_strtosz``); this
+is its form for options: a :class:`ValueError` for what it rejects.
+"""
 
 from __future__ import annotations
 
-import re
-
-_SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([BKMGT]?)$", re.IGNORECASE)
+from qmpdl.strparse import ParseError, strtosz
 
 
 def parse_size(text: str, default_suffix: str = "") -> int:
-    """Bytes of ``text`` such as ``4096``, ``64M`` or ``1.5G`` (binary units)."""
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise ValueError(f"invalid size '{text}'")
-    suffix = (m[2] or default_suffix).upper()
-    value = float(m[1]) * _SUFFIX[suffix]
-    if value != int(value):
-        raise ValueError(f"invalid size '{text}' (not a whole number of bytes)")
-    return int(value)
+    """Bytes of ``text`` such as ``4096``, ``64M``, ``1.5G`` or ``0x1000`` (binary units;
+    ``default_suffix`` applies to a number without one)."""
+    try:
+        return strtosz(text, default_suffix or "B")
+    except ParseError:
+        raise ValueError(f"invalid size '{text}'") from None

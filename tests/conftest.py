@@ -58,21 +58,21 @@ def real_qemu() -> Iterator[QemuProcess]:
         yield qemu
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if "qemu" in item.keywords and "real_qemu" not in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.usefixtures("_need_qemu_marker"))
-
-
-@pytest.fixture
-def _need_qemu_marker(request: pytest.FixtureRequest) -> None:
-    """The QEMU a ``qemu``-marked test needs: its ``version`` parameter, the marker's
-    argument (``@pytest.mark.qemu("10.0")``), or 7.2."""
-    callspec = getattr(request.node, "callspec", None)
-    marker = request.node.get_closest_marker("qemu")
-    if callspec is not None and "version" in callspec.params:
-        need_qemu(str(callspec.params["version"]))
-    elif marker is not None and marker.args:
-        need_qemu(str(marker.args[0]))
-    else:
-        need_qemu()
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``qemu``-marked test needs its QEMU: its ``version`` parameter, the marker's
+    argument (``@pytest.mark.qemu("10.0")``), or 7.2; a ``kvm``-marked one /dev/kvm.
+    Missing, the test skips - or fails under QMPDL_REQUIRE_QEMU / QMPDL_REQUIRE_KVM,
+    before its fixtures run.  (A hook, not a fixture added at collection time: pytest
+    has fixed each test's fixtures by then and would never run it.)"""
+    marker = item.get_closest_marker("qemu")
+    if marker is not None:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "version" in callspec.params:
+            need_qemu(str(callspec.params["version"]))
+        elif marker.args:
+            need_qemu(str(marker.args[0]))
+        else:
+            need_qemu()
+    if item.get_closest_marker("kvm") is not None:
+        need_kvm()

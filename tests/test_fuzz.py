@@ -36,3 +36,15 @@ def test_fixed_seed_slice(target: str, tmp_path: Path) -> None:
     assert stats["exit_status"] == 0, stats
     assert stats["inputs"] >= SLICE, stats
     assert stats["crashes"] == [] and stats["hangs"] == [], stats
+
+
+def test_hmp_target_starts_from_the_recorded_sessions() -> None:
+    """The HMP seeds and the QMP replies the HMP target answers with come from the
+    recorded HMP sessions (tests/hmp/golden-qemu-*.json): a moved golden fails here."""
+    from bench.fuzz import _seeds
+    from bench.fuzz_targets import _hmp_replies
+
+    seeds = _seeds("hmp")
+    assert b"\0\0\0\0info vcpu_dirty_limit" in seeds
+    assert len(set(seeds)) == len(seeds)
+    assert {"query-vcpu-dirty-limit", "query-dirty-rate"} <= set(_hmp_replies())

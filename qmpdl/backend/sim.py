@@ -136,6 +136,8 @@ class SimBackend(VcpuBackend):
         are written when the window is read: their timestamps bunch."""
         if not self.tracer.enabled("dirtylimit_vcpu_execute"):
             return
+        import numpy as np  # loaded with the model already
+
         sleeps = self.model.penalty_sleeps
         new = sleeps - self._traced_sleeps
         for cpu in np.flatnonzero(new).tolist():

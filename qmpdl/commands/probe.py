@@ -65,8 +65,8 @@ def query_cpu_definitions(ctx: CommandContext, args: QueryCpuDefinitionsArgs) ->
 def query_cpu_model_expansion(ctx: CommandContext, args: QueryCpuModelExpansionArgs) -> Any:
     from qmpdl.qemudata.cpu import expansion
 
-    props = args.model.props if isinstance(args.model.props, dict) else None
-    return expansion(ctx.machine.profile, _accel(ctx), args.type.value, args.model.name, props)
+    model = args.model
+    return expansion(ctx.machine.profile, _accel(ctx), args.type.value, model.name, model.props)
 
 
 @qmp_command("qom-list-types")

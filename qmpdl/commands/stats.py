@@ -29,10 +29,13 @@ def query_stats(ctx: CommandContext, args: StatsFilter) -> list[Any]:
 
 @qmp_command("query-stats-schemas")
 def query_stats_schemas(ctx: CommandContext, args: QueryStatsSchemasArgs) -> list[Any]:
-    from qmpdl.qemudata.stats import schemas
+    from qmpdl.qemudata.stats import cryptodev_schemas, schemas
     from qmpdl.qemudata.vcpus import has_vcpus
     from qmpdl.qemudata.vmstate import state_of
 
-    if args.provider is not None and args.provider.value != "kvm":
-        return []
-    return schemas(state_of(ctx.machine).stats, vcpus=has_vcpus(ctx.machine.config))
+    return schemas(
+        state_of(ctx.machine).stats,
+        vcpus=has_vcpus(ctx.machine.config),
+        provider=None if args.provider is None else args.provider.value,
+        cryptodev=cryptodev_schemas(ctx.machine.profile),
+    )

@@ -54,6 +54,8 @@ def query_hotpluggable_cpus(ctx: CommandContext, args: QueryHotpluggableCpusArgs
     config = ctx.machine.config
     info = machine_info(ctx.machine.profile, config.machine_type)
     if info is None or not info["hotpluggable-cpus"]:
+        if ctx.machine.profile.has("hotpluggable-cpus-error-text"):
+            raise QMPError("machine does not support hot-plugging CPUs")
         raise QMPError("The feature 'query-hotpluggable-cpus' is not enabled")
     topology = config.topology
     typename = cpu_type(vcpu_model(config))

@@ -19,31 +19,23 @@ QMP calls as QEMU's HMP handlers are (``migration/migration-hmp-cmds.c``,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 
 from qmpdl.errors import QMPError
 from qmpdl.hmp.cchar import to_u64
 from qmpdl.hmp.command import Args, Monitor
 from qmpdl.jsontypes import JsonObject, JsonValue
-from qmpdl.migration.params import (
+from qmpdl.migration.parameters import (
     GLOBAL_DEFAULTS,
-    parse_text_bool,
-    parse_text_mib,
-    parse_text_size,
-    parse_text_uint,
+    PARAMETER,
+    enum_values,
+    info_layout,
+    read_text,
 )
-from qmpdl.migration.strparse import INT64_MAX, ParseError, shell_parse_argv
 from qmpdl.profile import Profile
-from qmpdl.qapi import QapiSchema
-from qmpdl.qapi.schema import EnumType
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _enum_values(profile: Profile, name: str) -> list[str]:
-    typ = QapiSchema.load(profile).schema.types[name]
-    assert isinstance(typ, EnumType)
-    return typ.values
 
 
 def _call(mon: Monitor, name: str, arguments: JsonObject) -> bool:
@@ -129,7 +121,7 @@ def hmp_migrate_continue(mon: Monitor, args: Args) -> None:
     """``migrate_continue state``: the state is a MigrationStatus name."""
     state = args["state"]
     assert isinstance(state, str)
-    if state not in _enum_values(mon.profile, "MigrationStatus"):
+    if state not in enum_values(mon.profile, "MigrationStatus"):
         mon.print(f"Error: invalid parameter value: {state}\n")
         return
     _call(mon, "migrate-continue", {"state": state})
@@ -148,7 +140,7 @@ def hmp_migrate_set_capability(mon: Monitor, args: Args) -> None:
     name = args["capability"]
     state = args["state"]
     assert isinstance(name, str) and isinstance(state, bool)
-    if name not in _enum_values(mon.profile, "MigrationCapability"):
+    if name not in enum_values(mon.profile, "MigrationCapability"):
         mon.print(f"Error: invalid parameter value: {name}\n")
         return
     _call(
@@ -160,78 +152,16 @@ def hmp_migrate_set_capability(mon: Monitor, args: Args) -> None:
 
 # --- migrate_set_parameter ----------------------------------------------------------------
 
-#: How each parameter's value is read (the visitor QEMU's handler uses for it).
-_UINT8 = (
-    "compress-level",
-    "compress-threads",
-    "decompress-threads",
-    "throttle-trigger-threshold",
-    "cpu-throttle-initial",
-    "cpu-throttle-increment",
-    "max-cpu-throttle",
-    "multifd-channels",
-    "multifd-zlib-level",
-    "multifd-qatzip-level",
-    "multifd-zstd-level",
-)
-_BOOL = ("compress-wait-thread", "cpu-throttle-tailslow", "block-incremental", "direct-io")
-_STR = ("tls-creds", "tls-hostname", "tls-authz")
-_SIZE = (
-    "downtime-limit",
-    "max-postcopy-bandwidth",
-    "announce-initial",
-    "announce-max",
-    "announce-rounds",
-    "announce-step",
-    "x-vcpu-dirty-limit-period",
-    "vcpu-dirty-limit",
-)
-_MIB = ("max-bandwidth", "avail-switchover-bandwidth")
-_ENUM = {
-    "multifd-compression": "MultiFDCompression",
-    "mode": "MigMode",
-    "zero-page-detection": "ZeroPageDetection",
-}
-
 
 def parameter_value(
     profile: Profile, name: str, text: str, warn: Callable[[str], None] | None = None
 ) -> JsonValue:
-    """The value ``migrate_set_parameter NAME TEXT`` passes on; raises QMPError.
-    ``warn`` receives the deprecation warnings of sizes in QEMU versions that print
-    them (hexadecimal with a suffix before 8.0)."""
-    if profile.has("strtosz-hex-suffix-rejected"):
-        warn = None
-    revised = profile.has("strtosz-revised")
-    if name in _UINT8:
-        return parse_text_uint(name, text, "uint8")
-    if name in _BOOL:
-        return parse_text_bool(name, text)
-    if name in _STR:
-        return text
-    if name in _SIZE:
-        return parse_text_size(name, text, warn, revised=revised)
-    if name in _MIB:
-        return parse_text_mib(text, warn, revised=revised)
-    if name == "x-checkpoint-delay":
-        return parse_text_uint(name, text, "uint32")
-    if name == "xbzrle-cache-size":
-        size = parse_text_size(name, text, warn, revised=revised)
-        if size > INT64_MAX:
-            raise QMPError(f"Invalid size {text}")
-        return size
-    if name in _ENUM:
-        if text not in _enum_values(profile, _ENUM[name]):
-            raise QMPError(f"Parameter '{name}' does not accept value '{text}'")
-        return text
-    if name == "cpr-exec-command":
-        try:
-            return list[JsonValue](shell_parse_argv(text))
-        except ParseError as e:
-            raise QMPError(str(e)) from None
-    if name == "block-bitmap-mapping":
-        raise QMPError("The block-bitmap-mapping parameter can only be set through QMP")
-    raise AssertionError(f"migration parameter {name} has no HMP reader")
+    """The value ``migrate_set_parameter NAME TEXT`` passes on, read as the parameter's
+    row says (:mod:`qmpdl.migration.parameters`); raises QMPError.  ``warn`` receives
+    the deprecation warnings of sizes in QEMU versions that print them (hexadecimal
+    with a suffix before 8.0)."""
+    spec = PARAMETER[name]
+    return read_text(profile, spec, spec.hmp, name, text, warn=warn)
 
 
 def hmp_migrate_set_parameter(mon: Monitor, args: Args) -> None:
@@ -239,7 +169,7 @@ def hmp_migrate_set_parameter(mon: Monitor, args: Args) -> None:
     name = args["parameter"]
     text = args["value"]
     assert isinstance(name, str) and isinstance(text, str)
-    if name not in _enum_values(mon.profile, "MigrationParameter"):
+    if name not in enum_values(mon.profile, "MigrationParameter"):
         mon.print(f"Error: invalid parameter value: {name}\n")
         return
     try:
@@ -271,71 +201,39 @@ def hmp_info_migrate_parameters(mon: Monitor, args: Args) -> None:
     if reply is None:
         return
     p = _obj(reply)
-    has = mon.profile.has
-    old = not has("migration-block-compress-removed")
     out: list[str] = []
-
-    def add(name: str, text: str) -> None:
-        out.append(f"{name}: {text}\n")
-
-    add("announce-initial", f"{_u(p, 'announce-initial')} ms")
-    add("announce-max", f"{_u(p, 'announce-max')} ms")
-    add("announce-rounds", f"{_u(p, 'announce-rounds')}")
-    add("announce-step", f"{_u(p, 'announce-step')} ms")
-    if old:
-        add("compress-level", f"{_u(p, 'compress-level')}")
-        add("compress-threads", f"{_u(p, 'compress-threads')}")
-        add("compress-wait-thread", _onoff(p.get("compress-wait-thread")))
-        add("decompress-threads", f"{_u(p, 'decompress-threads')}")
-    add("throttle-trigger-threshold", f"{_u(p, 'throttle-trigger-threshold')}")
-    add("cpu-throttle-initial", f"{_u(p, 'cpu-throttle-initial')}")
-    add("cpu-throttle-increment", f"{_u(p, 'cpu-throttle-increment')}")
-    add("cpu-throttle-tailslow", _onoff(p.get("cpu-throttle-tailslow")))
-    add("max-cpu-throttle", f"{_u(p, 'max-cpu-throttle')}")
-    regrouped = has("hmp-info-migrate-parameters-regrouped")
-    add("tls-creds", f"'{_str(p, 'tls-creds')}'")
-    add("tls-hostname", f"'{_str(p, 'tls-hostname')}'")
-    if regrouped:
-        add("tls-authz", f"'{_str(p, 'tls-authz')}'")
-    add("max-bandwidth", f"{_u(p, 'max-bandwidth')} bytes/second")
-    if has("migration-avail-switchover-bandwidth"):
-        add("avail-switchover-bandwidth", f"{_u(p, 'avail-switchover-bandwidth')} bytes/second")
-    if regrouped:
-        add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')} bytes/second")
-    add("downtime-limit", f"{_u(p, 'downtime-limit')} ms")
-    add("x-checkpoint-delay", f"{_u(p, 'x-checkpoint-delay')} ms")
-    if old:
-        add("block-incremental", _onoff(p.get("block-incremental")))
-    add("multifd-channels", f"{_u(p, 'multifd-channels')}")
-    add("multifd-compression", _str(p, "multifd-compression"))
-    if has("migration-zero-page-detection"):
-        add("zero-page-detection", _str(p, "zero-page-detection"))
-    add("xbzrle-cache-size", f"{_u(p, 'xbzrle-cache-size')} bytes")
-    if not regrouped:
-        add("max-postcopy-bandwidth", f"{_u(p, 'max-postcopy-bandwidth')}")
-        add("tls-authz", f"'{_str(p, 'tls-authz')}'")
-    mapping = p.get("block-bitmap-mapping")
-    if isinstance(mapping, list):
-        out.append("block-bitmap-mapping:\n")
-        for node in mapping:
-            node_obj = _obj(node)
-            out.append(f"  '{_str(node_obj, 'node-name')}' -> '{_str(node_obj, 'alias')}'\n")
-            bitmaps = node_obj.get("bitmaps")
-            for bitmap in bitmaps if isinstance(bitmaps, list) else []:
-                bitmap_obj = _obj(bitmap)
-                out.append(f"    '{_str(bitmap_obj, 'name')}' -> '{_str(bitmap_obj, 'alias')}'\n")
-    if has("dirty-limit-migration"):
-        add("x-vcpu-dirty-limit-period", f"{_u(p, 'x-vcpu-dirty-limit-period')} ms")
-        add("vcpu-dirty-limit", f"{_u(p, 'vcpu-dirty-limit')} MB/s")
-    if has("migration-mode"):
-        add("mode", _str(p, "mode"))
-    if has("migration-direct-io"):
-        add("direct-io", _onoff(p.get("direct-io")))
-    if has("migration-cpr-exec"):
-        words = p.get("cpr-exec-command")
-        listed = [str(w) for w in words] if isinstance(words, list) else []
-        out.append("cpr-exec-command:" + "".join(f" {w}" for w in listed) + "\n")
+    for spec, line, unit in info_layout(mon.profile):
+        name = spec.name
+        if line.format == "u":
+            out.append(f"{name}: {_u(p, name)}{' ' + unit if unit else ''}\n")
+        elif line.format == "onoff":
+            out.append(f"{name}: {_onoff(p.get(name))}\n")
+        elif line.format == "quoted":
+            out.append(f"{name}: '{_str(p, name)}'\n")
+        elif line.format == "str":
+            out.append(f"{name}: {_str(p, name)}\n")
+        elif line.format == "mapping":
+            out += _mapping_lines(p.get(name))
+        else:
+            words = p.get(name)
+            listed = [str(w) for w in words] if isinstance(words, list) else []
+            out.append(f"{name}:" + "".join(f" {w}" for w in listed) + "\n")
     mon.print("".join(out))
+
+
+def _mapping_lines(mapping: JsonValue) -> list[str]:
+    """block-bitmap-mapping's lines (none until it was set)."""
+    if not isinstance(mapping, list):
+        return []
+    out = ["block-bitmap-mapping:\n"]
+    for node in mapping:
+        node_obj = _obj(node)
+        out.append(f"  '{_str(node_obj, 'node-name')}' -> '{_str(node_obj, 'alias')}'\n")
+        bitmaps = node_obj.get("bitmaps")
+        for bitmap in bitmaps if isinstance(bitmaps, list) else []:
+            bitmap_obj = _obj(bitmap)
+            out.append(f"    '{_str(bitmap_obj, 'name')}' -> '{_str(bitmap_obj, 'alias')}'\n")
+    return out
 
 
 # --- info migrate ---------------------------------------------------------------------------
@@ -439,6 +337,75 @@ def _blocked(mon: Monitor, info: JsonObject) -> None:
             mon.print(f"  {reason}\n")
 
 
+#: ``info migrate``'s lines (up to 10.0) about the members of each statistics object:
+#: ``{MEMBER}`` is printed with ``%PRIu64``, ``{MEMBER:k}`` shifted right by 10 (kbytes),
+#: ``{MEMBER:f}`` with ``%0.2f``; a line that starts with ``?`` is left out while its
+#: value is 0.  (``skipped`` is gone from 9.1's layout.)
+_STATS_LAYOUT = {
+    "ram": """
+        transferred ram: {transferred:k} kbytes
+        throughput: {mbps:f} mbps
+        remaining ram: {remaining:k} kbytes
+        total ram: {total:k} kbytes
+        duplicate: {duplicate} pages
+        skipped: {skipped} pages
+        normal: {normal} pages
+        normal bytes: {normal-bytes:k} kbytes
+        dirty sync count: {dirty-sync-count}
+        page size: {page-size:k} kbytes
+        multifd bytes: {multifd-bytes:k} kbytes
+        pages-per-second: {pages-per-second}
+        ?dirty pages rate: {dirty-pages-rate} pages
+        ?postcopy request count: {postcopy-requests}
+        ?precopy ram: {precopy-bytes:k} kbytes
+        ?downtime ram: {downtime-bytes:k} kbytes
+        ?postcopy ram: {postcopy-bytes:k} kbytes
+        ?Zero-copy-send fallbacks happened: {dirty-sync-missed-zero-copy} times
+    """,
+    "disk": """
+        transferred disk: {transferred:k} kbytes
+        remaining disk: {remaining:k} kbytes
+        total disk: {total:k} kbytes
+    """,
+    "xbzrle-cache": """
+        cache size: {cache-size} bytes
+        xbzrle transferred: {bytes:k} kbytes
+        xbzrle pages: {pages} pages
+        xbzrle cache miss: {cache-miss} pages
+        xbzrle cache miss rate: {cache-miss-rate:f}
+        xbzrle encoding rate: {encoding-rate:f}
+        xbzrle overflow: {overflow}
+    """,
+    "compression": """
+        compression pages: {pages} pages
+        compression busy: {busy}
+        compression busy rate: {busy-rate:f}
+        compressed size: {compressed-size:k} kbytes
+        compression rate: {compression-rate:f}
+    """,
+}
+_FIELD = re.compile(r"\{([a-z-]+)(?::([kf]))?\}")
+
+
+def _stats_text(stats: JsonObject, layout: str, *, skipped: bool) -> str:
+    text = ""
+    for raw in layout.split("\n"):
+        line = raw.strip()
+        match = _FIELD.search(line)
+        if match is None:
+            continue
+        key, how = match.groups()
+        optional = line.startswith("?")
+        if (optional and not _u(stats, key)) or (key == "skipped" and not skipped):
+            continue
+        if how == "f":
+            value = _f(stats, key)
+        else:
+            value = str(_u(stats, key) >> 10 if how == "k" else _u(stats, key))
+        text += line[optional : match.start()] + value + line[match.end() :] + "\n"
+    return text
+
+
 def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
     has = mon.profile.has
     out = mon.print
@@ -457,57 +424,11 @@ def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
             out(f"downtime: {_u(info, 'downtime')} ms\n")
         if "setup-time" in info:
             out(f"setup: {_u(info, 'setup-time')} ms\n")
-    ram = info.get("ram")
-    if isinstance(ram, dict):
-        out(f"transferred ram: {_u(ram, 'transferred') >> 10} kbytes\n")
-        out(f"throughput: {_f(ram, 'mbps')} mbps\n")
-        out(f"remaining ram: {_u(ram, 'remaining') >> 10} kbytes\n")
-        out(f"total ram: {_u(ram, 'total') >> 10} kbytes\n")
-        out(f"duplicate: {_u(ram, 'duplicate')} pages\n")
-        if not has("migration-skipped-removed"):
-            out(f"skipped: {_u(ram, 'skipped')} pages\n")
-        out(f"normal: {_u(ram, 'normal')} pages\n")
-        out(f"normal bytes: {_u(ram, 'normal-bytes') >> 10} kbytes\n")
-        out(f"dirty sync count: {_u(ram, 'dirty-sync-count')}\n")
-        out(f"page size: {_u(ram, 'page-size') >> 10} kbytes\n")
-        out(f"multifd bytes: {_u(ram, 'multifd-bytes') >> 10} kbytes\n")
-        out(f"pages-per-second: {_u(ram, 'pages-per-second')}\n")
-        if _u(ram, "dirty-pages-rate"):
-            out(f"dirty pages rate: {_u(ram, 'dirty-pages-rate')} pages\n")
-        if _u(ram, "postcopy-requests"):
-            out(f"postcopy request count: {_u(ram, 'postcopy-requests')}\n")
-        if _u(ram, "precopy-bytes"):
-            out(f"precopy ram: {_u(ram, 'precopy-bytes') >> 10} kbytes\n")
-        if _u(ram, "downtime-bytes"):
-            out(f"downtime ram: {_u(ram, 'downtime-bytes') >> 10} kbytes\n")
-        if _u(ram, "postcopy-bytes"):
-            out(f"postcopy ram: {_u(ram, 'postcopy-bytes') >> 10} kbytes\n")
-        if _u(ram, "dirty-sync-missed-zero-copy"):
-            out(
-                "Zero-copy-send fallbacks happened: "
-                f"{_u(ram, 'dirty-sync-missed-zero-copy')} times\n"
-            )
-    disk = info.get("disk")
-    if isinstance(disk, dict):
-        out(f"transferred disk: {_u(disk, 'transferred') >> 10} kbytes\n")
-        out(f"remaining disk: {_u(disk, 'remaining') >> 10} kbytes\n")
-        out(f"total disk: {_u(disk, 'total') >> 10} kbytes\n")
-    cache = info.get("xbzrle-cache")
-    if isinstance(cache, dict):
-        out(f"cache size: {_u(cache, 'cache-size')} bytes\n")
-        out(f"xbzrle transferred: {_u(cache, 'bytes') >> 10} kbytes\n")
-        out(f"xbzrle pages: {_u(cache, 'pages')} pages\n")
-        out(f"xbzrle cache miss: {_u(cache, 'cache-miss')} pages\n")
-        out(f"xbzrle cache miss rate: {_f(cache, 'cache-miss-rate')}\n")
-        out(f"xbzrle encoding rate: {_f(cache, 'encoding-rate')}\n")
-        out(f"xbzrle overflow: {_u(cache, 'overflow')}\n")
-    compression = info.get("compression")
-    if isinstance(compression, dict):
-        out(f"compression pages: {_u(compression, 'pages')} pages\n")
-        out(f"compression busy: {_u(compression, 'busy')}\n")
-        out(f"compression busy rate: {_f(compression, 'busy-rate')}\n")
-        out(f"compressed size: {_u(compression, 'compressed-size') >> 10} kbytes\n")
-        out(f"compression rate: {_f(compression, 'compression-rate')}\n")
+    skipped = not has("migration-skipped-removed")
+    for key, layout in _STATS_LAYOUT.items():
+        stats = info.get(key)
+        if isinstance(stats, dict):
+            out(_stats_text(stats, layout, skipped=skipped))
     if "cpu-throttle-percentage" in info:
         out(f"cpu throttle percentage: {_u(info, 'cpu-throttle-percentage')}\n")
     if "dirty-limit-throttle-time-per-round" in info:

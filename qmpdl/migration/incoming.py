@@ -19,12 +19,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from qmpdl.jsontypes import JsonObject, JsonValue
+from qmpdl.migration.host import IncomingHost
 from qmpdl.migration.stream import End, Header, Pages, PassEnd, State, StreamError, StreamReader
 from qmpdl.migration.uri import Channel, MigrationAddress, listen, open_incoming
 from qmpdl.threadname import name_this_thread
 
 if TYPE_CHECKING:
-    from qmpdl.migration.manager import MigrationManager
+    from qmpdl.backend.base import VcpuBackend
 
 log = logging.getLogger("qmpdl")
 
@@ -32,10 +33,19 @@ log = logging.getLogger("qmpdl")
 class IncomingMigration:
     """One incoming migration: listening sockets (or a command / file), one stream."""
 
-    def __init__(self, manager: MigrationManager, address: MigrationAddress) -> None:
-        self.manager = manager
-        self.backend = manager.machine.backend
+    def __init__(
+        self,
+        host: IncomingHost,
+        backend: VcpuBackend,
+        address: MigrationAddress,
+        *,
+        qemu_open_texts: bool = False,
+    ) -> None:
+        self.host = host
+        self.backend = backend
         self.address = address
+        #: 9.1+'s texts for a file that cannot be opened
+        self.qemu_open_texts = qemu_open_texts
         self.listeners: list[socket.socket] = []
         self.channel: Channel | None = None
         self.passes = 0
@@ -50,10 +60,7 @@ class IncomingMigration:
         accept and load in a thread."""
         self.listeners = listen(self.address)
         if not self.listeners:
-            self.channel = open_incoming(
-                self.address,
-                qemu_open_texts=self.manager.machine.profile.has("migration-file-qemu-open"),
-            )
+            self.channel = open_incoming(self.address, qemu_open_texts=self.qemu_open_texts)
         self._addresses = [self._socket_address(s) for s in self.listeners]
         self.thread.start()
 
@@ -98,14 +105,15 @@ class IncomingMigration:
 
     def _run(self) -> None:
         name_this_thread()
-        m = self.manager
+        m = self.host
         if self.channel is None:
             channel = self._accept()
             if channel is None:
                 return  # closed before anyone connected
             self.channel = channel
-        if m.channel_filter is not None:
-            self.channel = m.channel_filter(self.channel, "incoming")
+        channel_filter = getattr(m, "channel_filter", None)  # a scenario's faults
+        if channel_filter is not None:
+            self.channel = channel_filter(self.channel, "incoming")
         m.incoming_connected()
         try:
             self._load()
@@ -141,7 +149,7 @@ class IncomingMigration:
             self.channel.sendall(b"\0")
 
     def _check_header(self, header: Header) -> None:
-        mine = self.manager.machine_description()
+        mine = self.host.machine_description()
         if header.machine != mine:
             raise ValueError(f"the source machine {header.machine} does not match this one {mine}")
 

@@ -11,63 +11,53 @@ limits once one is in service; ``migrate_cancel`` lifts the limit, success does 
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
+from qmpdl.migration.host import MigrationMachine, MigrationSettings
+from qmpdl.migration.parameters import DefaultMigrationSettings
+from qmpdl.migration.params import MigrationConfig
+from qmpdl.migration.state import (
+    FINISHED_STATES,
+    INCOMING_TRANSITIONS,
+    OUTGOING_TRANSITIONS,
+    RAM_INFO_STATES,
+    RUNNING_STATES,
+    StatusMachine,
+)
+from qmpdl.migration.throttle import ConvergenceThrottle
 from qmpdl.migration.uri import (
     Channel,
     MigrationAddress,
     UnknownProtocolError,
     check_transport,
     connect,
-    from_channel,
     parse_uri,
+    resolve,
 )
-from qmpdl.qapi.types import RunState
+from qmpdl.qapi.types import MigrationStatus, RunState
+from qmpdl.vm.dirtylog import DirtyLogUser
 
 if TYPE_CHECKING:
     # the migration's threads and stream (numpy) are imported when one starts
     from qmpdl.migration.incoming import IncomingMigration
     from qmpdl.migration.source import OutgoingMigration, SourceStats
-    from qmpdl.vm.machine import Machine
 
-log = logging.getLogger("qmpdl")
+S = MigrationStatus
 
-#: States in which a migration counts as running (QEMU's migration_is_running).
-RUNNING_STATES = frozenset(
-    {
-        "active",
-        "postcopy-active",
-        "postcopy-paused",
-        "postcopy-recover",
-        "setup",
-        "pre-switchover",
-        "device",
-        "wait-unplug",
-        "cancelling",
-    }
-)
-#: States whose query-migrate carries times and RAM statistics.
-RAM_INFO_STATES = frozenset(
-    {
-        "active",
-        "cancelling",
-        "postcopy-active",
-        "pre-switchover",
-        "device",
-        "postcopy-paused",
-        "postcopy-recover",
-        "completed",
-    }
-)
-
+__all__ = [
+    "RAM_INFO_STATES",
+    "RUNNING_STATES",
+    "DefaultMigrationSettings",
+    "MigrationManager",
+    "MigrationSettings",
+]
 
 #: RAM blocks of QEMU's pc board besides the guest's RAM, which its migration counts in
 #: ``ram.total`` (and sends): pc.bios (SeaBIOS, 256 KiB), pc.rom (option ROMs, 128 KiB),
@@ -77,76 +67,75 @@ RAM_INFO_STATES = frozenset(
 FIRMWARE_RAM = (256 + 128 + 128 + 4 + 4) << 10
 
 
-class MigrationSettings(Protocol):
-    """The capabilities and parameters the engine reads (migrate-set-*)."""
-
-    @property
-    def events(self) -> bool: ...
-    @property
-    def auto_converge(self) -> bool: ...
-    @property
-    def dirty_limit(self) -> bool: ...
-    @property
-    def pause_before_switchover(self) -> bool: ...
-    @property
-    def max_bandwidth(self) -> int: ...
-    @property
-    def downtime_limit(self) -> int: ...
-    @property
-    def throttle_trigger_threshold(self) -> int: ...
-    @property
-    def cpu_throttle_initial(self) -> int: ...
-    @property
-    def cpu_throttle_increment(self) -> int: ...
-    @property
-    def cpu_throttle_tailslow(self) -> bool: ...
-    @property
-    def max_cpu_throttle(self) -> int: ...
-    @property
-    def vcpu_dirty_limit(self) -> int: ...
-    @property
-    def x_vcpu_dirty_limit_period(self) -> int: ...
-    def capability(self, name: str) -> bool: ...
-
-
 class MigrationManager:
-    """Outgoing and incoming migration of one machine."""
+    """Outgoing and incoming migration of one machine.
 
-    def __init__(self, machine: Machine, config: MigrationSettings) -> None:
+    The outgoing thread sees it as an :class:`~qmpdl.migration.host.OutgoingHost`, the
+    incoming one as an :class:`~qmpdl.migration.host.IncomingHost`; the commands call
+    the public methods below."""
+
+    def __init__(
+        self,
+        machine: MigrationMachine,
+        config: MigrationSettings,
+        *,
+        exit: Callable[[int], None] | None = None,
+    ) -> None:
         self.machine = machine
         self.config = config
         self._lock = threading.RLock()
-        #: outgoing status (QEMU's MigrationState.state); "none" before any migration
-        self.state = "none"
+        #: outgoing status (QEMU's MigrationState.state)
+        self._out = StatusMachine("outgoing", OUTGOING_TRANSITIONS)
         self.error: str | None = None
         self.outgoing: OutgoingMigration | None = None
         self._last_stats: SourceStats | None = None
-        #: auto-converge throttle, percent (0: off)
-        self.cpu_throttle = 0
-        #: migration_dirty_limit_guest's static quota (process-wide, never reset)
-        self._dirty_limit_quota = 0
+        self.throttle = ConvergenceThrottle(
+            config, machine.backend, machine.dirtylimit, machine.tracer
+        )
         self.incoming: IncomingMigration | None = None
         #: incoming status (QEMU's MigrationIncomingState.state)
-        self.incoming_state = "none"
+        self._in = StatusMachine("incoming", INCOMING_TRANSITIONS)
         self.incoming_error: str | None = None
         self._incoming_once = False
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
-        self.exit: Any = lambda status: None
+        self.exit: Callable[[int], None] = exit or (lambda status: None)
         #: wraps each migration stream's channel, (channel, "outgoing"|"incoming") ->
         #: channel: a scenario's stream faults (qmpdl.vtime.faults)
         self.channel_filter: Callable[[Channel, str], Channel] | None = None
-        if hasattr(config, "incoming_started"):
-            config.incoming_started = self.incoming_started
+        if isinstance(config, MigrationConfig):
+            config.bind_engine(self)
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def state(self) -> MigrationStatus:
+        """The outgoing status."""
+        return self._out.status
+
+    @property
+    def status(self) -> MigrationStatus:
+        return self._out.status
+
+    @property
+    def incoming_state(self) -> MigrationStatus:
+        return self._in.status
+
+    @property
+    def settings(self) -> MigrationSettings:
+        return self.config
+
+    @property
+    def cpu_throttle(self) -> int:
+        """Auto-converge's throttle, percent (0: off)."""
+        return self.throttle.cpu_throttle
 
     def running(self) -> bool:
         return self.state in RUNNING_STATES
 
     def incoming_started(self) -> bool:
         """Whether an incoming migration has its transport up (listening or loading)."""
-        return self.incoming is not None and self.incoming_state not in ("completed", "failed")
+        return self.incoming is not None and self.incoming_state not in (S.COMPLETED, S.FAILED)
 
     def in_migration_thread(self) -> bool:
         out = self.outgoing
@@ -188,14 +177,14 @@ class MigrationManager:
                 addresses = incoming.socket_addresses()
                 if addresses:
                     info["socket-address"] = addresses
-            if self.incoming_state != "none":
-                info["status"] = self.incoming_state
+            if self.incoming_state != S.NONE:
+                info["status"] = self.incoming_state.value
                 if self.incoming_error is not None and profile.has("query-migrate-error-any-state"):
                     info["error-desc"] = self.incoming_error
             state = self.state
-            if state == "none":
+            if state == S.NONE:
                 return info
-            info["status"] = state
+            info["status"] = state.value
             if state in RAM_INFO_STATES:
                 out = self.outgoing
                 stats = out.stats if out is not None else self._last_stats
@@ -203,7 +192,7 @@ class MigrationManager:
                     self._time_info(info, stats, state)
                     self._ram_info(info, stats, state)
             if self.error is not None and (
-                state == "failed" or profile.has("query-migrate-error-any-state")
+                state == S.FAILED or profile.has("query-migrate-error-any-state")
             ):
                 info["error-desc"] = self.error
         return info
@@ -214,17 +203,19 @@ class MigrationManager:
             out = self.outgoing
             return out.stats if out is not None else self._last_stats
 
-    def _time_info(self, info: JsonObject, stats: SourceStats, state: str) -> None:
+    def _time_info(self, info: JsonObject, stats: SourceStats, state: MigrationStatus) -> None:
         info["setup-time"] = stats.setup_time
-        if state == "completed":
+        if state == S.COMPLETED:
             info["total-time"] = stats.total_time
             info["downtime"] = stats.downtime
         else:
-            info["total-time"] = int((self.machine.clock.monotonic() - stats.start_time) * 1000)
+            clock = getattr(self.machine.backend, "clock", None)  # virtual: qmpdl.vtime
+            now = time.monotonic() if clock is None else clock.monotonic()
+            info["total-time"] = int((now - stats.start_time) * 1000)
             info["expected-downtime"] = stats.expected_downtime
 
-    def _ram_info(self, info: JsonObject, stats: SourceStats, state: str) -> None:
-        completed = state == "completed"
+    def _ram_info(self, info: JsonObject, stats: SourceStats, state: MigrationStatus) -> None:
+        completed = state == S.COMPLETED
         info["ram"] = {
             "transferred": stats.transferred,
             "remaining": 0 if completed else stats.remaining,
@@ -255,76 +246,31 @@ class MigrationManager:
 
     # ------------------------------------------------------------------ events and state
 
-    def set_state(self, old: str, new: str) -> None:
-        with self._lock:
-            if self.state != old:
-                return
-            self.state = new
-        self.machine.tracer("migrate_set_state", f"new state {new}")
+    def transition(self, old: MigrationStatus, new: MigrationStatus) -> None:
+        """QEMU's migrate_set_state on the outgoing status: the trace event and (with
+        the ``events`` capability) ``MIGRATION`` if it changed."""
+        if not self._out.transition(old, new):
+            return
+        self.machine.tracer("migrate_set_state", f"new state {new.value}")
         if self.config.events:
-            self.machine.events.emit("MIGRATION", {"status": new})
+            self.machine.events.emit("MIGRATION", {"status": new.value})
 
-    def event_pass(self, number: int) -> None:
+    def pass_done(self, number: int) -> None:
         if self.config.events:
             self.machine.events.emit("MIGRATION_PASS", {"pass": number})
 
-    def fail(self, message: str, from_state: str | None = None) -> None:
+    def fail(self, message: str, from_state: MigrationStatus | None = None) -> None:
         """The outgoing migration failed: remember why, status ``failed``."""
         with self._lock:
-            if self.state in ("cancelling", "cancelled", "failed", "completed"):
+            if self.state in (S.CANCELLING, S.CANCELLED, S.FAILED, S.COMPLETED):
                 return
             if self.error is None:
                 self.error = message
             old = from_state or self.state
         print(f"qmpdl: {message}", file=sys.stderr, flush=True)
-        self.set_state(old, "failed")
-
-    @staticmethod
-    def stream_error(e: OSError, kind: str = "socket") -> str:
-        """QEMU's text for a failed write to a ``kind`` channel (socket, file, command)."""
-        text = str(e)
-        if text.startswith(("Unable to", "Sibling", "Failed")):
-            return text
-        return f"Unable to write to {kind}: {e.strerror or text}"
+        self.transition(old, S.FAILED)
 
     # ------------------------------------------------------------------ addresses
-
-    def resolve_address(
-        self, uri: str | None, channels: Sequence[Any] | None, *, command: str
-    ) -> MigrationAddress:
-        """The ``uri`` / ``channels`` arguments of QEMU 8.2+ (texts per version)."""
-        p = self.machine.profile
-        if p.has("migration-channels-need-either"):
-            channels = channels or None  # an empty list is NULL in QEMU's C
-            if (uri is None) == (channels is None):
-                raise QMPError("need either 'uri' or 'channels' argument")
-        elif uri is not None and channels is not None:
-            raise QMPError(
-                "'uri' and 'channels' arguments are mutually exclusive; exactly one of the "
-                f"two should be present in '{command}' qmp command "
-            )
-        elif uri is None and not channels:
-            raise QMPError(
-                f"neither 'uri' or 'channels' argument are specified in '{command}' qmp command "
-            )
-        if channels is None:
-            assert uri is not None
-            return parse_uri(uri, p, incoming=command == "migrate-incoming")
-        if not p.has("migration-cpr-transfer"):
-            if len(channels) > 1:
-                raise QMPError("Channel list has more than one entries")
-            return from_channel(channels[0].addr)
-        if command == "migrate-incoming" and len(channels) > 1:
-            raise QMPError("Channel list must have only one entry, for type 'main'")
-        by_type: dict[str, Any] = {}
-        for channel in channels:
-            kind = str(getattr(channel.channel_type, "value", channel.channel_type))
-            if kind in by_type:
-                raise QMPError(f"Channel list has more than one {kind} entry")
-            by_type[kind] = channel
-        if "main" not in by_type:
-            raise QMPError("Channel list has no main entry")
-        return from_channel(by_type["main"].addr)
 
     def _check_transport(self, address: MigrationAddress) -> None:
         c = self.config
@@ -349,7 +295,7 @@ class MigrationManager:
         before, the migration is set up first and a bad URI then fails it."""
         p = self.machine.profile
         if p.has("migrate-file-uri"):
-            address = self.resolve_address(uri, channels, command="migrate")
+            address = resolve(uri, channels, p, command="migrate")
             self._check_transport(address)
             self._prepare(blk, inc, resume)
         else:
@@ -365,7 +311,7 @@ class MigrationManager:
             try:
                 address = parse_uri(uri, p)
             except UnknownProtocolError:
-                self.set_state("setup", "failed")
+                self.transition(S.SETUP, S.FAILED)
                 raise
             except QMPError as e:
                 self._fd_error(e.desc)
@@ -374,7 +320,7 @@ class MigrationManager:
 
     def _prepare(self, blk: bool, inc: bool, resume: bool) -> None:
         """QEMU's migrate_prepare and migrate_init: the checks, then status ``setup``."""
-        if resume and self.state != "postcopy-paused":
+        if resume and self.state != S.POSTCOPY_PAUSED:
             raise QMPError("Cannot resume if there is no paused migration")
         if self.running():
             raise QMPError("There's a migration process in progress")
@@ -389,24 +335,26 @@ class MigrationManager:
             raise QMPError("Command options are incompatible with current migration capabilities")
         with self._lock:
             self.error = None
-            self.state = "none"
             self.outgoing = None
             self._last_stats = None
-        self.set_state("none", "setup")
+            old = self.state
+        assert old == S.NONE or old in FINISHED_STATES
+        self.transition(old, S.SETUP)
 
     def _fd_error(self, text: str) -> None:
         """QEMU's migrate_fd_error: remember why, ``setup`` -> ``failed``."""
         with self._lock:
             if self.error is None:
                 self.error = text
-        self.set_state("setup", "failed")
+        self.transition(S.SETUP, S.FAILED)
 
     def _start_outgoing(self, address: MigrationAddress) -> None:
         channel = None
+        profile = self.machine.profile
         if address.transport in ("fd", "rdma", "exec", "file"):
             # QEMU opens these in the command (fd and rdma always fail here: no fd
             # passing, no RDMA); sockets connect asynchronously, in the thread
-            texts = self.machine.profile.has("migration-file-qemu-open")
+            texts = profile.has("migration-file-qemu-open")
             try:
                 channel = connect(address, qemu_open_texts=texts)
             except OSError as e:
@@ -414,34 +362,60 @@ class MigrationManager:
                 raise QMPError(str(e)) from None
         from qmpdl.migration.source import OutgoingMigration
 
-        outgoing = OutgoingMigration(self, address, channel)
+        outgoing = OutgoingMigration(
+            self,
+            self.machine.backend,
+            address,
+            channel,
+            always_device_state=profile.has("migration-always-device-state"),
+        )
         outgoing.stats.expected_downtime = self.config.downtime_limit
+        self.throttle.begin()
         with self._lock:
             self.outgoing = outgoing
         outgoing.start()
+
+    def dirty_log(self, user: DirtyLogUser, on: bool) -> None:
+        """Dirty logging for the outgoing thread (under the BQL, as QEMU)."""
+        with self.machine.bql:
+            if on:
+                self.machine.dirty_log.start(user)
+            else:
+                self.machine.dirty_log.stop(user)
+
+    def guest_running(self) -> bool:
+        return self.machine.running
+
+    def source_runstate(self) -> str:
+        return str(self.machine.runstate_before_migration)
+
+    def period_ended(self, dirty_bytes: int, transferred_bytes: int) -> None:
+        self.throttle.period_ended(dirty_bytes, transferred_bytes)
 
     def stop_vm(self) -> bool:
         """Switchover: stop the vCPUs (runstate ``finish-migrate``); True if they ran."""
         return self.machine.stop_for_migration()
 
     def finished(self, outgoing: OutgoingMigration) -> None:
-        """The outgoing thread ended its work: settle the run state as QEMU's
-        migration_iteration_finish does (a moment after the end state)."""
+        """The outgoing thread ended its work: the vCPUs run unthrottled, and the run
+        state settles as QEMU's migration_iteration_finish does (a moment after the end
+        state)."""
+        self.throttle.stop()
         with self._lock:
             self._last_stats = outgoing.stats
             state = self.state
         with self.machine.bql:
-            if state == "completed":
+            if state == S.COMPLETED:
                 self.machine.set_runstate(RunState.POSTMIGRATE)
-            elif state in ("failed", "cancelling", "cancelled"):
+            elif state in (S.FAILED, S.CANCELLING, S.CANCELLED):
                 self.machine.restart_after_migration(outgoing.was_running)
 
     def cleaned_up(self) -> None:
         """The outgoing thread released what it used: a cancelled migration becomes
         ``cancelled`` now, in a bottom half as QEMU's cleanup (so after the reply of a
         migrate_cancel still being answered)."""
-        if self.state == "cancelling":
-            self.machine.bottom_halves.schedule(lambda: self.set_state("cancelling", "cancelled"))
+        if self.state == S.CANCELLING:
+            self.machine.bottom_halves.schedule(lambda: self.transition(S.CANCELLING, S.CANCELLED))
 
     def cancel(self, *, wait: bool = False) -> None:
         """QMP ``migrate_cancel`` (and machine shutdown): first try to lift the dirty
@@ -461,7 +435,7 @@ class MigrationManager:
             if not self.running():
                 return
             old = self.state
-        self.set_state(old, "cancelling")
+        self.transition(old, S.CANCELLING)
         out = self.outgoing
         if out is not None:
             out.cancel()
@@ -471,7 +445,7 @@ class MigrationManager:
     def continue_(self, state: str) -> None:
         """QMP ``migrate-continue``: release the pause if the status is ``state``."""
         if self.state != state:
-            raise QMPError(f"Migration not in expected state: {self.state}")
+            raise QMPError(f"Migration not in expected state: {self.state.value}")
         if self.outgoing is not None:
             self.outgoing.resume_from_pause()
 
@@ -483,38 +457,6 @@ class MigrationManager:
                 "postcopy-recover state"
             )
         raise QMPError("migrate-pause is currently only supported during postcopy-active state")
-
-    # ------------------------------------------------------------------ throttling
-
-    def throttle_guest_down(self, bytes_dirty: int, bytes_threshold: int) -> None:
-        """Auto-converge: start at cpu-throttle-initial, then step up (QEMU's
-        mig_throttle_guest_down, tail-slow included)."""
-        c = self.config
-        now = self.cpu_throttle
-        if not now:
-            new = c.cpu_throttle_initial
-        else:
-            if c.cpu_throttle_tailslow and bytes_dirty:
-                cpu_now = 100 - now
-                ideal = int(cpu_now * (bytes_threshold / bytes_dirty))
-                inc = min(cpu_now - ideal, c.cpu_throttle_increment)
-            else:
-                inc = c.cpu_throttle_increment
-            new = min(now + inc, c.max_cpu_throttle)
-        self.cpu_throttle = new
-        self.machine.backend.set_cpu_throttle(new)
-
-    def dirty_limit_guest(self) -> None:
-        """Limit every vCPU at vcpu-dirty-limit (QEMU's migration_dirty_limit_guest)."""
-        quota = self.config.vcpu_dirty_limit
-        if self.machine.dirtylimit.in_service() and self._dirty_limit_quota == quota:
-            return
-        self._dirty_limit_quota = quota
-        with contextlib.suppress(QMPError):
-            self.machine.dirtylimit.set_vcpu_dirty_limit(None, quota)
-        self.machine.tracer(
-            "migration_dirty_limit_guest", f"guest dirty page rate limit {quota} MB/s"
-        )
 
     # ------------------------------------------------------------------ the incoming side
 
@@ -532,7 +474,7 @@ class MigrationManager:
         ``setup`` (the event then follows the capability)."""
         p = self.machine.profile
         if p.has("migrate-file-uri"):
-            address = self.resolve_address(uri, channels, command="migrate-incoming")
+            address = resolve(uri, channels, p, command="migrate-incoming")
             self._check_transport(address)
             self._incoming_setup()
         else:
@@ -541,7 +483,12 @@ class MigrationManager:
             address = parse_uri(uri, p, incoming=True)
         from qmpdl.migration.incoming import IncomingMigration
 
-        incoming = IncomingMigration(self, address)
+        incoming = IncomingMigration(
+            self,
+            self.machine.backend,
+            address,
+            qemu_open_texts=p.has("migration-file-qemu-open"),
+        )
         try:
             incoming.start()
         except OSError as e:
@@ -553,12 +500,12 @@ class MigrationManager:
 
     def _incoming_setup(self) -> None:
         p = self.machine.profile
-        if p.has("migration-incoming-state-checked") and self.incoming_state != "none":
-            raise QMPError(f"Illegal migration incoming state: {self.incoming_state}")
+        if p.has("migration-incoming-state-checked") and self.incoming_state != S.NONE:
+            raise QMPError(f"Illegal migration incoming state: {self.incoming_state.value}")
         if p.has("migration-incoming-setup-state"):
-            self.set_incoming_state("none", "setup")
+            self._incoming_transition(S.NONE, S.SETUP)
         else:
-            self.machine.events.emit("MIGRATION", {"status": "setup"})
+            self.machine.events.emit("MIGRATION", {"status": S.SETUP.value})
 
     def migrate_incoming(
         self, uri: str | None, channels: Sequence[Any] | None = None, exit_on_error: bool = True
@@ -570,22 +517,18 @@ class MigrationManager:
             raise QMPError("'-incoming' was not specified on the command line")
         self.start_incoming(uri, channels, exit_on_error=exit_on_error)
 
-    def set_incoming_state(self, old: str, new: str) -> None:
-        with self._lock:
-            if self.incoming_state != old:
-                return
-            self.incoming_state = new
-        if self.config.events:
-            self.machine.events.emit("MIGRATION", {"status": new})
+    def _incoming_transition(self, old: MigrationStatus, new: MigrationStatus) -> None:
+        if self._in.transition(old, new) and self.config.events:
+            self.machine.events.emit("MIGRATION", {"status": new.value})
 
     def incoming_connected(self) -> None:
         """The source connected (or the stream opened): status ``active``."""
-        self.set_incoming_state(self.incoming_state, "active")
+        self._incoming_transition(self.incoming_state, S.ACTIVE)
 
     def incoming_completed(self, source_runstate: str | None) -> None:
         """Everything loaded: the guest runs (or takes the source's run state)."""
         self.machine.start_after_incoming(source_runstate)
-        self.set_incoming_state("active", "completed")
+        self._incoming_transition(S.ACTIVE, S.COMPLETED)
 
     def incoming_failed(self, message: str) -> None:
         """Loading failed: status ``failed``; the process exits with status 1 (unless
@@ -594,7 +537,7 @@ class MigrationManager:
             self.incoming.reply_error(message)
         with self._lock:
             self.incoming_error = message
-        self.set_incoming_state("active", "failed")
+        self._incoming_transition(S.ACTIVE, S.FAILED)
         print(f"qmpdl: {message}", file=sys.stderr)
         print("qmpdl: load of migration failed: Invalid argument", file=sys.stderr, flush=True)
         if self._exit_on_error:
@@ -606,25 +549,3 @@ class MigrationManager:
             self.cancel(wait=True)
         if self.incoming is not None:
             self.incoming.close()
-
-
-@dataclass
-class DefaultMigrationSettings:
-    """QEMU's defaults, for machines without a configuration object (tests)."""
-
-    events: bool = False
-    auto_converge: bool = False
-    dirty_limit: bool = False
-    pause_before_switchover: bool = False
-    max_bandwidth: int = 128 << 20
-    downtime_limit: int = 300
-    throttle_trigger_threshold: int = 50
-    cpu_throttle_initial: int = 20
-    cpu_throttle_increment: int = 10
-    cpu_throttle_tailslow: bool = False
-    max_cpu_throttle: int = 99
-    vcpu_dirty_limit: int = 1
-    x_vcpu_dirty_limit_period: int = 1000
-
-    def capability(self, name: str) -> bool:
-        return False

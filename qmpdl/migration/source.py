@@ -22,14 +22,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from qmpdl.clock import parked, start_thread
-from qmpdl.migration.stream import PAGE_SIZE, StreamWriter
+from qmpdl.backend.base import PAGE_SIZE
+from qmpdl.clock import Clock, RealClock, parked, start_thread
+from qmpdl.migration.host import OutgoingHost
+from qmpdl.migration.stream import StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
+from qmpdl.qapi.types import MigrationStatus
 from qmpdl.threadname import name_this_thread
 from qmpdl.vm.dirtylog import DirtyLogUser
 
 if TYPE_CHECKING:
-    from qmpdl.migration.manager import MigrationManager
+    from qmpdl.backend.base import VcpuBackend
+
+S = MigrationStatus
 
 log = logging.getLogger("qmpdl")
 
@@ -40,6 +45,14 @@ BUFFER_DELAY_MS = 100
 _SLACK = 1e-9
 #: Pages read and sent per record.
 BATCH_PAGES = 256
+
+
+def stream_error(e: OSError, kind: str = "socket") -> str:
+    """QEMU's text for a failed write to a ``kind`` channel (socket, file, command)."""
+    text = str(e)
+    if text.startswith(("Unable to", "Sibling", "Failed")):
+        return text
+    return f"Unable to write to {kind}: {e.strerror or text}"
 
 
 class MigrationCancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -74,15 +87,20 @@ class OutgoingMigration:
 
     def __init__(
         self,
-        manager: MigrationManager,
+        host: OutgoingHost,
+        backend: VcpuBackend,
         address: MigrationAddress,
         channel: Channel | None = None,
+        *,
+        always_device_state: bool = False,
     ) -> None:
-        self.manager = manager
-        self.machine = manager.machine
-        self.backend = manager.machine.backend
+        self.host = host
+        self.backend = backend
         self.address = address
-        self.clock = manager.machine.clock
+        #: 10.0+: the switchover always passes through status ``device``
+        self.always_device_state = always_device_state
+        #: the machine's clock (virtual under -accel sim,clock=virtual: qmpdl.vtime)
+        self.clock: Clock = getattr(backend, "clock", None) or RealClock()
         self.stats = SourceStats(start_time=self.clock.monotonic())
         #: opened by the command for exec: and file: (None: connected by the thread)
         self.channel: Channel | None = channel
@@ -97,7 +115,6 @@ class OutgoingMigration:
         self._period_start = 0.0
         self._period_dirty = 0
         self._period_xfer_start = 0
-        self._dirty_rate_high = 0
         #: QEMU's pause_sem: migrate-continue (or a cancel) releases pre-switchover
         self._pause_sem = threading.Semaphore(0)
         #: cuts the rate limiter's sleep short on cancel
@@ -123,41 +140,41 @@ class OutgoingMigration:
         self._pause_sem.release()
 
     def _check(self) -> None:
-        if self.manager.state == "cancelling":
+        if self.host.status == S.CANCELLING:
             raise MigrationCancelled
 
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
         name_this_thread()
-        m = self.manager
+        m = self.host
         try:
             if self.channel is None:
                 try:
                     self.channel = connect(self.address)
                 except OSError as e:
-                    m.fail(str(e), from_state="setup")
+                    m.fail(str(e), from_state=S.SETUP)
                     return
-            if m.channel_filter is not None:
-                self.channel = m.channel_filter(self.channel, "outgoing")
+            channel_filter = getattr(m, "channel_filter", None)  # a scenario's faults
+            if channel_filter is not None:
+                self.channel = channel_filter(self.channel, "outgoing")
             self._check()
             self._send(
                 self.writer.header(
                     self.backend.ram_size, self.backend.nr_vcpus, m.machine_description()
                 )
             )
-            with self.machine.bql:
-                self.machine.dirty_log.start(DirtyLogUser.MIGRATION)
+            m.dirty_log(DirtyLogUser.MIGRATION, True)
             self.bitmap = self.backend.migration_sync()
             self._count_sync(0)
             self.stats.setup_time = int((self.clock.monotonic() - self.stats.start_time) * 1000)
-            m.set_state("setup", "active")
+            m.transition(S.SETUP, S.ACTIVE)
             self._period_start = self._window_start = self.clock.monotonic()
             self._iterate()
         except MigrationCancelled:
             pass
         except OSError as e:
-            m.fail(m.stream_error(e, self.channel.kind if self.channel is not None else "socket"))
+            m.fail(stream_error(e, self.channel.kind if self.channel is not None else "socket"))
         except Exception as e:  # a bug must not leave the migration hanging
             log.exception("migration failed unexpectedly")
             m.fail(f"internal error: {e}")
@@ -165,8 +182,8 @@ class OutgoingMigration:
             self._finish()
 
     def _iterate(self) -> None:
-        m = self.manager
-        while m.state == "active":
+        m = self.host
+        while m.status == S.ACTIVE:
             self._check()
             if not self._rate_exceeded():
                 pending = int(self.bitmap.sum()) * PAGE_SIZE
@@ -180,25 +197,29 @@ class OutgoingMigration:
             self._rate_limit()
 
     def _complete(self) -> None:
-        m = self.manager
+        m = self.host
         self.stats.downtime = 0
         downtime_start = self.clock.monotonic()
         self.was_running = m.stop_vm()
-        if m.config.pause_before_switchover:
-            m.set_state("active", "pre-switchover")
+        #: QEMU's current_active_state: what completion moves to ``completed``
+        current = S.ACTIVE
+        if m.settings.pause_before_switchover:
+            m.transition(S.ACTIVE, S.PRE_SWITCHOVER)
             with parked(self.clock):
                 self._pause_sem.acquire()
             self._check()
-            m.set_state("pre-switchover", "device")
-        elif self.machine.profile.has("migration-always-device-state"):
-            m.set_state("active", "device")
+            m.transition(S.PRE_SWITCHOVER, S.DEVICE)
+            current = S.DEVICE
+        elif self.always_device_state:
+            m.transition(S.ACTIVE, S.DEVICE)
+            current = S.DEVICE
         self._check()
         self._sync()
         while self.bitmap.any():
             self._send_pages(limit=False)
         self._send(self.writer.pass_end(self.stats.dirty_sync_count))
         state = dict(self.backend.export_state())
-        state["runstate"] = str(self.machine.runstate_before_migration)
+        state["runstate"] = m.source_runstate()
         self._send(self.writer.state(state))
         self._send(self.writer.end())
         # QEMU's downtime and total time end here, with everything sent; qmpdl's own
@@ -216,7 +237,7 @@ class OutgoingMigration:
         # The run state becomes postmigrate afterwards, when the thread winds up
         # (MigrationManager.finished): as on QEMU 10.0, where a query-status right after
         # the "completed" event can still answer finish-migrate.
-        m.set_state(m.state, "completed")
+        m.transition(current, S.COMPLETED)
 
     def _await_ack(self) -> None:
         assert self.channel is not None
@@ -227,14 +248,11 @@ class OutgoingMigration:
             raise OSError("Sibling indicated error 1")
 
     def _finish(self) -> None:
-        m = self.manager
-        self.backend.set_cpu_throttle(0)
-        m.cpu_throttle = 0
+        m = self.host
         m.finished(self)
         # then what QEMU's cleanup bottom half does
         self.backend.migration_stop()
-        with self.machine.bql:
-            self.machine.dirty_log.stop(DirtyLogUser.MIGRATION)
+        m.dirty_log(DirtyLogUser.MIGRATION, False)
         if self.channel is not None:
             self.channel.close()
         m.cleaned_up()
@@ -249,7 +267,7 @@ class OutgoingMigration:
         n = len(data)
         self.stats.transferred += n
         self._window_bytes += n
-        if self.machine.running:
+        if self.host.guest_running():
             self.stats.precopy_bytes += n
         else:
             self.stats.downtime_bytes += n
@@ -265,7 +283,7 @@ class OutgoingMigration:
     def _window_limit(self) -> int:
         """Bytes allowed per rate window; 0 means no limit (as in QEMU, a
         ``max-bandwidth`` below 10 bytes/s rounds to 0, which disables limiting)."""
-        return self.manager.config.max_bandwidth // (1000 // BUFFER_DELAY_MS)
+        return self.host.settings.max_bandwidth // (1000 // BUFFER_DELAY_MS)
 
     def _budget_pages(self) -> int:
         """Pages that still fit in this rate window (at least one, at most a batch)."""
@@ -304,7 +322,7 @@ class OutgoingMigration:
         self._count_sync(added)
 
     def _count_sync(self, added: int) -> None:
-        m = self.manager
+        m = self.host
         self.stats.dirty_sync_count += 1
         self._period_dirty += added
         remaining = int(self.bitmap.sum()) * PAGE_SIZE
@@ -312,31 +330,16 @@ class OutgoingMigration:
         self.stats.remaining = remaining
         now = self.clock.monotonic()
         if (now - self._period_start) * 1000 > 1000:
-            self._trigger_throttle()
+            m.period_ended(
+                self._period_dirty * PAGE_SIZE, self.stats.transferred - self._period_xfer_start
+            )
             period_ms = (now - self._period_start) * 1000
             self.stats.dirty_pages_rate = int(self._period_dirty * 1000 / period_ms)
             self._period_start = now
             self._period_dirty = 0
             self._period_xfer_start = self.stats.transferred
         self.stats.passes.append({"t": now - self.stats.start_time, "remaining": remaining})
-        m.event_pass(self.stats.dirty_sync_count)
-
-    def _trigger_throttle(self) -> None:
-        """Two rate periods dirtying more than the threshold's share of what was sent:
-        throttle (auto-converge) or limit the dirty rate (dirty-limit)."""
-        m = self.manager
-        threshold = m.config.throttle_trigger_threshold
-        xfer = self.stats.transferred - self._period_xfer_start
-        dirty = self._period_dirty * PAGE_SIZE
-        dirty_threshold = xfer * threshold // 100
-        if dirty > dirty_threshold:
-            self._dirty_rate_high += 1
-            if self._dirty_rate_high >= 2:
-                self._dirty_rate_high = 0
-                if m.config.auto_converge:
-                    m.throttle_guest_down(dirty, dirty_threshold)
-                elif m.config.dirty_limit:
-                    m.dirty_limit_guest()
+        m.pass_done(self.stats.dirty_sync_count)
 
     def _rate_exceeded(self) -> bool:
         limit = self._window_limit()
@@ -358,7 +361,7 @@ class OutgoingMigration:
             return
         transferred = self.stats.transferred - self._iter_bytes
         bandwidth = transferred / elapsed_ms  # bytes per ms
-        self._threshold = bandwidth * self.manager.config.downtime_limit
+        self._threshold = bandwidth * self.host.settings.downtime_limit
         self.stats.mbps = transferred * 8.0 / (elapsed_ms / 1000) / 1e6
         self.stats.pages_per_second = int(self._iter_pages / (elapsed_ms / 1000))
         if self.stats.dirty_pages_rate and transferred > 10000 and bandwidth:

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.backend.base import PAGE_SIZE
+
 MAGIC = b"QMPDLMIG"
 VERSION = 1
-PAGE_SIZE = 4096
 ZERO = np.uint64(1 << 63)
 
 REC_PAGES = 1

@@ -15,8 +15,9 @@ import os
 import re
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
@@ -155,6 +156,45 @@ def from_channel(addr: object) -> MigrationAddress:
     return MigrationAddress(
         "tcp", host=str(getattr(addr, "host", "")), port=str(getattr(addr, "port", ""))
     )
+
+
+def resolve(
+    uri: str | None, channels: Sequence[Any] | None, profile: Profile, *, command: str
+) -> MigrationAddress:
+    """The address of the ``uri`` / ``channels`` arguments of QEMU 8.2+'s ``migrate`` and
+    ``migrate-incoming`` (``command``), with each version's texts."""
+    p = profile
+    if p.has("migration-channels-need-either"):
+        channels = channels or None  # an empty list is NULL in QEMU's C
+        if (uri is None) == (channels is None):
+            raise QMPError("need either 'uri' or 'channels' argument")
+    elif uri is not None and channels is not None:
+        raise QMPError(
+            "'uri' and 'channels' arguments are mutually exclusive; exactly one of the "
+            f"two should be present in '{command}' qmp command "
+        )
+    elif uri is None and not channels:
+        raise QMPError(
+            f"neither 'uri' or 'channels' argument are specified in '{command}' qmp command "
+        )
+    if channels is None:
+        assert uri is not None
+        return parse_uri(uri, p, incoming=command == "migrate-incoming")
+    if not p.has("migration-cpr-transfer"):
+        if len(channels) > 1:
+            raise QMPError("Channel list has more than one entries")
+        return from_channel(channels[0].addr)
+    if command == "migrate-incoming" and len(channels) > 1:
+        raise QMPError("Channel list must have only one entry, for type 'main'")
+    by_type: dict[str, Any] = {}
+    for channel in channels:
+        kind = str(getattr(channel.channel_type, "value", channel.channel_type))
+        if kind in by_type:
+            raise QMPError(f"Channel list has more than one {kind} entry")
+        by_type[kind] = channel
+    if "main" not in by_type:
+        raise QMPError("Channel list has no main entry")
+    return from_channel(by_type["main"].addr)
 
 
 def check_transport(address: MigrationAddress, *, multi_channel: bool, seekable: bool) -> None:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any, ClassVar
 
 from qemu.qmp import ConnectError, ExecuteError, QMPClient
@@ -60,14 +60,31 @@ def parse_address(text: str) -> str | tuple[str, int]:
     return text
 
 
-async def connect(client: QMPClient, address: str | tuple[str, int], timeout: float) -> None:
-    """Connect and negotiate; MonitorBusyError when no greeting comes in ``timeout``."""
-    try:
-        await asyncio.wait_for(client.connect(address), timeout)
-    except TimeoutError:
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-        raise MonitorBusyError from None
+async def connect(
+    client: QMPClient,
+    address: str | tuple[str, int],
+    timeout: float,
+    busy: Callable[[], bool] | None = None,
+) -> None:
+    """Connect and negotiate; MonitorBusyError when no greeting comes in ``timeout``.
+
+    With ``busy``, called once the greeting is late: if it returns true, keep waiting
+    on the same connection (it is queued at the monitor, which greets it when its
+    client leaves; a fresh connect could find that queue full) instead of giving up."""
+    attempt = asyncio.ensure_future(client.connect(address))
+    done, _ = await asyncio.wait({attempt}, timeout=timeout)
+    if attempt in done:
+        attempt.result()
+        return
+    if busy is not None and busy():
+        await attempt
+        return
+    attempt.cancel()
+    with contextlib.suppress(BaseException):
+        await attempt
+    with contextlib.suppress(Exception):
+        await client.disconnect()
+    raise MonitorBusyError
 
 
 class RateDialog(ModalScreen[int | None]):
@@ -407,24 +424,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(opts: argparse.Namespace) -> int:
     address = parse_address(opts.qmp)
     client = QMPClient(PROG)
+    text = (
+        f"{PROG}: {opts.qmp}: connected, but no QMP greeting within "
+        f"{opts.greeting_timeout:g} s: the monitor is busy with another client (a QMP "
+        "socket serves one client at a time). Not taking it"
+    )
+
+    def busy() -> bool:
+        if opts.wait:
+            print(text + "; waiting until it is free (--wait).", file=sys.stderr, flush=True)
+        return bool(opts.wait)
+
     try:
-        await connect(client, address, opts.greeting_timeout)
+        await connect(client, address, opts.greeting_timeout, busy)
     except MonitorBusyError:
-        text = (
-            f"{PROG}: {opts.qmp}: connected, but no QMP greeting within "
-            f"{opts.greeting_timeout:g} s: the monitor is busy with another client (a QMP "
-            "socket serves one client at a time). Not taking it"
-        )
-        if not opts.wait:
-            print(text + "; use another -qmp socket, or --wait.", file=sys.stderr)
-            return 2
-        print(text + "; waiting until it is free (--wait).", file=sys.stderr, flush=True)
-        client = QMPClient(PROG)
-        try:
-            await client.connect(address)
-        except (ConnectError, OSError) as e:
-            print(f"{PROG}: {opts.qmp}: {e}", file=sys.stderr)
-            return 1
+        print(text + "; use another -qmp socket, or --wait.", file=sys.stderr)
+        return 2
     except (ConnectError, OSError) as e:
         print(f"{PROG}: cannot connect to {opts.qmp}: {e}", file=sys.stderr)
         return 1

@@ -40,18 +40,19 @@ def _check_props(profile: Profile, typename: str, props: dict[str, Any]) -> None
     from qmpdl.qemudata.properties import type_properties
 
     known = {p["name"]: p["type"] for p in type_properties(profile, typename)}
+    prefix = "model.props." if profile.has("cpu-model-props-visited") else ""
     for name in qdict_order(list(props)):
         kind = known.get(name)
         if kind is None:
             raise QMPError(f"Property '{typename}.{name}' not found")
         if kind == "bool" and not isinstance(props[name], bool):
-            raise QMPError(f"Invalid parameter type for '{name}', expected: boolean")
+            raise QMPError(f"Invalid parameter type for '{prefix}{name}', expected: boolean")
 
 
-def expansion(
-    profile: Profile, accel: str, kind: str, name: str, props: dict[str, Any] | None
-) -> Any:
-    """``query-cpu-model-expansion``'s answer (``kind``: static or full)."""
+def expansion(profile: Profile, accel: str, kind: str, name: str, given: Any) -> Any:
+    """``query-cpu-model-expansion``'s answer (``kind``: static or full; ``given``: the
+    model's ``props``, None when absent)."""
+    props: dict[str, Any] | None = given if isinstance(given, dict) else None
     data = store.load(profile, "cpu.json.gz")[accel]
     request: dict[str, Any] = {"type": kind, "model": {"name": name}}
     if props is not None:
@@ -64,6 +65,8 @@ def expansion(
     if plain is None:
         raise QMPError(f"CPU model '{name}' not found")
     result = _expanded(expansions, plain[kind], kind)
+    if given is not None and props is None and profile.has("cpu-model-props-visited"):
+        raise QMPError("Invalid parameter type for 'model.props', expected: object")
     if props:
         _check_props(profile, cpu_type(name), props)
         result["model"]["props"].update(props)

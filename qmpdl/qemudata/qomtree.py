@@ -7,9 +7,10 @@ containers of devices and objects.
   vCPU to vCPU (topology ids, APIC id, the local APIC's path) comes from the
   topology, and ``-cpu MODEL,feature=on`` settings override the recorded values.
 * ``/machine/peripheral`` (devices with an id), ``/machine/peripheral-anon``
-  (devices without) and ``/objects`` (``-object``): containers listing their
-  children.  QEMU lists an object's own properties in the order of their GLib hash
-  table and then its class's, and builds the reply by prepending: the class property
+  (devices without) and ``/objects`` (``-object``; with ``/backend`` there from the
+  start in 10.0+): containers listing their children.  QEMU lists an object's own
+  properties in the order of their GLib hash table and then its class's, and builds
+  the reply by prepending: the class property
   ``type`` comes first, the children follow in reverse table order
   (:class:`qmpdl.qapi.ghash.GStrHashTable` models the table).
 
@@ -118,7 +119,11 @@ class QomTree:
             # the machine makes the RAM's backend itself, after the -object ones (not
             # the none machine: it has no RAM unless -m asks for some)
             ordered.append((str(default_ram), "memory-backend-ram"))
-        if ordered:
+        if profile.has("qom-system-containers"):
+            # QEMU 10.0 makes the system containers at start (/chardevs too)
+            self.nodes["/objects"] = Container(ordered)
+            self.nodes["/backend"] = Container([])
+        elif ordered:
             # QEMU makes the container with its first object
             self.nodes["/objects"] = Container(ordered)
         if has_vcpus(config):

@@ -5,7 +5,11 @@ values) and builds each reply by prepending: the statistics come in reverse
 descriptor order (a histogram's buckets reversed too), the vCPUs in reverse order,
 the VM schema after the vCPU schema, a provider's results of several requests in
 reverse request order.  It leaves out statistics of a type, unit or base it does not
-know.  Only KVM provides statistics: under TCG both replies are empty.
+know.  KVM provides statistics; from 8.0 (``stats-cryptodev``) the cryptodev backends
+do too, a provider registered before KVM whatever the accelerator: its schema comes
+last in ``query-stats-schemas`` (recorded with KVM's, as QEMU describes it), and with
+no cryptodev object (qmpdl never has one) it has no statistics.  Under TCG
+``query-stats`` is empty and ``query-stats-schemas`` has cryptodev's schema, if any.
 
 * ``-accel kvm``: qmpdl's VM and vCPUs live in KVM, whose statistics are read as QEMU
   reads them.
@@ -120,14 +124,31 @@ def _zero(sample: Any) -> Any:
     return 0
 
 
-def schemas(source: Source | None, *, vcpus: bool) -> list[Any]:
-    """``query-stats-schemas``: the vCPU schema (when there is a vCPU), then the VM's
-    (nothing without KVM: ``source`` None)."""
-    if source is None:
+def cryptodev_schemas(profile: Profile) -> list[Any]:
+    """The cryptodev provider's ``query-stats-schemas`` entries (none before 8.0)."""
+    if not profile.has("stats-cryptodev"):
         return []
-    out = [{"provider": "kvm", "target": "vm", "stats": source.schema("vm")}]
-    if vcpus:
-        out.insert(0, {"provider": "kvm", "target": "vcpu", "stats": source.schema("vcpu")})
+    entries = recorded(profile, "query-stats-schemas", "kvm")
+    return [e for e in entries if e["provider"] == "cryptodev"]
+
+
+def schemas(
+    source: Source | None,
+    *,
+    vcpus: bool,
+    provider: str | None = None,
+    cryptodev: Sequence[Any] = (),
+) -> list[Any]:
+    """``query-stats-schemas`` of ``provider`` (None: all): KVM's vCPU schema (when
+    there is a vCPU), then its VM's (nothing without KVM: ``source`` None), then the
+    ``cryptodev`` entries (:func:`cryptodev_schemas`)."""
+    out: list[Any] = []
+    if source is not None and provider in (None, "kvm"):
+        if vcpus:
+            out.append({"provider": "kvm", "target": "vcpu", "stats": source.schema("vcpu")})
+        out.append({"provider": "kvm", "target": "vm", "stats": source.schema("vm")})
+    if provider in (None, "cryptodev"):
+        out += cryptodev
     return out
 
 
@@ -140,8 +161,8 @@ def query(
     """``query-stats``: ``requests`` are (provider, names or None for all), None when
     the filter names no providers; ``vcpus`` the (index, QOM path) of the vCPUs
     wanted, in vCPU order."""
-    if source is None:
-        return []
+    if source is None or target not in ("vm", "vcpu"):
+        return []  # (KVM has no statistics of other targets, cryptodev has no objects)
     results: list[Any] = []
     for provider, names in requests if requests is not None else [("kvm", None)]:
         if provider != "kvm" or names == []:

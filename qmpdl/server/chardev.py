@@ -90,6 +90,13 @@ class FdTransport(asyncio.Transport):
     def is_reading(self) -> bool:
         return self._reading
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """The monitor's flow control does not apply: what a reader will not take is
+        dropped beyond ``limit`` (as a pty nobody opened)."""
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
+
     def pause_reading(self) -> None:
         if self._reading and self._read_fd is not None:
             self._loop.remove_reader(self._read_fd)
@@ -176,6 +183,12 @@ class FileTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self._closing
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Written at once: nothing is ever buffered."""
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
     def pause_reading(self) -> None:
         pass

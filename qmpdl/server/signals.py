@@ -49,7 +49,10 @@ class TerminationSignals:
     def _wait(self) -> None:
         while not self._stop.is_set():
             info = signal.sigtimedwait(SIGNALS, 0.2)
-            if info is None:
+            if info is None or info.si_signo not in SIGNALS:
+                # (CPython 3.11 returns an uninitialised siginfo, not None, when a
+                # handled signal interrupts the wait and the timeout has passed by
+                # then: seen on a loaded machine as "terminating on signal 496851840")
                 continue
             pid = info.si_pid if info.si_code in _SENT_BY_PROCESS else 0
             self._loop.call_soon_threadsafe(self._callback, info.si_signo, pid)

@@ -4,7 +4,9 @@ Two real QEMUs serve as oracles, one per profile they verify (:data:`ORACLES`): 
 12's QEMU 7.2 from the system's ``qemu-system-x86`` package, and QEMU 10.0 from Debian's
 ``bookworm-backports``, extracted (``dpkg -x``, by ``.ci/fetch-qemu-10.0``) into a cache
 directory outside the checkout and run with ``-L DIR/usr/share/qemu`` so that it finds its
-own option ROMs (the BIOS comes from the system's seabios package).
+own option ROMs (the BIOS comes from the system's seabios package), and with its own
+modules (:func:`with_modules`): Debian's QEMU looks for them in a compiled-in directory
+that holds 7.2's, and 10.0 aborts when it loads one (``qom-list-types`` loads them all).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Oracle:
     binary: str
     #: the ``-L`` directory (None: the binary's built-in data directory only)
     datadir: str | None = None
+    #: the binary's own modules directory (None: the installed ones are its own)
+    moduledir: str | None = None
     #: where the binary comes from (for messages)
     source: str = ""
 
@@ -48,15 +52,35 @@ class Oracle:
         return _checked_path(self.binary, self.banner)
 
     def command(self) -> list[str] | None:
-        """The binary and its ``-L`` option, or ``None`` when it is not available."""
+        """The binary and its ``-L`` option, run with its own modules, or ``None`` when
+        it is not available."""
         path = self.path()
         if path is None:
             return None
-        return [path, *(["-L", self.datadir] if self.datadir else [])]
+        return with_modules(self.moduledir, [path, *(["-L", self.datadir] if self.datadir else [])])
 
     def missing(self) -> str:
         """Why :meth:`command` is ``None`` (for skip and failure messages)."""
         return f"QEMU {self.profile} ({self.binary}) is not available: {self.source}"
+
+
+#: Where Debian's QEMU looks for its modules (compiled in).
+SYSTEM_MODULE_DIR = "/usr/lib/x86_64-linux-gnu/qemu"
+
+
+def with_modules(module_dir: str | None, argv: list[str]) -> list[str]:
+    """``argv`` run where QEMU finds the modules of ``module_dir`` in its compiled-in
+    module directory: as root, a private mount namespace with ``module_dir`` bound
+    there (a binary that loads another build's module aborts; ``QEMU_MODULE_DIR``
+    alone is not enough, as QEMU falls back to the compiled-in directory for a module
+    that its own directory lacks); otherwise ``QEMU_MODULE_DIR``, the best it gets.
+    The command execs the binary: its pid is QEMU's."""
+    if module_dir is None:
+        return argv
+    if os.geteuid() != 0:
+        return ["env", f"QEMU_MODULE_DIR={module_dir}", *argv]
+    mount = 'mount --bind "$0" "$1" && shift && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", mount, module_dir, SYSTEM_MODULE_DIR, *argv]
 
 
 def _qemu_10_0_dir() -> str:
@@ -78,6 +102,7 @@ ORACLES: dict[str, Oracle] = {
             "QEMU emulator version 10.0.",
             f"{_qemu_10_0_dir()}/usr/bin/{QEMU_BINARY}",
             f"{_qemu_10_0_dir()}/usr/share/qemu",
+            f"{_qemu_10_0_dir()}/usr/lib/x86_64-linux-gnu/qemu",
             source="as root: .ci/fetch-qemu-10.0 (Debian's bookworm-backports, dpkg -x)",
         ),
     )
@@ -109,7 +134,8 @@ def oracle(version: str = "7.2") -> Oracle:
 
 
 def qemu_command(version: str = "7.2") -> list[str] | None:
-    """QEMU ``version``'s binary and ``-L`` option, or ``None`` when not available."""
+    """QEMU ``version``'s command (:meth:`Oracle.command`), or ``None`` when not
+    available."""
     return oracle(version).command()
 
 

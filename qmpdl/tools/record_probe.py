@@ -52,6 +52,7 @@ from typing import Any
 
 from qmpdl.qemudata.cpu import compact_expansions, compact_vcpus
 from qmpdl.tools.process import ManagedProcess
+from qmpdl.tools.qemu import SYSTEM_MODULE_DIR, with_modules
 from qmpdl.tools.rawqmp import RawQMP
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -87,20 +88,6 @@ class CrashedError(Exception):
 
 class RefusedError(Exception):
     """The binary did not start with these options (its stderr is the message)."""
-
-
-#: Where Debian's QEMU looks for its modules (compiled in).
-SYSTEM_MODULE_DIR = "/usr/lib/x86_64-linux-gnu/qemu"
-
-
-def with_modules(module_dir: str | None, argv: list[str]) -> list[str]:
-    """``argv`` run where QEMU finds the modules of ``module_dir`` in its compiled-in
-    module directory (a private mount namespace; a binary that loads another
-    build's module aborts)."""
-    if module_dir is None:
-        return argv
-    mount = 'mount --bind "$0" "$1" && shift && exec "$@"'
-    return ["unshare", "-m", "sh", "-c", mount, module_dir, SYSTEM_MODULE_DIR, *argv]
 
 
 class Qemu:

@@ -175,3 +175,60 @@ def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
     assert (tmp_path / "stderr").read_text() == (
         f"{prog_name(program)}: terminating on signal 15 from pid {os.getpid()} ({name})\n"
     )
+
+
+def test_what_sigkill_leaves_is_taken_over(
+    program: list[str], tmp_path: Path, daemons: list[int]
+) -> None:
+    """After ``kill -9`` the pid file and the monitor's socket stay behind (nothing runs
+    at exit), but the next start takes both over: the lock died with the process and a
+    stale socket path is unlinked before binding, as QEMU does."""
+    sock, pidfile = tmp_path / "qmp.sock", tmp_path / "vm.pid"
+    args = ["-qmp", f"unix:{sock},server=on,wait=off", "-pidfile", str(pidfile), "-daemonize"]
+    first = launch(program, *args)
+    assert (first.returncode, first.stderr) == (0, "")
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pidfile.exists() and sock.exists()
+    second = launch(program, *args)
+    assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+    new = int(pidfile.read_text())
+    daemons.append(new)
+    assert new != pid
+    assert greets(sock)
+    stop(new)
+    daemons.remove(new)
+    assert not pidfile.exists() and not sock.exists()
+
+
+def test_a_wait_cut_short_is_no_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's ``sigtimedwait`` returns an uninitialised siginfo (not None) when
+    a handled signal interrupts it after its timeout: that is no termination signal
+    (it once ended qmpdl at start-up with "terminating on signal 496851840")."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from qmpdl.server import signals
+
+    loop = asyncio.new_event_loop()
+    calls: list[tuple[int, int]] = []
+    waiter = signals.TerminationSignals(loop, lambda signum, pid: calls.append((signum, pid)))
+    answers = [
+        SimpleNamespace(si_signo=496851840, si_code=0, si_pid=0),
+        SimpleNamespace(si_signo=signal.SIGTERM, si_code=0, si_pid=7),
+    ]
+
+    def sigtimedwait(sigset: object, timeout: float) -> SimpleNamespace | None:
+        if answers:
+            return answers.pop(0)
+        waiter.remove()
+        return None
+
+    monkeypatch.setattr(signal, "sigtimedwait", sigtimedwait)
+    waiter._wait()
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert calls == [(signal.SIGTERM, 7)]

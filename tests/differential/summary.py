@@ -4,17 +4,20 @@ For each QEMU version (7.2 and 10.0; ``--version V`` picks one), plays every cor
 on qmpdl answering as that version and compares with that QEMU's golden transcripts (or,
 with ``--qemu``, with live QEMU), then prints the figures the README quotes: cases per
 group and target, how many are byte-identical after normalising, the intended
-differences with their reasons, and the known ones.
+differences with their reasons, and the known ones.  ``--readme`` also writes the
+figures into README.md (the number of scripts and the table's rows per version).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from qmpdl.tools.exchange import Script
 from qmpdl.tools.targets import VERSIONS
@@ -25,6 +28,10 @@ from tests.differential.record import load_golden
 from tests.differential.runner import play_normalized
 
 Transcripts = dict[str, list[str]]
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_SCRIPTS = re.compile(r"(?:@SCRIPTS@|\d+)( exchange scripts - greeting)")
+_ROWS = re.compile(r"^(  )(?:@DIFF_ROWS@|\| \d+\.\d+ \|.*\|)\n(?:  \| \d+\.\d+ \|.*\|\n)*", re.M)
 
 
 @dataclass
@@ -110,13 +117,33 @@ def report(result: Figures) -> list[str]:
     return lines
 
 
+def readme_row(result: Figures) -> str:
+    """The README table's row of one version."""
+    cells = (result.total, len(result.identical), len(result.intended), len(result.known))
+    return f"| {result.version} | " + " | ".join(str(c) for c in cells) + " |"
+
+
+def with_figures(text: str, scripts: int, results: Sequence[Figures]) -> str:
+    """README.md's text with the corpus size and the per-version rows replaced."""
+    text, found = _SCRIPTS.subn(rf"{scripts}\1", text, count=1)
+    rows = "".join(f"  {readme_row(r)}\n" for r in results)
+    text, placed = _ROWS.subn(lambda _: rows, text, count=1)
+    if not (found and placed):
+        raise ValueError("README.md: the differential figures' places were not found")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.differential.summary")
     parser.add_argument("--qemu", action="store_true", help="compare with live QEMU")
     parser.add_argument("--version", action="append", choices=VERSIONS, help="default: all")
+    parser.add_argument("--readme", action="store_true", help="write the figures into README.md")
     opts = parser.parse_args(argv)
+    if opts.readme and opts.version:
+        parser.error("--readme needs every version")
     print("\n".join(corpus_table(list(load_corpus()))))
     status = 0
+    results: list[Figures] = []
     for version in opts.version or VERSIONS:
         scripts = scripts_for(version)
         started = time.monotonic()
@@ -127,10 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             qemu = load_golden(version)
         elapsed = time.monotonic() - started
         result = figures(scripts, qmpdl, qemu, version)
+        results.append(result)
         print("\n".join(report(result)))
         source = "live QEMU" if opts.qemu else "goldens"
         print(f"(played in {elapsed:.1f} s; compared with {source})")
         status |= 1 if result.unexplained or result.stale else 0
+    if opts.readme and status == 0:
+        text = README.read_text(encoding="utf-8")
+        README.write_text(with_figures(text, len(load_corpus()), results), encoding="utf-8")
+        print(f"wrote the figures into {README}")
     return status
 
 

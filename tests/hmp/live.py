@@ -44,11 +44,13 @@ def load_golden(version: str = "7.2") -> dict[str, Any]:
 
 
 def served_entries() -> list[str]:
-    """Every line ``help`` or ``info`` may print for a served command."""
+    """Every line ``help`` or ``info`` may print for a served command, once (a command
+    defined per QEMU version, as ``migrate_set_parameter`` is, may print the same line
+    in several versions)."""
     lines = [help_line(cmd) for cmd in HMP_COMMANDS]
     for cmd in HMP_COMMANDS:
         lines += [help_line(sub, [cmd.name]) for sub in cmd.sub_table]
-    return [line.replace("\n", "\r\n") for line in lines]
+    return list(dict.fromkeys(line.replace("\n", "\r\n") for line in lines))
 
 
 def subset_of(ours: str, qemu: str) -> bool:

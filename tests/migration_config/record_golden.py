@@ -176,7 +176,7 @@ def record_migration(workdir: Path, version: str = "7.2") -> list[dict[str, Any]
 def record(workdir: Path, version: str) -> dict[str, Any]:
     command = qemu_command(version)
     assert command is not None
-    banner = subprocess.run([command[0], "--version"], capture_output=True, text=True, check=True)
+    banner = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
     return {
         "source": f"{banner.stdout.splitlines()[0]}, -accel kvm,dirty-ring-size=4096 -machine none",
         "sessions": record_sessions(version),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qmpdl.migration.strparse import ParseError, parse_bool, strtosz, strtou64
+from qmpdl.strparse import ParseError, parse_bool, strtosz, strtou64
 
 U64_MAX = (1 << 64) - 1
 

@@ -5,15 +5,18 @@ Migration parameters arrive as text from HMP (``migrate_set_parameter``) and fro
 with base 0: ``0x`` hex, a leading ``0`` octal, negative numbers wrapped),
 ``qemu_strtosz`` (sizes with ``k``/``M``/``G``/``T``/``P``/``E`` suffixes, fractions,
 exact fixed-point rounding) and ``qapi_bool_parse``.  The functions here return the
-value or raise :class:`ParseError` for the cases QEMU rejects; the callers turn that
-into QEMU's message for the context.
+value or raise :class:`ParseError` for the cases QEMU rejects; the ``parse_text_*``
+functions turn that into QEMU's message for a named parameter or property
+(:class:`~qmpdl.errors.QMPError`), as its string input visitor and HMP say it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from qmpdl.errors import QMPError
 
 U64_LIMIT = 1 << 64
 INT64_MAX = (1 << 63) - 1
@@ -267,3 +270,81 @@ def shell_parse_argv(text: str) -> list[str]:
     if not words:
         raise ParseError("Text was empty (or contained only whitespace)")
     return words
+
+
+# --------------------------------------------------------------------- named values
+
+_UINT_BITS = {"uint8": 8, "uint16": 16, "uint32": 32, "uint64": 64}
+
+
+def parse_text_uint(name: str, value: str, kind: str) -> int:
+    """An unsigned integer as QEMU's string input visitor reads it (``qemu_strtou64``
+    base 0, then the type's range)."""
+    try:
+        number = strtou64(value)
+    except ParseError:
+        raise QMPError(f"Parameter '{name}' expects uint64") from None
+    bits = _UINT_BITS[kind]
+    if number >= 1 << bits:
+        raise QMPError(f"Parameter '{name}' expects {kind}_t")
+    return number
+
+
+SIZE_HINT = (
+    "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+    "and exabytes, respectively.\n"
+)
+
+
+def parse_text_size(
+    name: str, value: str, warn: Callable[[str], None] | None = None, *, revised: bool = False
+) -> int:
+    """A size as QEMU's string input visitor reads it (``qemu_strtosz``).  The error
+    text carries QEMU's hint on the following lines.  ``warn``, ``revised``: see
+    :func:`strtosz`."""
+    try:
+        return strtosz(value, hex_suffix_warning=warn, revised=revised)
+    except ParseError as e:
+        if e.out_of_range:
+            raise QMPError(f"Value '{value}' is out of range for parameter '{name}'") from None
+        raise QMPError(
+            f"Parameter '{name}' expects a non-negative number below 2^64\n"
+            + SIZE_HINT.rstrip("\n")
+        ) from None
+
+
+def parse_text_bool(name: str, value: str) -> bool:
+    """A boolean as QEMU's string input visitor reads it."""
+    try:
+        return parse_bool(value)
+    except ParseError:
+        raise QMPError(f"Parameter '{name}' expects 'on' or 'off'") from None
+
+
+def parse_text_enum(name: str, value: str, values: Sequence[str]) -> str:
+    """An enumeration value as QEMU's string input visitor reads it."""
+    if value not in values:
+        raise QMPError(f"Parameter '{name}' does not accept value '{value}'")
+    return value
+
+
+def parse_text_mib(
+    value: str, warn: Callable[[str], None] | None = None, *, revised: bool = False
+) -> int:
+    """``qemu_strtosz_MiB`` as HMP reads bandwidths (MiB by default, at most
+    ``INT64_MAX``); raises :class:`QMPError` ``Invalid size VALUE``."""
+    try:
+        number = strtosz(value, "M", hex_suffix_warning=warn, revised=revised)
+    except ParseError:
+        raise QMPError(f"Invalid size {value}") from None
+    if number > INT64_MAX:
+        raise QMPError(f"Invalid size {value}")
+    return number
+
+
+def parse_text_argv(value: str) -> list[str]:
+    """A command line as HMP reads ``cpr-exec-command`` (:func:`shell_parse_argv`)."""
+    try:
+        return shell_parse_argv(value)
+    except ParseError as e:
+        raise QMPError(str(e)) from None
