@@ -24,6 +24,7 @@ BENCHMARKS = (
     "scale_bench",
     "kvm_bench",
     "controller_bench",
+    "vtime_bench",
     "migration_bench",
     "fuzz",
     "soak",

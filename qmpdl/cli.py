@@ -21,7 +21,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from qmpdl import __version__, report
 from qmpdl.backend.base import RING_MAX_ENTRIES
@@ -139,6 +139,8 @@ class _Builder:
     backend: str | None = None
     #: ``--metrics HOST:PORT``
     metrics: tuple[str, int] | None = None
+    seed: int | None = None
+    scenario: str | None = None
 
     def __init__(self) -> None:
         self.chardevs: list[Chardev] = []
@@ -326,6 +328,9 @@ def _accel(value: str) -> AccelConfig:
             where, f"invalid accelerator {kind} (qmpdl has {', '.join(others)} and {last})"
         )
     ring = 0
+    clock = opts.pop("clock", "host") if ACCELERATORS[kind].stand_in is None else "host"
+    if clock not in ("host", "virtual"):
+        raise UsageError(where, f"clock={clock}: choose host or virtual")
     if "dirty-ring-size" in opts and ACCELERATORS[kind].dirty_ring:
         try:
             ring = parse_uint("dirty-ring-size", opts.pop("dirty-ring-size"), 32)
@@ -348,7 +353,9 @@ def _accel(value: str) -> AccelConfig:
             "Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is "
             f"1024.\n{PROG}: {where}: failed to initialize kvm: Invalid argument",
         )
-    return AccelConfig(kind=kind, dirty_ring_size=ring)
+    return AccelConfig(
+        kind=kind, dirty_ring_size=ring, clock=cast(Literal["host", "virtual"], clock)
+    )
 
 
 def _machine_accel(value: str) -> str:
@@ -625,6 +632,13 @@ def _dirtylimit_controller(b: _Builder, value: str) -> None:
     b.dirtylimit_controller = value
 
 
+def _seed(b: _Builder, value: str) -> None:
+    try:
+        b.seed = int(value, 0)
+    except ValueError:
+        raise UsageError(f"--seed {value}", "expected an integer") from None
+
+
 def _backend(b: _Builder, value: str) -> None:
     choices = ACCELERATORS.serving("kvm")
     if value not in choices:
@@ -812,6 +826,15 @@ OPTIONS: list[_Option] = [
         "the dirty limit's throttle controller: qemu (QEMU's, the default) or target",
         _dirtylimit_controller,
     ),
+    _Option(
+        "seed", "N", "seed every random choice of the run (with clock=virtual: reproducible)", _seed
+    ),
+    _Option(
+        "scenario",
+        "FILE",
+        "workload phases, machine events and faults over time (TOML or YAML)",
+        _set("scenario"),
+    ),
     _Option("enable-kvm", None, "the same as -accel kvm", lambda b, v: None, listed=False),
     # Checked, with nothing for qmpdl to do.
     _Option("rtc", "...", "", _checked(RTC_OPTS, "rtc", _rtc), listed=False),
@@ -841,7 +864,10 @@ IGNORED_FLAGS = [
 ]
 
 #: Options ``--help`` shows with two dashes (qmpdl's own, not QEMU's).
-_DOUBLE_DASH = ("workload", "qemu-version", "dirtylimit-controller", "backend", "metrics")
+_DOUBLE_DASH = (
+    *("workload", "qemu-version", "dirtylimit-controller", "backend", "metrics"),
+    *("seed", "scenario"),
+)
 
 
 def usage() -> str:
@@ -1018,6 +1044,14 @@ def _build(b: _Builder) -> MachineConfig:
         # simulated vCPUs that present themselves as KVM (the probe's -machine none
         # has no vCPUs to run)
         accel = AccelConfig(kind=stand_in, dirty_ring_size=accel.dirty_ring_size)
+    if b.scenario is not None:
+        from qmpdl.vtime.faults import check_scenario
+        from qmpdl.vtime.scenario import ScenarioError, load_scenario
+
+        try:
+            check_scenario(load_scenario(b.scenario), topology.cpus)
+        except ScenarioError as e:
+            raise UsageError(f"--scenario {b.scenario}", str(e)) from None
     if b.migration_globals:
         _check_migration_globals(b, accel)
     for netdev in b.netdevs:
@@ -1060,6 +1094,8 @@ def _build(b: _Builder) -> MachineConfig:
         "pidfile": b.pidfile,
         "backend": backend,
         "metrics": b.metrics,
+        "seed": b.seed,
+        "scenario": b.scenario,
     }
     if b.dirtylimit_controller is not None:
         fields["dirtylimit_controller"] = b.dirtylimit_controller

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 
@@ -74,3 +75,38 @@ class VirtualClock:
             return True
         self._now = max(self._now, deadline)
         return False
+
+
+def start_thread(thread: threading.Thread, clock: Clock) -> None:
+    """Start a machine thread that waits on ``clock``.  A stepped virtual clock
+    (:mod:`qmpdl.vtime`) adopts it first, so a clock step waits until it is asleep
+    again (or gone) and every run interleaves the same way."""
+    adopt = getattr(clock, "adopt", None)
+    if adopt is not None:
+        adopt(thread)
+    thread.start()
+
+
+class _NoPark:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def unpark(clock: Clock, thread: threading.Thread | None) -> None:
+    """Before releasing what a parked ``thread`` waits for (see :func:`parked`)."""
+    wake = getattr(clock, "unpark", None)
+    if wake is not None and thread is not None:
+        wake(thread)
+
+
+def parked(clock: Clock) -> AbstractContextManager[None]:
+    """Around a wait for something outside the machine (a QMP command, a peer): a
+    stepped virtual clock does not wait for the thread meanwhile."""
+    park = getattr(clock, "parked", None)
+    if park is None:
+        return _NoPark()
+    result: AbstractContextManager[None] = park()
+    return result

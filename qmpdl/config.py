@@ -62,6 +62,8 @@ class AccelConfig(Record):
     kind: str = "sim"
     #: entries per vCPU dirty ring; 0 = no ring (dirty bitmap)
     dirty_ring_size: int = 0
+    #: ``clock=``: ``host`` (real time) or ``virtual`` (moves when stepped; qmpdl.vtime)
+    clock: Literal["host", "virtual"] = "host"
 
 
 class MachineConfig(Record):
@@ -139,3 +141,7 @@ class MachineConfig(Record):
     pidfile: str | None = None
     #: ``--backend``: which vCPUs serve ``-accel kvm`` (None: ``kvm``, real ones)
     backend: str | None = None
+    #: ``--seed N``: every random choice of the run (None: unseeded)
+    seed: int | None = None
+    #: ``--scenario FILE``: workload phases, machine events and faults (qmpdl.vtime)
+    scenario: str | None = None

@@ -39,6 +39,18 @@ class Profile(Record):
             raise KeyError(f"unknown profile feature {feature!r}")
         return feature in self.features
 
+    def with_features(self, *names: str) -> Profile:
+        """This version with qmpdl's own ``names`` on too (options such as
+        ``clock=virtual`` that add definitions to the schema)."""
+        for name in names:
+            if name not in known_features():
+                raise KeyError(f"unknown profile feature {name!r}")
+        return self.model_copy(update={"features": self.features | frozenset(names)})
+
+
+#: qmpdl's own features, which options turn on (no QEMU version has them).
+OPTION_FEATURES = ("qmpdl-virtual-clock",)
+
 
 #: The TOML files behind the profiles.
 DATA_FILES = ("features.toml", "profiles.toml")

@@ -336,6 +336,10 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
    "block-device-info-children": {
     "since": "10.1",
     "doc": "schema: BlockDeviceInfo gains 'children' (BlockdevChild list)"
+   },
+   "qmpdl-virtual-clock": {
+    "since": "999.0",
+    "doc": "-accel sim,clock=virtual: qmpdl's virtual-time commands (__com.qmpdl_clock-step, __com.qmpdl_query-clock) exist"
    }
   }
  },

@@ -191,7 +191,16 @@ class SimBackend(VcpuBackend):
             return [int(x) for x in self.model.dirty]
 
     def flush_dirty_rings(self) -> None:
-        at = self._wait_for_kick()
+        self.flush_after_kick(self._wait_for_kick())
+
+    def kick_completion_time(self) -> float:
+        """When a kick issued now will have reached every vCPU (a virtual clock's
+        throttle waits for it with a timer, not a sleep)."""
+        with self._lock:
+            return self.model.kick_completion(self.clock.monotonic())
+
+    def flush_after_kick(self, at: float) -> None:
+        """The second half of :meth:`flush_dirty_rings`, the kick completed at ``at``."""
         with self._lock:
             self.model.flush(max(at, self.model.t))
             self._trace_sleeps()

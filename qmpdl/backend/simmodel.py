@@ -322,7 +322,8 @@ class SimModel:
 
     def page_values(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
         """The first byte of each page, the one the guest increments (a writer's page is
-        that byte and zeros; every other page is all zeros)."""
+        that byte and zeros; every other page is all zeros; a page written n > 0 times
+        holds 1 + (n - 1) mod 255)."""
         values = np.zeros(len(pages), dtype=np.uint8)
         cpu = np.searchsorted(self._region_first, pages, side="right") - 1
         valid = cpu >= 0
@@ -332,7 +333,10 @@ class SimModel:
         inside = valid & (offset >= 0) & (offset < size) & self._is_writer[cpu]
         total = np.floor(self.written[cpu]).astype(np.int64)
         writes = np.where(total > offset, (total - 1 - offset) // np.maximum(size, 1) + 1, 0)
-        values[inside] = (writes[inside] % 256).astype(np.uint8)
+        # 1..255 and round again: a written page never reads as a zero page (after
+        # 256 passes a plain count mod 256 would, and on a virtual clock the whole
+        # working set hits that at the same instant)
+        values[inside] = ((writes[inside] - 1) % 255 + 1).astype(np.uint8)
         return values
 
     def page_digests(self, pages: Sequence[int]) -> list[int]:

@@ -42,6 +42,8 @@ class CommandExecutor:
         #: dispatcher runs one in-band command at a time, as QEMU's main loop does)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmp-blocking")
         self._negotiation_mode = CommandSet({"qmp_capabilities": allow_oob["qmp_capabilities"]})
+        #: a virtual clock's: a reply waits until the machine's threads are still
+        self._settle = getattr(machine.clock, "settle", None)
 
     def _allow_oob(self, name: str) -> bool:
         command = self.schema.command(name)
@@ -76,7 +78,10 @@ class CommandExecutor:
         if out_of_band:
             return self.schema.return_value(name, spec.handler(ctx, args))
         with self.machine.bql:
-            return self.schema.return_value(name, spec.handler(ctx, args))
+            value = self.schema.return_value(name, spec.handler(ctx, args))
+        if self._settle is not None and not self.machine.bql.held():  # not nested (HMP)
+            self._settle()
+        return value
 
     async def call(self, name: str, arguments: JsonObject, session: MonitorSession) -> JsonValue:
         """Run a command for a monitor; blocking handlers run in a worker thread."""

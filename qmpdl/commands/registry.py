@@ -66,6 +66,7 @@ def load_all() -> dict[str, CommandSpec]:
         probe,
         qom,
         stats,
+        vclock,  # in the schema only with clock=virtual
         vminfo,
     )
 

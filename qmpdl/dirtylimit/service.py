@@ -17,12 +17,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from qmpdl.backend.base import DirtyTracker
 from qmpdl.clock import Clock
 from qmpdl.dirtylimit.adjust import ControllerState
 from qmpdl.dirtylimit.controllers import DEFAULT_CONTROLLER, PeriodInput, make_controller
-from qmpdl.dirtyrate.measure import MeasurementAbortedError, vcpu_calculate_dirtyrate
+from qmpdl.dirtyrate.measure import (
+    MeasurementAbortedError,
+    VcpuRates,
+    vcpu_calculate_dirtyrate,
+)
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import DirtyLimitInfo
@@ -36,6 +41,21 @@ DIRTYLIMIT_CALC_TIME_MS = 1000
 
 NO_RING = "dirty page limit feature requires KVM with accelerator property 'dirty-ring-size' set'"
 BAD_INDEX = "incorrect cpu index specified"
+
+
+class PeriodDriver(Protocol):
+    """What runs the throttle periods when no thread does (see
+    :meth:`DirtyLimit.set_period_driver`)."""
+
+    def start(self) -> None:
+        """The limit is in service: begin the first period now."""
+
+    def stop(self) -> None:
+        """Out of service: finish the period in progress (as joining the thread would),
+        begin no other."""
+
+    def cancel(self) -> None:
+        """The machine exits: drop the period in progress."""
 
 
 @dataclass
@@ -81,6 +101,8 @@ class DirtyLimit:
         self._allowed = allowed
         #: False: no throttle thread; the owner calls :meth:`run_period` (virtual time)
         self._threaded = threaded
+        #: runs the periods instead of a thread (the timers of a virtual clock)
+        self._driver: PeriodDriver | None = None
         #: dirtylimit_mutex
         self._lock = threading.Lock()
         #: the quota table; None = not in service
@@ -103,6 +125,16 @@ class DirtyLimit:
         #: the last window: its length as the rates use it (ms), as it really was (s), and
         #: each vCPU's penalty sleep in it (s; None unless the controller asks for it)
         self._window: tuple[int, float, list[float] | None] = (DIRTYLIMIT_CALC_TIME_MS, 1.0, None)
+
+    def set_period_driver(self, driver: PeriodDriver) -> None:
+        """Run the throttle periods from ``driver`` instead of a thread (before the
+        limit is first in service)."""
+        self._driver = driver
+        self._threaded = False
+
+    def period_length_ms(self) -> int:
+        """The length of the next throttle period (the migration may change it)."""
+        return self._period_ms()
 
     # ------------------------------------------------------------------ state
 
@@ -157,7 +189,10 @@ class DirtyLimit:
         self._quit = False
         self._rates = [0] * self.max_cpus
         self._running = True
-        if self._threaded:
+        if self._driver is not None:
+            self.dirty_log.start(DirtyLogUser.LIMIT)
+            self._driver.start()
+        elif self._threaded:
             self._thread = threading.Thread(
                 target=self._bh_stat, name="dirtyrate-stat", daemon=True
             )
@@ -172,9 +207,12 @@ class DirtyLimit:
         thread = self._thread
         self._lock.release()
         try:
-            if thread is not None:
+            if thread is not None or self._driver is not None:
                 with self._bql.dropped():
-                    thread.join()
+                    if thread is not None:
+                        thread.join()
+                    if self._driver is not None:
+                        self._driver.stop()
         finally:
             self._lock.acquire()
         if not self._threaded:
@@ -218,6 +256,13 @@ class DirtyLimit:
             )
         except MeasurementAbortedError:
             return False
+        self.complete_period(result, t0, slept0)
+        return True
+
+    def complete_period(self, result: VcpuRates, t0: float, slept0: list[float] | None) -> None:
+        """The second half of a period: publish the rates measured since ``t0`` and
+        adjust the penalties (``slept0``: each vCPU's penalty sleep total at ``t0``, for
+        controllers that use it)."""
         self.periods += 1
         self._window = (result.duration_ms, self.clock.monotonic() - t0, None)
         slept1 = self.backend.penalty_sleep_seconds() if slept0 is not None else None
@@ -226,12 +271,13 @@ class DirtyLimit:
             self._window = (result.duration_ms, self._window[1], slept)
         rates = self._rates
         if rates is not None:
-            for i, rate in enumerate(result.rates[: self.max_cpus]):
-                self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
-                rates[i] = rate
+            new = result.rates[: self.max_cpus]
+            if self._trace.enabled("dirtyrate_do_calculate_vcpu"):
+                for i, rate in enumerate(new):
+                    self._trace("dirtyrate_do_calculate_vcpu", f"vcpu[{i}]: {rate} MB/s")
+            rates[: len(new)] = new
         if self.in_service():
             self._process()
-        return True
 
     def _process(self) -> None:
         """CALCULATE + SET PENALTY for every present, enabled vCPU."""
@@ -278,6 +324,8 @@ class DirtyLimit:
     def shutdown(self) -> None:
         """Machine exit: stop the thread without waiting for its period to end."""
         self._running = False
+        if self._driver is not None:
+            self._driver.cancel()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from qmpdl.backend.base import GuestMemory
 from qmpdl.cint import to_i64
-from qmpdl.clock import Clock
+from qmpdl.clock import Clock, start_thread
 from qmpdl.dirtyrate.measure import (
     MeasurementAbortedError,
     now_ms,
@@ -146,7 +146,7 @@ class DirtyRateCalc:
             daemon=True,
         )
         self._thread = thread
-        thread.start()
+        start_thread(thread, self.clock)
         # QEMU's thread marks the measurement started within microseconds, before any
         # next command; a Python thread waits for the GIL, so the command waits for it.
         started.wait(1.0)

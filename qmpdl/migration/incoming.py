@@ -111,6 +111,9 @@ class IncomingMigration:
             if channel is None:
                 return  # closed before anyone connected
             self.channel = channel
+        channel_filter = getattr(m, "channel_filter", None)  # a scenario's faults
+        if channel_filter is not None:
+            self.channel = channel_filter(self.channel, "incoming")
         m.incoming_connected()
         try:
             self._load()

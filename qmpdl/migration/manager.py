@@ -33,6 +33,7 @@ from qmpdl.migration.state import (
 )
 from qmpdl.migration.throttle import ConvergenceThrottle
 from qmpdl.migration.uri import (
+    Channel,
     MigrationAddress,
     UnknownProtocolError,
     check_transport,
@@ -99,6 +100,9 @@ class MigrationManager:
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
         self.exit: Callable[[int], None] = exit or (lambda status: None)
+        #: wraps each migration stream's channel, (channel, "outgoing"|"incoming") ->
+        #: channel: a scenario's stream faults (qmpdl.vtime.faults)
+        self.channel_filter: Callable[[Channel, str], Channel] | None = None
         if isinstance(config, MigrationConfig):
             config.bind_engine(self)
 
@@ -205,7 +209,9 @@ class MigrationManager:
             info["total-time"] = stats.total_time
             info["downtime"] = stats.downtime
         else:
-            info["total-time"] = int((time.monotonic() - stats.start_time) * 1000)
+            clock = getattr(self.machine.backend, "clock", None)  # virtual: qmpdl.vtime
+            now = time.monotonic() if clock is None else clock.monotonic()
+            info["total-time"] = int((now - stats.start_time) * 1000)
             info["expected-downtime"] = stats.expected_downtime
 
     def _ram_info(self, info: JsonObject, stats: SourceStats, state: MigrationStatus) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qmpdl.backend.base import PAGE_SIZE
+from qmpdl.clock import Clock, RealClock, parked, start_thread, unpark
 from qmpdl.errors import QmpdlError
 from qmpdl.migration.host import OutgoingHost
 from qmpdl.migration.stream import StreamWriter
@@ -41,6 +41,9 @@ log = logging.getLogger("qmpdl")
 
 #: QEMU's BUFFER_DELAY: rate limiting and bandwidth measurement window (ms).
 BUFFER_DELAY_MS = 100
+#: Seconds of floating-point slack in the window arithmetic (on a virtual clock a sleep
+#: ends exactly at its deadline, and window + 0.1 s - window may be a hair short of it).
+_SLACK = 1e-9
 #: Pages read and sent per record.
 BATCH_PAGES = 256
 
@@ -97,7 +100,9 @@ class OutgoingMigration:
         self.address = address
         #: 10.0+: the switchover always passes through status ``device``
         self.always_device_state = always_device_state
-        self.stats = SourceStats(start_time=time.monotonic())
+        #: the machine's clock (virtual under -accel sim,clock=virtual: qmpdl.vtime)
+        self.clock: Clock = getattr(backend, "clock", None) or RealClock()
+        self.stats = SourceStats(start_time=self.clock.monotonic())
         #: opened by the command for exec: and file: (None: connected by the thread)
         self.channel: Channel | None = channel
         self.writer = StreamWriter()
@@ -121,11 +126,12 @@ class OutgoingMigration:
     # ------------------------------------------------------------------ control
 
     def start(self) -> None:
-        self.thread.start()
+        start_thread(self.thread, self.clock)
 
     def cancel(self) -> None:
         """migrate_cancel: unblock whatever the thread waits on."""
         self._wakeup.set()
+        unpark(self.clock, self.thread)
         self._pause_sem.release()
         if self.channel is not None:
             self.channel.shutdown()
@@ -133,6 +139,7 @@ class OutgoingMigration:
     def resume_from_pause(self) -> None:
         """migrate-continue: post the pause semaphore (as QEMU, even outside the pause:
         a later pre-switchover then passes at once)."""
+        unpark(self.clock, self.thread)
         self._pause_sem.release()
 
     def _check(self) -> None:
@@ -151,6 +158,9 @@ class OutgoingMigration:
                 except OSError as e:
                     m.fail(str(e), from_state=S.SETUP)
                     return
+            channel_filter = getattr(m, "channel_filter", None)  # a scenario's faults
+            if channel_filter is not None:
+                self.channel = channel_filter(self.channel, "outgoing")
             self._check()
             self._send(
                 self.writer.header(
@@ -160,9 +170,9 @@ class OutgoingMigration:
             m.dirty_log(DirtyLogUser.MIGRATION, True)
             self.bitmap = self.backend.migration_sync()
             self._count_sync(0)
-            self.stats.setup_time = int((time.monotonic() - self.stats.start_time) * 1000)
+            self.stats.setup_time = int((self.clock.monotonic() - self.stats.start_time) * 1000)
             m.transition(S.SETUP, S.ACTIVE)
-            self._period_start = self._window_start = time.monotonic()
+            self._period_start = self._window_start = self.clock.monotonic()
             self._iterate()
         except MigrationCancelled:
             pass
@@ -192,13 +202,14 @@ class OutgoingMigration:
     def _complete(self) -> None:
         m = self.host
         self.stats.downtime = 0
-        downtime_start = time.monotonic()
+        downtime_start = self.clock.monotonic()
         self.was_running = m.stop_vm()
         #: QEMU's current_active_state: what completion moves to ``completed``
         current = S.ACTIVE
         if m.settings.pause_before_switchover:
             m.transition(S.ACTIVE, S.PRE_SWITCHOVER)
-            self._pause_sem.acquire()
+            with parked(self.clock):
+                self._pause_sem.acquire()
             self._check()
             m.transition(S.PRE_SWITCHOVER, S.DEVICE)
             current = S.DEVICE
@@ -217,7 +228,7 @@ class OutgoingMigration:
         # QEMU's downtime and total time end here, with everything sent; qmpdl's own
         # stream then waits for the destination's acknowledgement (QEMU's precopy
         # without a return path waits for nothing)
-        end = time.monotonic()
+        end = self.clock.monotonic()
         if self.channel is not None and self.channel.duplex:
             self._await_ack()
         self.stats.downtime = int((end - downtime_start) * 1000)
@@ -320,7 +331,7 @@ class OutgoingMigration:
         remaining = int(self.bitmap.sum()) * PAGE_SIZE
         self.stats.dirty_bytes_last_sync = remaining
         self.stats.remaining = remaining
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if (now - self._period_start) * 1000 > 1000:
             m.period_ended(
                 self._period_dirty * PAGE_SIZE, self.stats.transferred - self._period_xfer_start
@@ -339,17 +350,17 @@ class OutgoingMigration:
 
     def _rate_limit(self) -> None:
         """Update the counters once per window; sleep out an exhausted window."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._update_counters(now)
         if self._rate_exceeded():
             wait = self._window_start + BUFFER_DELAY_MS / 1000 - now
-            if wait > 0:
-                self._wakeup.wait(wait)
-            self._update_counters(time.monotonic())
+            if wait > _SLACK:
+                self.clock.sleep_until(now + wait, self._wakeup)
+            self._update_counters(self.clock.monotonic())
 
     def _update_counters(self, now: float) -> None:
         elapsed_ms = (now - self._window_start) * 1000
-        if elapsed_ms < BUFFER_DELAY_MS:
+        if elapsed_ms < BUFFER_DELAY_MS - _SLACK * 1000:
             return
         transferred = self.stats.transferred - self._iter_bytes
         bandwidth = transferred / elapsed_ms  # bytes per ms

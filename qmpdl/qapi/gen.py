@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from qmpdl.cmdline.machine import render_machine_data
-from qmpdl.profile import get_profile, profile_names, render_profile_data
+from qmpdl.profile import OPTION_FEATURES, get_profile, profile_names, render_profile_data
 from qmpdl.qapi.load import expressions, render_schema_data, source_schema_for
 from qmpdl.qapi.pymodels import render_models
 from qmpdl.qapi.schema import Schema
@@ -83,6 +83,9 @@ def generate() -> tuple[str, str]:
     schemas: dict[str, Schema] = {
         name: source_schema_for(get_profile(name)) for name in profile_names()
     }
+    # what options add (qmpdl's own commands), on the newest version
+    newest = get_profile(profile_names()[-1])
+    schemas["+options"] = source_schema_for(newest.with_features(*OPTION_FEATURES))
     core, deferred = render_models(schemas, definition_order(), DEFERRED_ROOTS)
     assert deferred is not None
     return core, deferred

@@ -292,8 +292,14 @@ class Renderer:
                 wrapped = f'\n        default=None, alias="{f.name}"\n    '
                 line = f"    {python}: {ann} = Field({wrapped})"
         doc = f.doc.strip()
-        if f.profiles != self.all_profiles:
-            where = f"Only in the QEMU {', '.join(f.profiles)} profiles."
+        # schemas whose name starts with "+" are option variants, not QEMU versions
+        versions = [p for p in f.profiles if not p.startswith("+")]
+        if versions != [p for p in self.all_profiles if not p.startswith("+")]:
+            where = (
+                f"Only in the QEMU {', '.join(versions)} profiles."
+                if versions
+                else "Only with the qmpdl option that adds it."
+            )
             doc = f"{doc.rstrip('.')}. {where}" if doc else where
         out = [line]
         if doc:

@@ -227,7 +227,10 @@ EXPRESSIONS: list[tuple[dict[str, Any], str, int]] = [
 [{"command":"query-stats","data":"StatsFilter","boxed":true,"returns":["StatsResult"]},"stats.json",184],
 [{"struct":"StatsSchemaValue","data":{"name":"str","type":"StatsType","*unit":"StatsUnit","*base":"int8","exponent":"int16","*bucket-size":"uint32"}},"stats.json",208],
 [{"struct":"StatsSchema","data":{"provider":"StatsProvider","target":"StatsTarget","stats":["StatsSchemaValue"]}},"stats.json",229],
-[{"command":"query-stats-schemas","data":{"*provider":"StatsProvider"},"returns":["StatsSchema"]},"stats.json",245]
+[{"command":"query-stats-schemas","data":{"*provider":"StatsProvider"},"returns":["StatsSchema"]},"stats.json",245],
+[{"struct":"QmpdlClockInfo","data":{"time-ns":"int","wall-ns":"int","*next-deadline-ns":"int","*seed":"int"},"if":"qmpdl-virtual-clock"},"qmpdl-vtime.json",30],
+[{"command":"__com.qmpdl_clock-step","data":{"*ns":"int"},"returns":"QmpdlClockInfo","if":"qmpdl-virtual-clock"},"qmpdl-vtime.json",51],
+[{"command":"__com.qmpdl_query-clock","returns":"QmpdlClockInfo","if":"qmpdl-virtual-clock"},"qmpdl-vtime.json",65]
 ]'''
     )
 ]

@@ -1567,6 +1567,30 @@ class HumanMonitorCommandArgs(QapiModel):
     """the vCPU that commands acting on "the current CPU" use"""
 
 
+class QmpdlClockInfo(QapiModel):
+    """The machine's virtual clock. (Type names never show in introspection, so this one goes without the prefix.)"""
+
+    time_ns: int = Field(alias="time-ns")
+    """its monotonic time (what QEMU_CLOCK_REALTIME would read), ns. Only with the qmpdl option that adds it."""
+    wall_ns: int = Field(alias="wall-ns")
+    """its wall-clock time (event timestamps), ns since the epoch. Only with the qmpdl option that adds it."""
+    next_deadline_ns: int | None = Field(default=None, alias="next-deadline-ns")
+    """the monotonic time of the next pending timer or sleeping machine thread (absent when nothing waits for time). Only with the qmpdl option that adds it."""
+    seed: int | None = None
+    """the run's --seed (absent without one). Only with the qmpdl option that adds it."""
+
+
+class ComQmpdlClockStepArgs(QapiModel):
+    """Arguments of the command __com.qmpdl_clock-step."""
+
+    ns: int | None = None
+    """nanoseconds to advance by (absent: to the next deadline, or not at all when nothing waits). Only with the qmpdl option that adds it."""
+
+
+class ComQmpdlQueryClockArgs(QapiModel):
+    """Arguments of the command __com.qmpdl_query-clock."""
+
+
 #: Enumerations by QAPI name.
 ENUMS: dict[str, type[StrEnum]] = {
     "SocketAddressType": SocketAddressType,
@@ -1642,6 +1666,7 @@ STRUCTS: dict[str, type[QapiModel]] = {
     "YankInstanceBlockNode": YankInstanceBlockNode,
     "YankInstanceChardev": YankInstanceChardev,
     "YankInstance": YankInstance,
+    "QmpdlClockInfo": QmpdlClockInfo,
 }
 
 #: Union value models by union name and tag value (branches with members).
@@ -1706,6 +1731,8 @@ COMMAND_ARGS: dict[str, type[QapiModel]] = {
     "stop": StopArgs,
     "cont": ContArgs,
     "human-monitor-command": HumanMonitorCommandArgs,
+    "__com.qmpdl_clock-step": ComQmpdlClockStepArgs,
+    "__com.qmpdl_query-clock": ComQmpdlQueryClockArgs,
 }
 
 #: Data models by event name (events that carry data).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qmpdl.backend.registry import ACCELERATORS, BackendRequest, SerialPort
-from qmpdl.clock import Clock, RealClock
+from qmpdl.clock import Clock
 from qmpdl.config import MachineConfig
 from qmpdl.errors import ConfigError
 from qmpdl.profile import get_profile
@@ -28,8 +28,11 @@ def build_machine(
 ) -> Machine:
     """The machine of ``config``; ``serial`` is where its guests' COM1 output goes,
     ``exit_process`` ends the process (a failed incoming migration does)."""
-    profile = get_profile(config.qemu_version)
-    clock = clock or RealClock()
+    from qmpdl import vtime
+
+    config = vtime.prepare(config)  # a scenario's workloads
+    profile = vtime.profile_for(get_profile(config.qemu_version), config)
+    clock = clock or vtime.clock_for(config)
     # The trace file stays open for the life of the process, like QEMU's -D file.
     out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
     tracer = Tracer(config.trace_patterns, out)
@@ -57,6 +60,8 @@ def build_machine(
         serial=serial,
     )
     backend = accelerator.build(request)
-    return Machine(
+    machine = Machine(
         config, profile, accelerator, backend, clock, tracer=tracer, exit_process=exit_process
     )
+    vtime.install(machine)  # virtual time, seed, scenario (no-ops without them)
+    return machine

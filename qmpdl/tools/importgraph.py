@@ -39,6 +39,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"vm"}),
     frozenset({"dirtylimit", "dirtyrate"}),
     frozenset({"migration"}),
+    frozenset({"vtime"}),
     frozenset({"system"}),
     frozenset({"qmp", "hmp"}),
     frozenset({"commands"}),
