@@ -127,6 +127,11 @@ def test_migration_converges_only_with_dirty_limit(dirty_limit: bool) -> None:
         status = migrate(src, uri, dirty_limit=dirty_limit, give_up_after=8.0)
         if dirty_limit:
             assert status == "completed"
-            assert dst.cmd("query-status")["status"] == "running"
+            # the destination starts the guest once it has loaded the stream (in its
+            # own thread, right after acknowledging it to the source): wait for that
+            deadline = time.monotonic() + 30
+            while dst.cmd("query-status")["status"] != "running":
+                assert time.monotonic() < deadline, "the destination did not start"
+                time.sleep(0.01)
         else:
             assert status == "cancelled"

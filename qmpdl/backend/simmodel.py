@@ -336,7 +336,8 @@ class SimModel:
         # 1..255 and round again: a written page never reads as a zero page (after
         # 256 passes a plain count mod 256 would, and on a virtual clock the whole
         # working set hits that at the same instant)
-        values[inside] = ((writes[inside] - 1) % 255 + 1).astype(np.uint8)
+        w = writes[inside]
+        values[inside] = np.where(w > 0, (w - 1) % 255 + 1, 0).astype(np.uint8)
         return values
 
     def page_digests(self, pages: Sequence[int]) -> list[int]:
