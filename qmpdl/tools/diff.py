@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qmpdl.tools.exchange import Script, Transcript, load_scripts, run_script
-from qmpdl.tools.normalize import normalize_greeting, normalize_line
+from qmpdl.tools.normalize import normalize_transcript
 from qmpdl.tools.targets import TARGETS, VERSIONS, launch
 
 
@@ -31,10 +31,7 @@ def normalized(transcript: Transcript, raw: bool = False) -> list[str]:
     lines = transcript.lines()
     if raw:
         return lines
-    return [
-        normalize_greeting(line) if "greeting: " in line[:14] else normalize_line(line)
-        for line in lines
-    ]
+    return normalize_transcript(lines)
 
 
 def play(kind: str, script: Script, version: str = "7.2") -> Transcript:

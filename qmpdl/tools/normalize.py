@@ -9,7 +9,10 @@ Only what legitimately differs between two runs is masked:
   ``calc-time`` in milliseconds (the measured duration);
 * a migration's times, RAM counters and throttle figures in ``query-migrate`` and ``info
   migrate`` (they depend on timing; ``total``, the RAM size, is compared), and the port
-  a ``tcp:HOST:0`` listener got.
+  a ``tcp:HOST:0`` listener got;
+* how many dirty-sync passes a migration took after its first: ``MIGRATION_PASS`` from
+  2 on reads ``"pass": N``, and a run of them in a row is one line (a guest that dirties
+  memory needs more passes on a slower or busier host, on QEMU as on qmpdl).
 
 Everything else - keys, key order, separators, escapes, error texts, ``calc-time``,
 ``limit-rate`` - is compared byte for byte.
@@ -72,12 +75,26 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(tcp:[^\s\\]+):\d+"), r"\1:N"),
 ]
 _PACKAGE = re.compile(r'"package": "(?:[^"\\]|\\.)*"')
+_LATER_PASS = re.compile(r'("event": "MIGRATION_PASS", "data": \{"pass": )(?!1\})\d+\}')
 
 
 def normalize_line(line: str) -> str:
     for pattern, replacement in _RULES:
         line = pattern.sub(replacement, line)
     return line
+
+
+def normalize_transcript(lines: list[str]) -> list[str]:
+    """Every line normalised (the greeting with its package), then the later passes of a
+    migration folded (see the module's list)."""
+    out: list[str] = []
+    for raw in lines:
+        line = normalize_greeting(raw) if "greeting: " in raw[:14] else normalize_line(raw)
+        line = _LATER_PASS.sub(r"\1N}", line)
+        if out and line == out[-1] and '"pass": N}' in line:
+            continue
+        out.append(line)
+    return out
 
 
 def normalize_greeting(line: str) -> str:
