@@ -1146,7 +1146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # qmpdl speaks no TLS: asyncio goes without its ssl support, which would load
     # OpenSSL (5 ms and 3 MiB of every start-up).  Only this process, not importers,
     # and not with --metrics (prometheus-client's exposition imports ssl).
-    wants_ssl = any(a.split("=", 1)[0] in ("--metrics", "-metrics") for a in command_line(argv))
+    args = command_line(argv)
+    wants_ssl = any(a.split("=", 1)[0] in ("--metrics", "-metrics") for a in args)
     if "ssl" not in sys.modules and "asyncio" not in sys.modules and not wants_ssl:
         sys.modules["ssl"] = None  # type: ignore[assignment]
     # Before any library starts a thread of its own (numpy's BLAS does at import): the
@@ -1154,7 +1155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qmpdl.server.signals import block_termination_signals
 
     block_termination_signals()
-    args = command_line(argv)
     if any(a in ("-h", "-help", "--help") for a in args):
         sys.stdout.write(usage())
         return 0
