@@ -81,8 +81,8 @@ async def connect(
         await attempt
         return
     attempt.cancel()
-    with contextlib.suppress(BaseException):
-        await attempt
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await attempt  # the cancelled connect ends (a failure then is no news)
     with contextlib.suppress(Exception):
         await client.disconnect()
     raise MonitorBusyError
