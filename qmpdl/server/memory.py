@@ -11,7 +11,6 @@ Fixing the threshold keeps them mappings: freed, they are gone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 #: mallopt's M_MMAP_THRESHOLD (glibc's malloc.h).
 M_MMAP_THRESHOLD = -3
@@ -21,9 +20,10 @@ MMAP_THRESHOLD = 128 << 10
 
 def keep_large_blocks_mapped() -> bool:
     """Fix glibc's mmap threshold; False where there is no glibc (nothing to do)."""
-    name = ctypes.util.find_library("c")
+    # the process's own symbols: glibc's, where it is the C library (no search for the
+    # library file, which would run ldconfig)
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

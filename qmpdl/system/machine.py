@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from qmpdl.backend.base import VcpuBackend
 from qmpdl.backend.registry import Accelerator
@@ -23,8 +24,6 @@ from qmpdl.config import MachineConfig
 from qmpdl.dirtylimit.service import DirtyLimit
 from qmpdl.dirtyrate.calc import DirtyRateCalc
 from qmpdl.errors import QMPError
-from qmpdl.migration.manager import MigrationManager
-from qmpdl.migration.params import MigrationConfig
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import RunState
 from qmpdl.qemudata.vmstate import VmState
@@ -34,6 +33,10 @@ from qmpdl.vm.bql import BigLock
 from qmpdl.vm.chardevs import ChardevRegistry
 from qmpdl.vm.dirtylog import DirtyLog
 from qmpdl.vm.events import EventBus
+
+if TYPE_CHECKING:
+    from qmpdl.migration.manager import MigrationManager
+    from qmpdl.migration.params import MigrationConfig
 
 log = logging.getLogger("qmpdl")
 
@@ -116,12 +119,12 @@ class Machine:
             bql=self.bql,
             tracer=tracer,
         )
-        self.migration_config = MigrationConfig(
-            profile,
-            kvm_dirty_ring=backend.ring_size > 0 and accelerator.presents_as == "kvm",
-            global_properties=config.migration_globals,
-        )
-        self.migration = MigrationManager(self, self.migration_config, exit=exit_process)
+        #: the migration's parts are built when first used (most machines never
+        #: migrate, and a start-up without them is the shorter): see ``migration``
+        self._exit_process = exit_process
+        self._migration_lock = threading.RLock()
+        self._migration_config: MigrationConfig | None = None
+        self._migration: MigrationManager | None = None
         #: socket chardevs, in creation order (``query-yank`` lists them)
         self.chardev_ids = [c.id for c in config.chardevs if c.backend == "socket"]
         #: every chardev as ``query-chardev`` reports it (the server keeps it current)
@@ -130,6 +133,35 @@ class Machine:
         self.shutdown_reason: str | None = None
         #: QEMU's state around the VM that the harness commands read (QOM, actions)
         self.vmstate = VmState(config, profile, accelerator.presents_as, backend)
+
+    # ------------------------------------------------------------------ migration
+
+    @property
+    def migration_config(self) -> MigrationConfig:
+        """The migration's capabilities and parameters (``-global migration.*`` applied)."""
+        with self._migration_lock:
+            if self._migration_config is None:
+                from qmpdl.migration.params import MigrationConfig
+
+                self._migration_config = MigrationConfig(
+                    self.profile,
+                    kvm_dirty_ring=self.backend.ring_size > 0
+                    and self.accelerator.presents_as == "kvm",
+                    global_properties=self.config.migration_globals,
+                )
+            return self._migration_config
+
+    @property
+    def migration(self) -> MigrationManager:
+        """The migration manager: outgoing and incoming migration, their status."""
+        if self._migration is None:
+            config = self.migration_config
+            with self._migration_lock:
+                if self._migration is None:
+                    from qmpdl.migration.manager import MigrationManager
+
+                    self._migration = MigrationManager(self, config, exit=self._exit_process)
+        return self._migration
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -265,7 +297,8 @@ class Machine:
 
     def teardown(self) -> None:
         """Stop every thread and the vCPUs (after the last reply went out)."""
-        self.migration.shutdown()
+        if self._migration is not None:
+            self._migration.shutdown()
         self.shutdown_event.set()
         self.dirtylimit.shutdown()
         self.dirtyrate.join(5)
