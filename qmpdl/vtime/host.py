@@ -23,9 +23,11 @@ class TimedMachine(Protocol):
     backend: VcpuBackend
     dirtylimit: DirtyLimit
     dirtyrate: DirtyRateCalc
-    migration: MigrationManager
     shutdown_event: threading.Event
     bql: BigLock
+
+    @property
+    def migration(self) -> MigrationManager: ...
 
     def internal_error(self, message: str) -> None: ...
 
