@@ -20,8 +20,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from qmpdl import __version__, report
 from qmpdl.backend.base import RING_MAX_ENTRIES
@@ -400,8 +399,7 @@ def _memory(b: _Builder) -> int:
 Handler = Callable[[_Builder, str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Option:
+class _Option(NamedTuple):
     """One option: its name, its argument's synopsis (None: a flag), its help, what it
     does, and whether --help shows it (not the ones harnesses pass that mean nothing
     to qmpdl)."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qmpdl.errors import QmpdlError
 
@@ -16,8 +16,7 @@ class TopologyError(QmpdlError, ValueError):
     """An impossible -smp; the message is QEMU's text."""
 
 
-@dataclass(frozen=True)
-class SmpTopology:
+class SmpTopology(NamedTuple):
     cpus: int
     max_cpus: int
     sockets: int

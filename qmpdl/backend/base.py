@@ -31,8 +31,7 @@ Vocabulary (QEMU's):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # numpy is imported when the vCPUs first need it, not at start-up
     import numpy as np
@@ -63,16 +62,14 @@ RING_RESERVED_ENTRIES = 64
 RING_MAX_ENTRIES = 65536
 
 
-@dataclass(frozen=True)
-class RamBlock:
+class RamBlock(NamedTuple):
     """A guest RAM block as dirty-rate page sampling sees it."""
 
     name: str
     size: int
 
 
-@dataclass(frozen=True)
-class VcpuProgress:
+class VcpuProgress(NamedTuple):
     """Guest-observable work of one vCPU: passes over its working set."""
 
     cpu_index: int

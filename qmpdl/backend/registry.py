@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, cast
 
 if TYPE_CHECKING:
     from qmpdl.backend.base import VcpuBackend
@@ -38,8 +37,7 @@ class SerialPort(Protocol):
     def flush(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class BackendRequest:
+class BackendRequest(NamedTuple):
     """Everything a backend is built from."""
 
     config: MachineConfig
@@ -66,8 +64,7 @@ class BackendClass(Protocol):
         QEMU's text."""
 
 
-@dataclass(frozen=True)
-class Accelerator:
+class Accelerator(NamedTuple):
     """One ``-accel`` name and the backend behind it."""
 
     #: ``-accel NAME``

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from qmpdl.commands.executor import CommandExecutor
@@ -13,8 +12,7 @@ if TYPE_CHECKING:
     from qmpdl.system.machine import Machine
 
 
-@dataclass(frozen=True)
-class CommandContext:
+class CommandContext(NamedTuple):
     """What a handler may touch."""
 
     machine: Machine
@@ -28,8 +26,7 @@ Handler = Callable[[CommandContext, Any], object]
 H = TypeVar("H", bound=Handler)
 
 
-@dataclass(frozen=True)
-class CommandSpec:
+class CommandSpec(NamedTuple):
     name: str
     handler: Handler
     #: may wait (joins a thread, waits for vCPUs): run off the event loop

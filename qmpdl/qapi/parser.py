@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qmpdl.errors import QmpdlError
 
@@ -31,8 +31,7 @@ class QapiParseError(QmpdlError):
     """The schema text is malformed; the message names file and line."""
 
 
-@dataclass(frozen=True)
-class SourceInfo:
+class SourceInfo(NamedTuple):
     """Where an expression starts."""
 
     file: str
@@ -59,8 +58,7 @@ class Doc:
     sections: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Expression:
+class Expression(NamedTuple):
     """One top-level definition as written."""
 
     expr: dict[str, Value]

@@ -11,7 +11,7 @@ does the schema-driven argument parsing and calls the handler.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject, JsonValue
@@ -25,8 +25,7 @@ CommandRunner = Callable[[str, JsonObject], Awaitable[JsonValue]]
 SyncCommandRunner = Callable[[str, JsonObject], JsonValue]
 
 
-@dataclass(frozen=True)
-class CheckedRequest:
+class CheckedRequest(NamedTuple):
     """A request object that passed QEMU's structural checks."""
 
     command: str
@@ -64,8 +63,7 @@ def check_request(request: JsonObject, allow_oob: bool) -> CheckedRequest:
     return CheckedRequest(command, arguments, exec_key == "exec-oob")
 
 
-@dataclass(frozen=True)
-class CommandSet:
+class CommandSet(NamedTuple):
     """The commands a monitor answers to, with their OOB permission."""
 
     #: command name -> allow-oob
