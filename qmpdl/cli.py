@@ -15,6 +15,7 @@ the environment: ``QMPDL_OPTIONS`` (shell words appended to the command line) an
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shlex
@@ -1141,6 +1142,17 @@ def command_line(argv: Sequence[str] | None = None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything start-up builds lives until exit: the collector's passes over it while
+    # it is being built would find nothing to free (the server collects again, with
+    # what was built frozen, once it serves: qmpdl.server.app).
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        gc.enable()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # qmpdl speaks no TLS: asyncio goes without its ssl support, which would load
     # OpenSSL (5 ms and 3 MiB of every start-up).  Only this process, not importers,
     # and not with --metrics (prometheus-client's exposition imports ssl).

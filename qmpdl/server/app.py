@@ -281,6 +281,7 @@ async def _serve(
         # Everything built so far (schema, models, machine) lives until exit: keep it out
         # of the collector's full passes, which would otherwise scan it and stall replies.
         gc.freeze()
+        gc.enable()  # off while qmpdl started (qmpdl.cli.main)
         machine.start()
         dispatcher.start()
         if on_ready is not None:
