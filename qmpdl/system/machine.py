@@ -13,16 +13,19 @@ thread, a dirty-rate measurement) use the finer locks of the parts they touch.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from qmpdl.backend.base import VcpuBackend
 from qmpdl.backend.registry import Accelerator
-from qmpdl.clock import Clock
+from qmpdl.clock import Clock, release
 from qmpdl.config import MachineConfig
-from qmpdl.dirtylimit.service import DirtyLimit
+from qmpdl.dirtylimit.service import DirtyLimit, PeriodDriver
 from qmpdl.dirtyrate.calc import DirtyRateCalc
 from qmpdl.errors import QMPError
+from qmpdl.migration.host import StreamFaults
 from qmpdl.migration.manager import MigrationManager
 from qmpdl.migration.params import MigrationConfig
 from qmpdl.profile import Profile
@@ -45,6 +48,26 @@ def no_exit(status: int) -> None:
     """Without a server around the machine (tests, tools) nothing ends the process."""
 
 
+@dataclass(frozen=True)
+class PartHooks:
+    """What the composition root hands the parts besides the clock: the choices of
+    :mod:`qmpdl.vtime` (a seed, the virtual clock's throttle, a scenario's faults).  The
+    defaults are a plain machine's."""
+
+    #: page sampling's random choices (``--seed``)
+    rng: random.Random | None = None
+    #: what measurements read as the vCPUs' harvested pages (``bad-measurement``)
+    counters: Callable[[], list[int]] | None = None
+    #: runs the throttle periods instead of a thread (the virtual clock's timers)
+    period_driver: Callable[[DirtyLimit], PeriodDriver] | None = None
+    #: seconds the next throttle period begins late (``late-throttle-period``)
+    period_delay: Callable[[], float] | None = None
+    #: the migration streams' faults (``migration-stream``, ``destination-refuse``)
+    stream_faults: StreamFaults | None = None
+    #: the clock is a stepped virtual one: the migration stream takes its time
+    virtual_clock: bool = False
+
+
 class Machine:
     """An emulated VM as QMP sees it."""
 
@@ -58,6 +81,7 @@ class Machine:
         *,
         tracer: Tracer = NULL_TRACER,
         exit_process: Callable[[int], None] = no_exit,
+        hooks: PartHooks = PartHooks(),
     ) -> None:
         self.config = config
         self.profile = profile
@@ -82,7 +106,7 @@ class Machine:
         #: QEMU's autostart: run when an incoming migration completes (no -S, or a
         #: ``cont`` during ``inmigrate``; a ``stop`` then clears it)
         self.autostart = not config.start_paused
-        self.dirty_log = DirtyLog(backend)
+        self.dirty_log = DirtyLog(backend, hooks.counters)
 
         # QEMU's one cycle among the parts: the migration drives the dirty limit, which
         # asks the migration whether users may change limits and how long a period is.
@@ -106,6 +130,8 @@ class Machine:
             period_ms=dirty_limit_period_ms,
             allowed=dirty_limit_allowed,
             controller=config.dirtylimit_controller,
+            period_driver=hooks.period_driver,
+            period_delay=hooks.period_delay,
         )
         self.dirtyrate = DirtyRateCalc(
             dirty_log=self.dirty_log,
@@ -115,13 +141,20 @@ class Machine:
             shutdown=self.shutdown_event,
             bql=self.bql,
             tracer=tracer,
+            rng=hooks.rng,
         )
         self.migration_config = MigrationConfig(
             profile,
             kvm_dirty_ring=backend.ring_size > 0 and accelerator.presents_as == "kvm",
             global_properties=config.migration_globals,
         )
-        self.migration = MigrationManager(self, self.migration_config, exit=exit_process)
+        self.migration = MigrationManager(
+            self,
+            self.migration_config,
+            exit=exit_process,
+            stream_faults=hooks.stream_faults,
+            virtual_time=hooks.virtual_clock,
+        )
         #: socket chardevs, in creation order (``query-yank`` lists them)
         self.chardev_ids = [c.id for c in config.chardevs if c.backend == "socket"]
         #: every chardev as ``query-chardev`` reports it (the server keeps it current)
@@ -265,6 +298,7 @@ class Machine:
 
     def teardown(self) -> None:
         """Stop every thread and the vCPUs (after the last reply went out)."""
+        release(self.clock)  # threads being joined must not wait for a virtual step
         self.migration.shutdown()
         self.shutdown_event.set()
         self.dirtylimit.shutdown()
