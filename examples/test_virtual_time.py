@@ -127,11 +127,8 @@ def test_migration_converges_only_with_dirty_limit(dirty_limit: bool) -> None:
         status = migrate(src, uri, dirty_limit=dirty_limit, give_up_after=8.0)
         if dirty_limit:
             assert status == "completed"
-            # the destination starts the guest once it has loaded the stream (in its
-            # own thread, right after acknowledging it to the source): wait for that
-            deadline = time.monotonic() + 30
-            while dst.cmd("query-status")["status"] != "running":
-                assert time.monotonic() < deadline, "the destination did not start"
-                time.sleep(0.01)
+            # the destination follows the source's clock: once the source says
+            # completed, the guest runs there (no need to step or wait for it)
+            assert dst.cmd("query-status")["status"] == "running"
         else:
             assert status == "cancelled"

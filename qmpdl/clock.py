@@ -102,6 +102,23 @@ def unpark(clock: Clock, thread: threading.Thread | None) -> None:
         wake(thread)
 
 
+def catch_up(clock: Clock, deadline: float) -> None:
+    """Another machine's time has reached ``deadline`` (a migration source's): a stepped
+    virtual clock behind it moves there, running what falls due meanwhile (a machine
+    thread may call it); other clocks go their own way."""
+    advance = getattr(clock, "advance_to", None)
+    if advance is not None and deadline > clock.monotonic():
+        advance(deadline)
+
+
+def release(clock: Clock) -> None:
+    """The machine goes away: a stepped virtual clock ends every sleep, now and later,
+    so threads being joined do not wait for a step that never comes."""
+    free = getattr(clock, "release", None)
+    if free is not None:
+        free()
+
+
 def parked(clock: Clock) -> AbstractContextManager[None]:
     """Around a wait for something outside the machine (a QMP command, a peer): a
     stepped virtual clock does not wait for the thread meanwhile."""

@@ -211,6 +211,23 @@ class MigrationSupport(Protocol):
     ) -> None:
         """Destination: store received pages (``data`` holds the non-zero ones)."""
 
+    def page_marks(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8] | None:
+        """Synthetic memory, where every page is its first byte followed by zeros: each
+        page's first byte (0: a zero page), so a stream can carry pages as that byte
+        alone; None where memory is real (the default)."""
+        return None
+
+    def write_page_marks(
+        self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], marks: npt.NDArray[Any]
+    ) -> None:
+        """Destination: store pages received as their first bytes (``marks``: the
+        non-zero pages'); by default as the full pages they stand for."""
+        import numpy as np
+
+        data = np.zeros((len(marks), PAGE_SIZE), dtype=np.uint8)
+        data[:, 0] = marks
+        self.write_pages(pages, zero, data.tobytes())
+
     def export_state(self) -> dict[str, Any]:
         """vCPU and guest state sent at switchover (after the VM stopped)."""
 

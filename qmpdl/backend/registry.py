@@ -53,6 +53,9 @@ class BackendRequest(NamedTuple):
     #: the vCPUs do not run until ``cont`` (``-S``, ``-incoming``)
     start_paused: bool
     serial: SerialPort | None = None
+    #: the vCPU thread id the backend shows (``query-cpus-fast``) instead of its own:
+    #: the same on every run under the virtual clock (simulated backends)
+    thread_id: int | None = None
 
 
 class BackendClass(Protocol):

@@ -42,6 +42,7 @@ class SimBackend(VcpuBackend):
         kick_interrupts_sleep: bool,
         start_paused: bool = False,
         tracer: Tracer = NULL_TRACER,
+        thread_id: int | None = None,
     ) -> None:
         self.clock = clock
         #: QEMU's trace events of the vCPUs (``dirtylimit_vcpu_execute``)
@@ -60,6 +61,8 @@ class SimBackend(VcpuBackend):
         self._history: list[tuple[bool, float]] = []
         self._start_paused = start_paused
         self._thread_id = threading.get_native_id()
+        #: the id shown whatever the thread (a virtual clock's runs show the same)
+        self._shown_thread_id = thread_id
         #: destination: the first byte of every page received
         self._received: npt.NDArray[np.uint8] | None = None
         #: penalty sleeps already traced, per vCPU (from when the model is made)
@@ -76,6 +79,7 @@ class SimBackend(VcpuBackend):
                 kick_interrupts_sleep=request.kick_interrupts_sleep,
                 start_paused=request.start_paused,
                 tracer=request.tracer,
+                thread_id=request.thread_id,
             )
         except ValueError as e:
             raise ConfigError(f"--workload: {e}") from None
@@ -218,7 +222,8 @@ class SimBackend(VcpuBackend):
             return self.model.page_digests(pages)
 
     def thread_ids(self) -> list[int]:
-        return [self._thread_id] * self.nr_vcpus
+        shown = self._shown_thread_id
+        return [self._thread_id if shown is None else shown] * self.nr_vcpus
 
     def progress(self) -> list[VcpuProgress]:
         with self._lock:
@@ -275,16 +280,29 @@ class SimBackend(VcpuBackend):
         data[:, 0] = values[~zero]
         return zero, data.tobytes()
 
+    def page_marks(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The same content as :meth:`read_pages`, as each page's first byte."""
+        with self._lock:
+            self.model.advance(self.clock.monotonic())
+            return self.model.page_values(pages)
+
     def write_pages(
         self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], data: bytes
     ) -> None:
         import numpy as np
 
+        block = np.frombuffer(data, dtype=np.uint8).reshape(-1, PAGE_SIZE)
+        self.write_page_marks(pages, zero, block[:, 0])
+
+    def write_page_marks(
+        self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], marks: npt.NDArray[Any]
+    ) -> None:
+        import numpy as np
+
         if self._received is None:
             self._received = np.zeros(self.model.ram_pages, dtype=np.uint8)
-        block = np.frombuffer(data, dtype=np.uint8).reshape(-1, PAGE_SIZE)
         self._received[pages[zero]] = 0
-        self._received[pages[~zero]] = block[:, 0]
+        self._received[pages[~zero]] = marks
 
     def export_state(self) -> dict[str, Any]:
         with self._lock:

@@ -44,8 +44,9 @@ BAD_INDEX = "incorrect cpu index specified"
 
 
 class PeriodDriver(Protocol):
-    """What runs the throttle periods when no thread does (see
-    :meth:`DirtyLimit.set_period_driver`)."""
+    """What runs the throttle periods when no thread does (the timers of a virtual
+    clock, :mod:`qmpdl.vtime.throttle`); made by the ``period_driver`` factory that
+    :class:`DirtyLimit` is built with."""
 
     def start(self) -> None:
         """The limit is in service: begin the first period now."""
@@ -86,6 +87,8 @@ class DirtyLimit:
         allowed: Callable[[], bool] = lambda: True,
         threaded: bool = True,
         controller: str = DEFAULT_CONTROLLER,
+        period_driver: Callable[[DirtyLimit], PeriodDriver] | None = None,
+        period_delay: Callable[[], float] | None = None,
     ) -> None:
         self.backend = backend
         self.dirty_log = dirty_log
@@ -101,8 +104,9 @@ class DirtyLimit:
         self._allowed = allowed
         #: False: no throttle thread; the owner calls :meth:`run_period` (virtual time)
         self._threaded = threaded
-        #: runs the periods instead of a thread (the timers of a virtual clock)
-        self._driver: PeriodDriver | None = None
+        #: seconds the next period begins late (a scenario's late-throttle-period; a
+        #: period driver asks it too)
+        self.period_delay: Callable[[], float] = period_delay or (lambda: 0.0)
         #: dirtylimit_mutex
         self._lock = threading.Lock()
         #: the quota table; None = not in service
@@ -125,12 +129,12 @@ class DirtyLimit:
         #: the last window: its length as the rates use it (ms), as it really was (s), and
         #: each vCPU's penalty sleep in it (s; None unless the controller asks for it)
         self._window: tuple[int, float, list[float] | None] = (DIRTYLIMIT_CALC_TIME_MS, 1.0, None)
-
-    def set_period_driver(self, driver: PeriodDriver) -> None:
-        """Run the throttle periods from ``driver`` instead of a thread (before the
-        limit is first in service)."""
-        self._driver = driver
-        self._threaded = False
+        #: runs the periods instead of a thread (the timers of a virtual clock); made
+        #: last, from the limit it drives
+        self._driver: PeriodDriver | None = None
+        if period_driver is not None:
+            self._driver = period_driver(self)
+            self._threaded = False
 
     def period_length_ms(self) -> int:
         """The length of the next throttle period (the migration may change it)."""
@@ -231,8 +235,14 @@ class DirtyLimit:
         with self._bql:
             self.dirty_log.start(DirtyLogUser.LIMIT)
         try:
-            while self._running and self.run_period():
-                pass
+            while self._running:
+                delay = self.period_delay()
+                if delay > 0 and self.clock.sleep_until(
+                    self.clock.monotonic() + delay, self._shutdown
+                ):
+                    break
+                if not self.run_period():
+                    break
         finally:
             with self._bql:
                 self.dirty_log.stop(DirtyLogUser.LIMIT)

@@ -80,16 +80,15 @@ def vcpu_calculate_dirtyrate(
     abort: threading.Event | None = None,
 ) -> VcpuRates:
     """Measure every present vCPU's dirty rate over one window of ``period_ms``."""
-    backend = dirty_log.backend
     start_ms = now_ms(clock)
-    start = backend.dirty_pages()
+    start = dirty_log.dirty_pages()
     duration = wait_window(clock, period_ms, start_ms, profile, abort)
     # QEMU holds the BQL here but drops it while waiting for the kicked vCPUs; the
     # backend and the dirty log lock themselves, so no machine-wide lock is taken.
     dirty_log.sync()
     if one_shot:
         dirty_log.stop(user)
-    end = backend.dirty_pages()
+    end = dirty_log.dirty_pages()
     return VcpuRates(
         duration,
         [rate_mib_per_s(e - s, duration, profile) for s, e in zip(start, end, strict=True)],

@@ -20,10 +20,12 @@ from qmpdl.qapi.types import MigrationStatus, RunState
 
 if TYPE_CHECKING:
     from qmpdl.backend.base import VcpuBackend
+    from qmpdl.clock import Clock
     from qmpdl.config import MachineConfig
     from qmpdl.jsontypes import JsonObject
     from qmpdl.migration.source import OutgoingMigration
     from qmpdl.migration.throttle import DirtyLimitControl
+    from qmpdl.migration.uri import Channel
     from qmpdl.profile import Profile
     from qmpdl.vm.dirtylog import DirtyLogUser
 
@@ -72,6 +74,18 @@ class IncomingHost(Protocol):
     def incoming_failed(self, message: str) -> None: ...
 
 
+class StreamFaults(Protocol):
+    """A scenario's faults on the migration streams (:mod:`qmpdl.vtime.faults`), handed
+    to the manager when the machine is built."""
+
+    def outgoing(self, channel: Channel, number: int) -> Channel:
+        """The channel the ``number``-th outgoing migration of the process (1: the
+        first) writes to: ``channel`` itself, or one that misbehaves."""
+
+    def incoming(self, channel: Channel) -> Channel:
+        """The channel the incoming migration reads."""
+
+
 class EventSink(Protocol):
     def emit(self, name: str, data: JsonObject | None = None) -> None: ...
 
@@ -92,6 +106,8 @@ class MigrationMachine(Protocol):
     def config(self) -> MachineConfig: ...
     @property
     def profile(self) -> Profile: ...
+    @property
+    def clock(self) -> Clock: ...
     @property
     def backend(self) -> VcpuBackend: ...
     @property

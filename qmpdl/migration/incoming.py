@@ -7,6 +7,15 @@ run, ``RESUME``, or the run state the source had).  While listening, query-migra
 shows the addresses listened on.  A stream that fails to load (a damaged pass, a dropped
 connection, a machine that does not fit) ends in ``failed`` and - as QEMU - the process
 exits with status 1 after printing why.
+
+On a virtual clock (:mod:`qmpdl.vtime`) the loading thread is a machine thread of that
+clock: a reply waits while it loads, not while it waits for the stream (it is *parked*
+then).  A source on a virtual clock stamps its stream with its time (SYNC records): the
+destination's clock catches up with each stamp, running what falls due meanwhile, so
+its events (``MIGRATION``, ``RESUME``) carry the source's times - the guest resumes at
+the instant the source's downtime ends - and it answers the stamp once caught up; the
+end of such a stream is answered once the guest has started.  A destination on the
+host clock ignores the stamps (and answers them).
 """
 
 from __future__ import annotations
@@ -16,11 +25,22 @@ import logging
 import select
 import socket
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from qmpdl.clock import Clock, RealClock, catch_up, parked, start_thread
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.migration.host import IncomingHost
-from qmpdl.migration.stream import End, Header, Pages, PassEnd, State, StreamError, StreamReader
+from qmpdl.migration.stream import (
+    End,
+    Header,
+    Pages,
+    PassEnd,
+    State,
+    StreamError,
+    StreamReader,
+    Sync,
+)
 from qmpdl.migration.uri import Channel, MigrationAddress, listen, open_incoming
 from qmpdl.threadname import name_this_thread
 
@@ -39,13 +59,21 @@ class IncomingMigration:
         backend: VcpuBackend,
         address: MigrationAddress,
         *,
+        clock: Clock | None = None,
         qemu_open_texts: bool = False,
+        channel_filter: Callable[[Channel], Channel] | None = None,
     ) -> None:
         self.host = host
         self.backend = backend
         self.address = address
         #: 9.1+'s texts for a file that cannot be opened
         self.qemu_open_texts = qemu_open_texts
+        self.clock: Clock = clock or RealClock()
+        #: a scenario's faults (a refusing destination)
+        self._channel_filter = channel_filter
+        #: the source stamps the stream with its (virtual) time: END is answered once
+        #: the guest has started
+        self._synchronous = False
         self.listeners: list[socket.socket] = []
         self.channel: Channel | None = None
         self.passes = 0
@@ -62,7 +90,7 @@ class IncomingMigration:
         if not self.listeners:
             self.channel = open_incoming(self.address, qemu_open_texts=self.qemu_open_texts)
         self._addresses = [self._socket_address(s) for s in self.listeners]
-        self.thread.start()
+        start_thread(self.thread, self.clock)
 
     def close(self) -> None:
         self._stop.set()
@@ -90,6 +118,10 @@ class IncomingMigration:
         return {"type": "inet", "host": str(host), "port": str(port), flag: True}
 
     def _accept(self) -> Channel | None:
+        with parked(self.clock):  # waiting for the source: outside the machine
+            return self._accept_parked()
+
+    def _accept_parked(self) -> Channel | None:
         while not self._stop.is_set():
             try:
                 ready, _, _ = select.select(self.listeners, [], [], 0.2)
@@ -111,9 +143,8 @@ class IncomingMigration:
             if channel is None:
                 return  # closed before anyone connected
             self.channel = channel
-        channel_filter = getattr(m, "channel_filter", None)  # a scenario's faults
-        if channel_filter is not None:
-            self.channel = channel_filter(self.channel, "incoming")
+        if self._channel_filter is not None:
+            self.channel = self._channel_filter(self.channel)
         m.incoming_connected()
         try:
             self._load()
@@ -123,12 +154,22 @@ class IncomingMigration:
         finally:
             self._close_listeners()
         m.incoming_completed(self.source_runstate)
+        if self._synchronous:
+            self._answer()
+
+    def _answer(self) -> None:
+        """Tell the source everything up to here is loaded."""
+        assert self.channel is not None
+        if self.channel.duplex:
+            with contextlib.suppress(OSError):  # (a source that gave up)
+                self.channel.sendall(b"\0")
 
     def _load(self) -> None:
         assert self.channel is not None
         reader = StreamReader()
         while not reader.ended:
-            data = self.channel.recv(1 << 20)
+            with parked(self.clock):  # waiting for the source: outside the machine
+                data = self.channel.recv(1 << 20)
             if not data:
                 raise StreamError("the source closed the connection before the end")
             reader.feed(data)
@@ -136,7 +177,15 @@ class IncomingMigration:
                 if isinstance(record, Header):
                     self._check_header(record)
                 elif isinstance(record, Pages):
-                    self.backend.write_pages(record.pages.astype("int64"), record.zero, record.data)
+                    pages = record.pages.astype("int64")
+                    if record.marks is not None:
+                        self.backend.write_page_marks(pages, record.zero, record.marks)
+                    else:
+                        self.backend.write_pages(pages, record.zero, record.data)
+                elif isinstance(record, Sync):
+                    self._synchronous = True
+                    catch_up(self.clock, record.time)
+                    self._answer()
                 elif isinstance(record, PassEnd):
                     self.passes += 1
                 elif isinstance(record, State):
@@ -145,7 +194,7 @@ class IncomingMigration:
                     self.backend.import_state(record.state)
                 elif isinstance(record, End):
                     break
-        if self.channel.duplex:
+        if self.channel.duplex and not self._synchronous:
             self.channel.sendall(b"\0")
 
     def _check_header(self, header: Header) -> None:

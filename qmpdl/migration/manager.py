@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.errors import QMPError
 from qmpdl.jsontypes import JsonObject
-from qmpdl.migration.host import MigrationMachine, MigrationSettings
+from qmpdl.migration.host import MigrationMachine, MigrationSettings, StreamFaults
 from qmpdl.migration.parameters import DefaultMigrationSettings
 from qmpdl.migration.params import MigrationConfig
 from qmpdl.migration.state import (
@@ -33,7 +32,6 @@ from qmpdl.migration.state import (
 )
 from qmpdl.migration.throttle import ConvergenceThrottle
 from qmpdl.migration.uri import (
-    Channel,
     MigrationAddress,
     UnknownProtocolError,
     check_transport,
@@ -80,6 +78,8 @@ class MigrationManager:
         config: MigrationSettings,
         *,
         exit: Callable[[int], None] | None = None,
+        stream_faults: StreamFaults | None = None,
+        virtual_time: bool = False,
     ) -> None:
         self.machine = machine
         self.config = config
@@ -100,9 +100,14 @@ class MigrationManager:
         self._exit_on_error = True
         #: called with the exit status when the process must end (a failed load)
         self.exit: Callable[[int], None] = exit or (lambda status: None)
-        #: wraps each migration stream's channel, (channel, "outgoing"|"incoming") ->
-        #: channel: a scenario's stream faults (qmpdl.vtime.faults)
-        self.channel_filter: Callable[[Channel, str], Channel] | None = None
+        #: a scenario's faults on the streams (qmpdl.vtime.faults)
+        self._stream_faults = stream_faults
+        #: the machine runs on a virtual clock: the outgoing stream takes that clock's
+        #: time at max-bandwidth, carries it to the destination and sends synthetic
+        #: pages compactly (see qmpdl.migration.source)
+        self._virtual_time = virtual_time
+        #: outgoing migrations started so far (a stream fault names which it hits)
+        self._outgoing_count = 0
         if isinstance(config, MigrationConfig):
             config.bind_engine(self)
 
@@ -209,8 +214,7 @@ class MigrationManager:
             info["total-time"] = stats.total_time
             info["downtime"] = stats.downtime
         else:
-            clock = getattr(self.machine.backend, "clock", None)  # virtual: qmpdl.vtime
-            now = time.monotonic() if clock is None else clock.monotonic()
+            now = self.machine.clock.monotonic()
             info["total-time"] = int((now - stats.start_time) * 1000)
             info["expected-downtime"] = stats.expected_downtime
 
@@ -362,12 +366,18 @@ class MigrationManager:
                 raise QMPError(str(e)) from None
         from qmpdl.migration.source import OutgoingMigration
 
+        self._outgoing_count += 1
+        faults = self._stream_faults
+        number = self._outgoing_count
         outgoing = OutgoingMigration(
             self,
             self.machine.backend,
             address,
             channel,
+            clock=self.machine.clock,
             always_device_state=profile.has("migration-always-device-state"),
+            virtual_time=self._virtual_time,
+            channel_filter=None if faults is None else lambda c: faults.outgoing(c, number),
         )
         outgoing.stats.expected_downtime = self.config.downtime_limit
         self.throttle.begin()
@@ -487,7 +497,9 @@ class MigrationManager:
             self,
             self.machine.backend,
             address,
+            clock=self.machine.clock,
             qemu_open_texts=p.has("migration-file-qemu-open"),
+            channel_filter=None if self._stream_faults is None else self._stream_faults.incoming,
         )
         try:
             incoming.start()

@@ -10,12 +10,23 @@ the rest and the device state, wait for the destination's acknowledgement) ->
 previous rate period checks whether the guest dirties memory faster than
 ``throttle-trigger-threshold`` % of what is transferred; the second time it does,
 auto-converge throttles the CPUs or the ``dirty-limit`` capability limits every vCPU.
+
+On a virtual clock (``-accel sim,clock=virtual``, :mod:`qmpdl.vtime`) writing to the
+socket takes no time of that clock, so the stream takes it explicitly: the link moves
+``max-bandwidth`` bytes per second of the clock (none: no time at all), in the rate
+windows too and while the guest is stopped, so passes, the dirty-limit trigger and the
+downtime come out as in real time, and the same on every run.  Before the thread
+sleeps out what it sent, the stream carries the time it will be delivered (a SYNC
+record) and, on a socket, waits for the destination to load everything before and
+catch up; synthetic pages go as their first byte (MARKS records) and count as the full
+pages they stand for.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qmpdl.backend.base import PAGE_SIZE
-from qmpdl.clock import Clock, RealClock, parked, start_thread, unpark
+from qmpdl.clock import Clock, parked, start_thread, unpark
 from qmpdl.errors import QmpdlError
 from qmpdl.migration.host import OutgoingHost
 from qmpdl.migration.stream import StreamWriter
@@ -93,7 +104,10 @@ class OutgoingMigration:
         address: MigrationAddress,
         channel: Channel | None = None,
         *,
+        clock: Clock,
         always_device_state: bool = False,
+        virtual_time: bool = False,
+        channel_filter: Callable[[Channel], Channel] | None = None,
     ) -> None:
         self.host = host
         self.backend = backend
@@ -101,7 +115,13 @@ class OutgoingMigration:
         #: 10.0+: the switchover always passes through status ``device``
         self.always_device_state = always_device_state
         #: the machine's clock (virtual under -accel sim,clock=virtual: qmpdl.vtime)
-        self.clock: Clock = getattr(backend, "clock", None) or RealClock()
+        self.clock = clock
+        #: the clock is virtual: sends take its time (see the module's text)
+        self.virtual_time = virtual_time
+        #: a scenario's stream faults for this migration
+        self._channel_filter = channel_filter
+        #: virtual time: when the link has delivered everything sent so far
+        self._link_free = 0.0
         self.stats = SourceStats(start_time=self.clock.monotonic())
         #: opened by the command for exec: and file: (None: connected by the thread)
         self.channel: Channel | None = channel
@@ -158,9 +178,8 @@ class OutgoingMigration:
                 except OSError as e:
                     m.fail(str(e), from_state=S.SETUP)
                     return
-            channel_filter = getattr(m, "channel_filter", None)  # a scenario's faults
-            if channel_filter is not None:
-                self.channel = channel_filter(self.channel, "outgoing")
+            if self._channel_filter is not None:
+                self.channel = self._channel_filter(self.channel)
             self._check()
             self._send(
                 self.writer.header(
@@ -224,6 +243,9 @@ class OutgoingMigration:
         state = dict(self.backend.export_state())
         state["runstate"] = m.source_runstate()
         self._send(self.writer.state(state))
+        if self.virtual_time:
+            self._pay(always=True)  # the destination catches up with the end
+            self._check()
         self._send(self.writer.end())
         # QEMU's downtime and total time end here, with everything sent; qmpdl's own
         # stream then waits for the destination's acknowledgement (QEMU's precopy
@@ -243,6 +265,8 @@ class OutgoingMigration:
         m.transition(current, S.COMPLETED)
 
     def _await_ack(self) -> None:
+        """The destination's answer to END (after a stream with SYNC records, once its
+        guest has started), or to a SYNC."""
         assert self.channel is not None
         reply = self.channel.recv(1)
         if not reply:
@@ -262,12 +286,18 @@ class OutgoingMigration:
 
     # ------------------------------------------------------------------ sending
 
-    def _send(self, data: bytes) -> None:
-        """Send; the bytes count as precopy while the guest runs, else as downtime
-        (QEMU's ram_transferred_add)."""
+    def _send(self, data: bytes, size: int | None = None) -> None:
+        """Send ``data``, which stands for ``size`` bytes of the stream (a MARKS
+        record's PAGES; default: its length); they count as precopy while the guest
+        runs, else as downtime (QEMU's ram_transferred_add)."""
         assert self.channel is not None
-        self.channel.sendall(data)
-        n = len(data)
+        n = len(data) if size is None else size
+        before = self.clock.monotonic()
+        self.channel.sendall(data, n)
+        if self.virtual_time:
+            bandwidth = self.host.settings.max_bandwidth
+            if bandwidth:
+                self._link_free = max(self._link_free, before) + n / bandwidth
         self.stats.transferred += n
         self._window_bytes += n
         if self.host.guest_running():
@@ -301,8 +331,13 @@ class OutgoingMigration:
         while self.bitmap.any():
             self._check()
             pages = self._next_pages(self._budget_pages() if limit else BATCH_PAGES)
-            zero, data = self.backend.read_pages(pages)
-            self._send(self.writer.pages(pages, zero, data))
+            marks = self.backend.page_marks(pages) if self.virtual_time else None
+            if marks is not None:
+                zero = marks == 0
+                self._send(*self.writer.marks(pages, zero, marks))
+            else:
+                zero, data = self.backend.read_pages(pages)
+                self._send(self.writer.pages(pages, zero, data))
             self.bitmap[pages] = False
             # query-migrate's remaining is live, as QEMU's migration_dirty_pages
             self.stats.remaining -= len(pages) * PAGE_SIZE
@@ -348,8 +383,26 @@ class OutgoingMigration:
         limit = self._window_limit()
         return bool(limit) and self._window_bytes >= limit
 
+    def _pay(self, *, always: bool = False) -> None:
+        """Virtual time: the link delivers what was sent.  The destination learns when
+        (a SYNC record; on a socket the thread waits until it has caught up), then the
+        thread sleeps until then.  ``always``: a SYNC even if nothing is due."""
+        assert self.channel is not None
+        now = self.clock.monotonic()
+        due = max(self._link_free, now)
+        if due <= now and not always:
+            return
+        self.channel.sendall(self.writer.sync(due), 0)
+        if self.channel.duplex:
+            self._await_ack()
+        if due > now:
+            self.clock.sleep_until(due, self._wakeup)
+
     def _rate_limit(self) -> None:
         """Update the counters once per window; sleep out an exhausted window."""
+        if self.virtual_time:
+            self._pay()
+            self._check()
         now = self.clock.monotonic()
         self._update_counters(now)
         if self._rate_exceeded():

@@ -15,10 +15,24 @@ Everything is little-endian.  A stream is a header, records, and an end mark::
     STATE    u8 3, u32 json_len, json: device (vCPU) state, sent once, after the VM
              stopped and the last pages went
     END      u8 4
+    SYNC     u8 5, f64 time: sent only by a source on a virtual clock (qmpdl.vtime),
+             after what it sent up to the time it has been delivered, and once right
+             before END: the destination's clock catches up with ``time`` (a virtual
+             one moves to it) and, on a two-way connection, it answers one byte 0 once
+             it has loaded everything before (the source waits for it, so a step of
+             its clock returns with the destination caught up)
+    MARKS    u8 6, u32 n, u32 m, u32 crc of the 8 bytes before, n x u64 entry, m bytes:
+             PAGES of synthetic memory (simulated vCPUs), sent by a source on a virtual
+             clock: every page without the ZERO bit is its first byte followed by 4095
+             zeros, and only that byte is sent (the m bytes, in order).  It counts as
+             the PAGES record it stands for (5 + 8 n + 4096 m bytes) in the source's
+             statistics and rate limiting; its size is known from its own checked
+             header, so damage anywhere in it fails the pass's CRC, never the framing
 
 The destination answers on the same connection with one byte after END: 0 when it
 loaded everything (the source may then complete), else 1 followed by u32 len and an
-error text (the source fails with it).
+error text (the source fails with it).  After a stream with SYNC records it answers
+END once the guest has started, so the source completes after the destination has.
 
 :class:`StreamWriter` turns records into bytes; :class:`StreamReader` takes bytes in any
 chunking and returns records, checking each pass's CRC.
@@ -47,6 +61,8 @@ REC_PAGES = 1
 REC_PASS = 2
 REC_STATE = 3
 REC_END = 4
+REC_SYNC = 5
+REC_MARKS = 6
 
 #: Longest machine description or device state accepted (a damaged length would
 #: otherwise have the destination buffer gigabytes before failing).
@@ -55,6 +71,8 @@ MAX_JSON = 1 << 20
 _HEADER = struct.Struct("<8sIIQII")
 _PASS = struct.Struct("<IQI")
 _U32 = struct.Struct("<I")
+_F64 = struct.Struct("<d")
+_MARKS = struct.Struct("<III")
 
 
 class StreamError(QmpdlError):
@@ -81,11 +99,21 @@ class Header:
 
 @dataclass(frozen=True)
 class Pages:
-    """One PAGES record: page numbers, which are zero, and the non-zero pages' bytes."""
+    """One PAGES record: page numbers, which are zero, and the non-zero pages' bytes
+    (a MARKS record: ``data`` is empty and ``marks`` holds the non-zero pages' first
+    bytes, the rest of each page being zeros)."""
 
     pages: npt.NDArray[np.uint64]
     zero: npt.NDArray[np.bool_]
     data: bytes
+    marks: npt.NDArray[np.uint8] | None = None
+
+
+@dataclass(frozen=True)
+class Sync:
+    """The source's clock: what came before was delivered by ``time``."""
+
+    time: float
 
 
 @dataclass(frozen=True)
@@ -104,7 +132,7 @@ class End:
     pass
 
 
-Record = Header | Pages | PassEnd | State | End
+Record = Header | Pages | PassEnd | State | End | Sync
 
 
 class StreamWriter:
@@ -130,6 +158,28 @@ class StreamWriter:
         self._crc = zlib.crc32(record, self._crc)
         self._pages += len(pages)
         return record
+
+    def marks(
+        self, pages: npt.NDArray[np.int64], zero: npt.NDArray[np.bool_], marks: npt.NDArray[Any]
+    ) -> tuple[bytes, int]:
+        """One MARKS record (``marks``: every page's first byte, zero pages' ignored) and
+        the size of the PAGES record it stands for."""
+        entries = pages.astype(np.uint64) | np.where(zero, ZERO, np.uint64(0))
+        values = np.asarray(marks, dtype=np.uint8)[~zero]
+        head = _U32.pack(len(pages)) + _U32.pack(len(values))
+        record = (
+            bytes([REC_MARKS])
+            + head
+            + _U32.pack(zlib.crc32(head))
+            + entries.astype("<u8").tobytes()
+            + values.tobytes()
+        )
+        self._crc = zlib.crc32(record, self._crc)
+        self._pages += len(pages)
+        return record, 5 + 8 * len(pages) + PAGE_SIZE * len(values)
+
+    def sync(self, time: float) -> bytes:
+        return bytes([REC_SYNC]) + _F64.pack(time)
 
     def pass_end(self, number: int) -> bytes:
         record = bytes([REC_PASS]) + _PASS.pack(number, self._pages, self._crc)
@@ -239,6 +289,37 @@ class StreamReader:
             self._crc = zlib.crc32(record, self._crc)
             self._pages += n
             return Pages(entries & ~ZERO, zero, record[head:])
+        if kind == REC_MARKS:
+            if self._peek_len() < 1 + _MARKS.size:
+                return None
+            n, m, check = _MARKS.unpack_from(self._buf, self._pos + 1)
+            if check != zlib.crc32(bytes(self._buf[self._pos + 1 : self._pos + 9])):
+                raise StreamError("a page record arrived damaged")
+            if n > self._ram_pages or m > n:
+                raise StreamError(f"a record of {n} pages in {self._ram_pages} pages of RAM")
+            size = 1 + _MARKS.size + 8 * n + m
+            if self._peek_len() < size:
+                return None
+            record = self._take(size)
+            assert record is not None
+            head = 1 + _MARKS.size
+            entries = np.frombuffer(record, dtype="<u8", count=n, offset=head).astype(np.uint64)
+            zero = (entries & ZERO) != 0
+            if n and int((entries & ~ZERO).max()) >= self._ram_pages:
+                raise StreamError(f"a page beyond the end of RAM ({self._ram_pages} pages)")
+            self._crc = zlib.crc32(record, self._crc)
+            self._pages += n
+            if int((~zero).sum()) != m:
+                # (the pass's CRC would say so too; the pages cannot be stored first)
+                raise StreamError("a page record arrived damaged")
+            marks = np.frombuffer(record, dtype=np.uint8, count=m, offset=head + 8 * n)
+            return Pages(entries & ~ZERO, zero, b"", marks)
+        if kind == REC_SYNC:
+            if self._peek_len() < 1 + _F64.size:
+                return None
+            (time,) = _F64.unpack_from(self._buf, self._pos + 1)
+            self._pos += 1 + _F64.size
+            return Sync(time)
         if kind == REC_PASS:
             if self._peek_len() < 1 + _PASS.size:
                 return None

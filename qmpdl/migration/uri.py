@@ -221,7 +221,10 @@ class Channel:
         self.proc = proc
         self.fd = fd
 
-    def sendall(self, data: bytes) -> None:
+    def sendall(self, data: bytes, size: int | None = None) -> None:
+        """Write ``data``; ``size`` is what it stands for in the stream (a MARKS
+        record's PAGES size: see :mod:`.stream`), which only a scenario's faulty
+        channel looks at."""
         if self.sock is not None:
             self.sock.sendall(data)
         elif self.proc is not None:

@@ -1,8 +1,11 @@
 """Building a machine from its configuration, parts in dependency order.
 
-The profile, clock and tracer first; then the backend the ``-accel`` entry of
-:mod:`qmpdl.backend.registry` names; then :class:`~qmpdl.system.machine.Machine`, which
-builds the rest around it.
+The profile, clock and tracer first, with what :mod:`qmpdl.vtime` adds (virtual time, a
+seed, a scenario's faults: :func:`qmpdl.vtime.setup`); then the backend the ``-accel``
+entry of :mod:`qmpdl.backend.registry` names; then
+:class:`~qmpdl.system.machine.Machine`, which builds the rest around it with the hooks
+handed in.  Nothing is patched afterwards: a scenario's timeline is only put on the
+clock (:func:`qmpdl.vtime.start`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from qmpdl.clock import Clock
 from qmpdl.config import MachineConfig
 from qmpdl.errors import ConfigError
 from qmpdl.profile import get_profile
-from qmpdl.system.machine import Machine, no_exit
+from qmpdl.system.machine import Machine, PartHooks, no_exit
 from qmpdl.trace import Tracer
 from qmpdl.workload import WorkloadError, resolve_workloads
 
@@ -32,7 +35,8 @@ def build_machine(
 
     config = vtime.prepare(config)  # a scenario's workloads
     profile = vtime.profile_for(get_profile(config.qemu_version), config)
-    clock = clock or vtime.clock_for(config)
+    times = vtime.setup(config, clock)  # the clock; seed and scenario hooks
+    clock = times.clock
     # The trace file stays open for the life of the process, like QEMU's -D file.
     out = open(config.trace_file, "a") if config.trace_file else None  # noqa: SIM115
     tracer = Tracer(config.trace_patterns, out)
@@ -58,10 +62,27 @@ def build_machine(
         kick_interrupts_sleep=not profile.has("dirtylimit-sleep-uninterruptible"),
         start_paused=config.start_paused or config.incoming is not None,
         serial=serial,
+        thread_id=times.thread_id,
     )
     backend = accelerator.build(request)
-    machine = Machine(
-        config, profile, accelerator, backend, clock, tracer=tracer, exit_process=exit_process
+    faults = times.faults
+    hooks = PartHooks(
+        rng=times.rng,
+        counters=times.counters(backend.dirty_pages),
+        period_driver=times.period_driver(),
+        period_delay=None if faults is None else faults.period_delay,
+        stream_faults=None if faults is None or not faults.on_streams else faults,
+        virtual_clock=times.virtual,
     )
-    vtime.install(machine)  # virtual time, seed, scenario (no-ops without them)
+    machine = Machine(
+        config,
+        profile,
+        accelerator,
+        backend,
+        clock,
+        tracer=tracer,
+        exit_process=exit_process,
+        hooks=hooks,
+    )
+    vtime.start(machine, times)  # a scenario's timeline (nothing without one)
     return machine

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qmpdl.backend.base import VcpuBackend
 from qmpdl.backend.registry import Accelerator
-from qmpdl.clock import Clock
+from qmpdl.clock import Clock, release
 from qmpdl.config import MachineConfig
-from qmpdl.dirtylimit.service import DirtyLimit
+from qmpdl.dirtylimit.service import DirtyLimit, PeriodDriver
 from qmpdl.dirtyrate.calc import DirtyRateCalc
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
@@ -35,6 +35,9 @@ from qmpdl.vm.dirtylog import DirtyLog
 from qmpdl.vm.events import EventBus
 
 if TYPE_CHECKING:
+    import random
+
+    from qmpdl.migration.host import StreamFaults
     from qmpdl.migration.manager import MigrationManager
     from qmpdl.migration.params import MigrationConfig
 
@@ -46,6 +49,29 @@ _NEEDS_RESET = (RunState.INTERNAL_ERROR, RunState.SHUTDOWN, RunState.GUEST_PANIC
 
 def no_exit(status: int) -> None:
     """Without a server around the machine (tests, tools) nothing ends the process."""
+
+
+class PartHooks(NamedTuple):
+    """What the composition root hands the parts besides the clock: the choices of
+    :mod:`qmpdl.vtime` (a seed, the virtual clock's throttle, a scenario's faults).  The
+    defaults are a plain machine's."""
+
+    #: page sampling's random choices (``--seed``)
+    rng: random.Random | None = None
+    #: what measurements read as the vCPUs' harvested pages (``bad-measurement``)
+    counters: Callable[[], list[int]] | None = None
+    #: runs the throttle periods instead of a thread (the virtual clock's timers)
+    period_driver: Callable[[DirtyLimit], PeriodDriver] | None = None
+    #: seconds the next throttle period begins late (``late-throttle-period``)
+    period_delay: Callable[[], float] | None = None
+    #: the migration streams' faults (``migration-stream``, ``destination-refuse``)
+    stream_faults: StreamFaults | None = None
+    #: the clock is a stepped virtual one: the migration stream takes its time
+    virtual_clock: bool = False
+
+
+#: a plain machine's hooks
+PLAIN = PartHooks()
 
 
 class Machine:
@@ -61,6 +87,7 @@ class Machine:
         *,
         tracer: Tracer = NULL_TRACER,
         exit_process: Callable[[int], None] = no_exit,
+        hooks: PartHooks = PLAIN,
     ) -> None:
         self.config = config
         self.profile = profile
@@ -85,7 +112,7 @@ class Machine:
         #: QEMU's autostart: run when an incoming migration completes (no -S, or a
         #: ``cont`` during ``inmigrate``; a ``stop`` then clears it)
         self.autostart = not config.start_paused
-        self.dirty_log = DirtyLog(backend)
+        self.dirty_log = DirtyLog(backend, hooks.counters)
 
         # QEMU's one cycle among the parts: the migration drives the dirty limit, which
         # asks the migration whether users may change limits and how long a period is.
@@ -109,6 +136,8 @@ class Machine:
             period_ms=dirty_limit_period_ms,
             allowed=dirty_limit_allowed,
             controller=config.dirtylimit_controller,
+            period_driver=hooks.period_driver,
+            period_delay=hooks.period_delay,
         )
         self.dirtyrate = DirtyRateCalc(
             dirty_log=self.dirty_log,
@@ -118,6 +147,7 @@ class Machine:
             shutdown=self.shutdown_event,
             bql=self.bql,
             tracer=tracer,
+            rng=hooks.rng,
         )
         #: the migration's parts are built when first used (most machines never
         #: migrate, and a start-up without them is the shorter): see ``migration``
@@ -125,6 +155,7 @@ class Machine:
         self._migration_lock = threading.RLock()
         self._migration_config: MigrationConfig | None = None
         self._migration: MigrationManager | None = None
+        self._hooks = hooks
         #: socket chardevs, in creation order (``query-yank`` lists them)
         self.chardev_ids = [c.id for c in config.chardevs if c.backend == "socket"]
         #: every chardev as ``query-chardev`` reports it (the server keeps it current)
@@ -160,7 +191,13 @@ class Machine:
                 if self._migration is None:
                     from qmpdl.migration.manager import MigrationManager
 
-                    self._migration = MigrationManager(self, config, exit=self._exit_process)
+                    self._migration = MigrationManager(
+                        self,
+                        config,
+                        exit=self._exit_process,
+                        stream_faults=self._hooks.stream_faults,
+                        virtual_time=self._hooks.virtual_clock,
+                    )
         return self._migration
 
     # ------------------------------------------------------------------ lifecycle
@@ -297,6 +334,7 @@ class Machine:
 
     def teardown(self) -> None:
         """Stop every thread and the vCPUs (after the last reply went out)."""
+        release(self.clock)  # threads being joined must not wait for a virtual step
         if self._migration is not None:
             self._migration.shutdown()
         self.shutdown_event.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import threading
+from collections.abc import Callable
 
 from qmpdl.backend.base import DirtyTracker
 
@@ -19,8 +20,13 @@ class DirtyLogUser(enum.IntFlag):
 class DirtyLog:
     """Starts/stops the backend's dirty tracking as users come and go; counts bitmap pages."""
 
-    def __init__(self, backend: DirtyTracker) -> None:
+    def __init__(
+        self, backend: DirtyTracker, counters: Callable[[], list[int]] | None = None
+    ) -> None:
         self.backend = backend
+        #: what measurements read as each vCPU's harvested pages (a scenario's
+        #: ``bad-measurement`` fault hands in its own reading: qmpdl.vtime.faults)
+        self._counters = counters or backend.dirty_pages
         self._lock = threading.Lock()
         self.mask = DirtyLogUser(0)
         #: pages found dirty by bitmap syncs so far (QEMU's ``total_dirty_pages``)
@@ -40,6 +46,10 @@ class DirtyLog:
             self.mask &= ~user
             if not self.mask:
                 self.backend.set_dirty_logging(False)
+
+    def dirty_pages(self) -> list[int]:
+        """Per vCPU: ring entries harvested so far, as the measurements see them."""
+        return self._counters()
 
     def sync(self) -> None:
         """Collect what the guest dirtied so far: a ring flush, or a bitmap sync."""

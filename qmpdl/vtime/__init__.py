@@ -8,21 +8,29 @@
 * ``--scenario FILE``: workload phases, machine events and faults on a timeline
   (:mod:`qmpdl.vtime.scenario`, :mod:`qmpdl.vtime.faults`).
 
-The composition root calls three hooks (:func:`profile_for`, :func:`clock_for`,
-:func:`install`); everything else lives here.  See ``docs/virtual-time.md``.
+The composition root (:func:`qmpdl.system.build.build_machine`) asks :func:`setup` for a
+:class:`TimeSetup` before it builds anything, hands its parts to the constructors (the
+clock, the thread id, the seeded random numbers, the throttle's period driver, the
+faults' hooks), and calls :func:`start` on the built machine to put the scenario's
+timeline on the clock.  Nothing is patched.  See ``docs/virtual-time.md``.
 """
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qmpdl.clock import Clock, RealClock
 
 if TYPE_CHECKING:
     from qmpdl.config import MachineConfig
+    from qmpdl.dirtylimit.service import DirtyLimit, PeriodDriver
     from qmpdl.profile import Profile
+    from qmpdl.vtime.faults import ScenarioFaults
     from qmpdl.vtime.host import TimedMachine
+    from qmpdl.vtime.scenario import LoadedScenario
 
 #: The profile feature that puts qmpdl's virtual-time commands in the schema.
 FEATURE = "qmpdl-virtual-clock"
@@ -47,7 +55,7 @@ def clock_for(config: MachineConfig) -> Clock:
 
 def prepare(config: MachineConfig) -> MachineConfig:
     """The configuration with what a scenario adds: its vCPUs' starting workloads
-    (simulated vCPUs only; under ``-accel kvm`` the phases are ignored, see install)."""
+    (simulated vCPUs only; under ``-accel kvm`` the phases are ignored, see start)."""
     if config.scenario is None or config.accel.kind == "kvm":
         return config
     from qmpdl.vtime.scenario import load_scenario, scenario_workloads
@@ -64,60 +72,68 @@ def thread_id(seed: int | None) -> int:
     return 1000 + (seed or 0) % 30000
 
 
-def install(machine: TimedMachine) -> None:
-    """Wire the virtual clock, the seed and the scenario into a built machine."""
-    from qmpdl.vtime.clock import SteppedClock
+@dataclass(frozen=True)
+class TimeSetup:
+    """What virtual time, the seed and the scenario give the machine's parts."""
 
-    config = machine.config
-    clock = machine.clock
-    seed = config.seed
-    if seed is not None:
-        machine.dirtyrate._rng = random.Random(seed)
-    if isinstance(clock, SteppedClock):
+    clock: Clock
+    #: the clock is a stepped virtual one
+    virtual: bool
+    #: the vCPU thread id the backend shows (virtual clock only)
+    thread_id: int | None
+    #: page sampling's random numbers (from the seed; fixed under the virtual clock)
+    rng: random.Random | None
+    scenario: LoadedScenario | None
+    #: the scenario's faults that parts consult (None without a scenario)
+    faults: ScenarioFaults | None
+
+    def period_driver(self) -> Callable[[DirtyLimit], PeriodDriver] | None:
+        """The virtual clock runs the throttle's periods as its timers."""
+        clock = self.clock
+        if not self.virtual:
+            return None
+        from qmpdl.vtime.clock import SteppedClock
         from qmpdl.vtime.throttle import TimerThrottle
 
-        machine.dirtylimit.set_period_driver(TimerThrottle(machine.dirtylimit, clock))
-        if seed is None:
-            machine.dirtyrate._rng = random.Random(0)
-        ident = thread_id(seed)
-        n = machine.backend.nr_vcpus
-        setattr(machine.backend, "thread_ids", lambda: [ident] * n)  # noqa: B010
-        teardown = machine.teardown
+        assert isinstance(clock, SteppedClock)
+        return lambda limit: TimerThrottle(limit, clock)
 
-        def released_teardown() -> None:
-            clock.release()  # threads being joined must not wait for a step
-            teardown()
-
-        setattr(machine, "teardown", released_teardown)  # noqa: B010
-    link_clocks(machine)
-    if config.scenario is not None:
-        from qmpdl.vtime.scenario import apply_scenario, load_scenario
-
-        apply_scenario(machine, load_scenario(config.scenario))
+    def counters(self, read: Callable[[], list[int]]) -> Callable[[], list[int]] | None:
+        """What measurements read as the vCPUs' harvested pages (``read``: the
+        backend's), when a ``bad-measurement`` fault may change it."""
+        return None if self.faults is None else self.faults.measured(read)
 
 
-def link_clocks(machine: TimedMachine) -> None:
-    """A migration carries the source's virtual time: a destination on a virtual clock
-    catches up with it when the guest state arrives (so its events and the guest's
-    progress continue where the source's left off)."""
+def setup(config: MachineConfig, clock: Clock | None = None) -> TimeSetup:
+    """The clock (``clock`` if given) and the hooks of ``config``'s machine."""
     from qmpdl.vtime.clock import SteppedClock
 
-    backend = machine.backend
-    clock = machine.clock
-    export_state = backend.export_state
-    import_state = backend.import_state
+    clock = clock or clock_for(config)
+    stepped = isinstance(clock, SteppedClock)
+    seed = config.seed
+    rng = random.Random(seed) if seed is not None else (random.Random(0) if stepped else None)
+    scenario = None
+    faults = None
+    if config.scenario is not None:
+        from qmpdl.vtime.faults import ScenarioFaults
+        from qmpdl.vtime.scenario import load_scenario
 
-    def exported() -> dict[str, Any]:
-        state = dict(export_state())
-        if isinstance(clock, SteppedClock):
-            state["vtime"] = clock.monotonic()
-        return state
+        scenario = load_scenario(config.scenario)
+        faults = ScenarioFaults(scenario, clock, random.Random(seed or 0))
+    return TimeSetup(
+        clock=clock,
+        virtual=stepped,
+        thread_id=thread_id(seed) if stepped else None,
+        rng=rng,
+        scenario=scenario,
+        faults=faults,
+    )
 
-    def imported(state: dict[str, Any]) -> None:
-        at = state.get("vtime")
-        if isinstance(clock, SteppedClock) and isinstance(at, float | int):
-            clock.advance_to(float(at))
-        import_state(state)
 
-    setattr(backend, "export_state", exported)  # noqa: B010
-    setattr(backend, "import_state", imported)  # noqa: B010
+def start(machine: TimedMachine, times: TimeSetup) -> None:
+    """Put the scenario's timeline on the built machine's clock (its workload changes,
+    events and timed faults)."""
+    if times.scenario is not None and times.faults is not None:
+        from qmpdl.vtime.faults import ScenarioRunner
+
+        ScenarioRunner(machine, times.scenario, times.faults).install()

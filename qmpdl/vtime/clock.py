@@ -245,12 +245,19 @@ class SteppedClock:
         """Move time to ``target``, running everything due on the way; True if
         ``wakeup`` was set first (time then stops where it was)."""
         me = threading.current_thread()
-        with self._step_lock:
+        if not self._step_lock.acquire(blocking=False):
+            # a machine thread moving time (a migration's destination catching up)
+            # while a step runs: that step must not wait for it meanwhile
+            with self.parked():
+                self._step_lock.acquire()
+        try:
             outer, self._stepper = self._stepper, me
             try:
                 return self._advance(target, wakeup)
             finally:
                 self._stepper = outer
+        finally:
+            self._step_lock.release()
 
     def _advance(self, target: float, wakeup: threading.Event | None) -> bool:
         with self._cond:

@@ -17,17 +17,22 @@ clock, a ``qmpdl-scenario`` thread that sleeps until each.  What each does:
   (``garbage``) for ``duration``; afterwards they go on from where they were shown;
 * **kvm-internal-error**: the vCPU fails as on an unexpected KVM exit: a log line, the
   VM stops in ``internal-error`` with a STOP event;
-* **migration-stream** (source side): from ``after`` seconds into the migration or at
-  byte ``offset`` of the stream: ``slow`` (send at ``bandwidth`` bytes/s of the clock),
+* **migration-stream** (source side): in the outgoing migration ``migration`` names (1:
+  the process's first, 2: its second...; ``each``, the default: every one, each
+  afresh), from ``after`` seconds into that migration or at byte ``offset`` of its
+  stream (bytes as ``ram.transferred`` counts them): ``slow`` (send at ``bandwidth``
+  bytes/s of the clock),
   ``stall`` (send nothing for ``duration``, or until ``migrate_cancel``), ``cut`` (the
   connection is shut down: the source fails with a broken pipe, the destination with a
   stream that ended early), ``corrupt`` (the next byte is inverted: the destination's
   checks fail the load);
 * **destination-refuse** (destination side): the incoming stream is refused; the
   destination fails the load (and exits 1, as QEMU's does), the source sees the
-  connection reset.
+  connection reset.  (A process has one incoming migration.)
 
-Stream faults apply to the first migration of the process, each once.
+:class:`ScenarioFaults` is what the composition root hands the parts when it builds
+them (the measurements' counters, the throttle's period delays, the migration's stream
+faults); :class:`ScenarioRunner` then puts the timeline on the built machine's clock.
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ from qmpdl.vtime.scenario import LoadedScenario, cpu_range
 
 if TYPE_CHECKING:
     from qmpdl.vtime.host import TimedMachine
-    from qmpdl.vtime.throttle import TimerThrottle
 
 log = logging.getLogger("qmpdl")
 
@@ -110,8 +114,8 @@ class VcpuControl:
 class CountersFault:
     """``bad-measurement``: the harvested-page counters as the measurements see them."""
 
-    def __init__(self, backend: Any, rng: random.Random) -> None:
-        self.read = backend.dirty_pages
+    def __init__(self, read: Callable[[], list[int]], rng: random.Random) -> None:
+        self.read = read
         self.rng = rng
         self.mode: str | None = None
         self.offset: list[int] | None = None
@@ -142,7 +146,10 @@ class CountersFault:
 
 
 class FaultyChannel(Channel):
-    """The outgoing stream with the scenario's stream faults."""
+    """One outgoing stream with the scenario's stream faults.  Offsets count the bytes
+    each write stands for (``size``: a MARKS record counts as its PAGES record), so a
+    fault hits at the same place of the stream on either clock; a write split by one is
+    split in proportion."""
 
     def __init__(self, inner: Channel, faults: list[Any], clock: Clock) -> None:
         super().__init__(inner.sock, inner.proc, inner.fd)
@@ -158,36 +165,39 @@ class FaultyChannel(Channel):
         self.cancelled.set()
         super().shutdown()
 
-    def sendall(self, data: bytes) -> None:
+    def sendall(self, data: bytes, size: int | None = None) -> None:
         view = bytes(data)
+        left = len(view) if size is None else size
         while True:
-            cut_at, fire = len(view), None
+            cut_at, fire = left, None
             elapsed = self.clock.monotonic() - self.start
             for fault in self.pending:
                 if fault.offset is not None:
                     at = max(fault.offset - self.sent, 0)
-                    if at < len(view) and (fire is None or at < cut_at):
+                    if at < left and (fire is None or at < cut_at):
                         cut_at, fire = at, fault
                 elif fault.after is not None and elapsed >= fault.after:
                     cut_at, fire = 0, fault
                     break
-            head, view = view[:cut_at], view[cut_at:]
-            if head:
-                self._send(head)
+            wire = len(view) if cut_at >= left else len(view) * cut_at // left
+            head, view = view[:wire], view[wire:]
+            if head or cut_at:
+                self._send(head, cut_at)
+            left -= cut_at
             if fire is None:
                 return
             self.pending.remove(fire)
             self._trigger(fire)
 
-    def _send(self, chunk: bytes) -> None:
-        if self.bandwidth:
+    def _send(self, chunk: bytes, size: int) -> None:
+        if self.bandwidth and size:
             now = self.clock.monotonic()
-            self.clock.sleep_until(now + len(chunk) / self.bandwidth, self.cancelled)
-        if self.corrupt_next:
+            self.clock.sleep_until(now + size / self.bandwidth, self.cancelled)
+        if self.corrupt_next and chunk and size:
             chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
             self.corrupt_next = False
         super().sendall(chunk)
-        self.sent += len(chunk)
+        self.sent += size
 
     def _trigger(self, fault: Any) -> None:
         log.warning("scenario: migration stream %s at byte %d", fault.action, self.sent)
@@ -219,21 +229,82 @@ class RefusingChannel(Channel):
         raise OSError(self.message)
 
 
-class ScenarioRunner:
-    """Puts one scenario into one machine."""
+class ScenarioFaults:
+    """The scenario's faults that the machine's parts consult, made before the parts and
+    handed to their constructors: what the measurements read (``bad-measurement``), how
+    late the next throttle period begins (``late-throttle-period``), and each migration
+    stream's channel (``migration-stream``, ``destination-refuse``: a
+    :class:`~qmpdl.migration.host.StreamFaults`)."""
 
-    def __init__(self, machine: TimedMachine, scenario: LoadedScenario) -> None:
+    def __init__(self, scenario: LoadedScenario, clock: Clock, rng: random.Random) -> None:
+        self.clock = clock
+        self.rng = rng
+        faults = scenario.model.faults
+        self._measurements = any(f.kind == "bad-measurement" for f in faults)
+        #: set by :meth:`measured` (the timeline turns it on and off)
+        self.counters: CountersFault | None = None
+        self._delay = 0.0
+        self._delay_lock = threading.Lock()
+        self._streams = [f for f in faults if f.kind == "migration-stream"]
+        refusals = [f for f in faults if f.kind == "destination-refuse"]
+        self._refuse: str | None = refusals[0].message if refusals else None
+
+    @property
+    def on_streams(self) -> bool:
+        """Whether any fault concerns a migration stream."""
+        return bool(self._streams) or self._refuse is not None
+
+    # ------------------------------------------------------------------ measurements
+
+    def measured(self, read: Callable[[], list[int]]) -> Callable[[], list[int]] | None:
+        """The counters measurements read, ``read`` being the backend's (None: no
+        fault changes them)."""
+        if not self._measurements:
+            return None
+        self.counters = CountersFault(read, self.rng)
+        return self.counters
+
+    # ------------------------------------------------------------------ throttle
+
+    def delay_next_period(self, seconds: float) -> None:
+        with self._delay_lock:
+            self._delay += seconds
+
+    def period_delay(self) -> float:
+        """Seconds the period about to begin starts late (asked once per period)."""
+        with self._delay_lock:
+            delay, self._delay = self._delay, 0.0
+        return delay
+
+    # ------------------------------------------------------------------ StreamFaults
+
+    def outgoing(self, channel: Channel, number: int) -> Channel:
+        faults = [f for f in self._streams if f.migration in ("each", number)]
+        if not faults:
+            return channel
+        return FaultyChannel(channel, faults, self.clock)
+
+    def incoming(self, channel: Channel) -> Channel:
+        if self._refuse is None:
+            return channel
+        message, self._refuse = self._refuse, None
+        return RefusingChannel(channel, message)
+
+
+class ScenarioRunner:
+    """Puts one scenario's timeline on one built machine's clock."""
+
+    def __init__(
+        self, machine: TimedMachine, scenario: LoadedScenario, faults: ScenarioFaults
+    ) -> None:
         self.machine = machine
         self.scenario = scenario
+        self.faults = faults
         self.clock = machine.clock
         self.start = self.clock.monotonic()
-        self.rng = random.Random(machine.config.seed or 0)
         backend = machine.backend
         self.control = VcpuControl(backend) if isinstance(backend, SimBackend) else None
         self.actions: list[tuple[float, int, Action]] = []
-        self.counters: CountersFault | None = None
-        self.stream_faults: list[Any] = []
-        self.refuse: str | None = None
         #: workload changes at time 0: applied when the machine is built
         self.immediate: list[Action] = []
 
@@ -272,8 +343,6 @@ class ScenarioRunner:
             self._fault(i, fault)
         for action in self.immediate:
             action()
-        if self.stream_faults or self.refuse is not None:
-            self.machine.migration.channel_filter = self.channel_filter
         if isinstance(self.clock, SteppedClock):
             for at, _, action in sorted(self.actions, key=lambda a: (a[0], a[1])):
                 self.clock.call_at(self.start + at, action)
@@ -330,7 +399,6 @@ class ScenarioRunner:
 
     def _fault(self, index: int, fault: Any) -> None:
         kind = fault.kind
-        machine = self.machine
         if kind == "ring-overflow-storm":
             control = self.control
             if control is None:
@@ -345,39 +413,17 @@ class ScenarioRunner:
             self._at(fault.at, lambda: storm(True))
             self._at(fault.at + fault.duration, lambda: storm(False))
         elif kind == "late-throttle-period":
-            self._at(fault.at, partial(self._late, fault.delay))
+            self._at(fault.at, partial(self.faults.delay_next_period, fault.delay))
         elif kind == "bad-measurement":
-            if self.counters is None:
-                self.counters = CountersFault(machine.backend, self.rng)
-                setattr(machine.backend, "dirty_pages", self.counters)  # noqa: B010
-            counters = self.counters
+            counters = self.faults.counters
+            assert counters is not None  # made when the parts were built
             self._at(fault.at, partial(counters.begin, fault.value))
             self._at(fault.at + fault.duration, counters.end)
         elif kind == "kvm-internal-error":
             self._at(fault.at, partial(self._internal_error, fault.cpu, index))
-        elif kind == "migration-stream":
-            self.stream_faults.append(fault)
-        elif kind == "destination-refuse":
-            self.refuse = fault.message
+        # stream faults: ScenarioFaults, consulted by each migration
 
     # ------------------------------------------------------------------ actions
-
-    def _late(self, delay: float) -> None:
-        driver: TimerThrottle | None = getattr(self.machine.dirtylimit, "_driver", None)
-        if driver is not None:
-            driver.delay_next += delay
-            return
-        # the throttle thread: its next period starts late
-        limit = self.machine.dirtylimit
-        run_period = limit.run_period
-
-        def late_period() -> bool:
-            setattr(limit, "run_period", run_period)  # noqa: B010
-            if self.clock.sleep_until(self.clock.monotonic() + delay, self.machine.shutdown_event):
-                return False
-            return run_period()
-
-        setattr(limit, "run_period", late_period)  # noqa: B010
 
     def _internal_error(self, cpu: int, index: int) -> None:
         line = self.scenario.line("faults", index)
@@ -386,17 +432,6 @@ class ScenarioRunner:
             self.machine.internal_error(
                 f"KVM internal error on vCPU {cpu}: emulation failure (injected by {where})"
             )
-
-    def channel_filter(self, channel: Channel, direction: str) -> Channel:
-        if direction == "incoming":
-            if self.refuse is not None:
-                message, self.refuse = self.refuse, None
-                return RefusingChannel(channel, message)
-            return channel
-        if not self.stream_faults:
-            return channel
-        faults, self.stream_faults = self.stream_faults, []
-        return FaultyChannel(channel, faults, self.clock)
 
 
 def check_scenario(scenario: LoadedScenario, nr_vcpus: int) -> None:

@@ -1,4 +1,4 @@
-"""What virtual time, seeds and scenarios need of a built machine (the composition root's
+"""What a scenario's timeline needs of a built machine (the composition root's
 :class:`qmpdl.system.machine.Machine` is one; this package sits below it)."""
 
 from __future__ import annotations
@@ -9,26 +9,21 @@ from typing import Protocol
 from qmpdl.backend.base import VcpuBackend
 from qmpdl.clock import Clock
 from qmpdl.config import MachineConfig
-from qmpdl.dirtylimit.service import DirtyLimit
-from qmpdl.dirtyrate.calc import DirtyRateCalc
-from qmpdl.migration.manager import MigrationManager
 from qmpdl.vm.bql import BigLock
 
 
 class TimedMachine(Protocol):
-    """The parts of a machine that :func:`qmpdl.vtime.install` and a scenario reach."""
-
-    config: MachineConfig
-    clock: Clock
-    backend: VcpuBackend
-    dirtylimit: DirtyLimit
-    dirtyrate: DirtyRateCalc
-    shutdown_event: threading.Event
-    bql: BigLock
+    """The parts of a machine that :class:`qmpdl.vtime.faults.ScenarioRunner` reaches."""
 
     @property
-    def migration(self) -> MigrationManager: ...
+    def config(self) -> MachineConfig: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def backend(self) -> VcpuBackend: ...
+    @property
+    def shutdown_event(self) -> threading.Event: ...
+    @property
+    def bql(self) -> BigLock: ...
 
     def internal_error(self, message: str) -> None: ...
-
-    def teardown(self) -> None: ...

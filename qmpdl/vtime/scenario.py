@@ -4,8 +4,9 @@ A scenario is TOML (``.toml``) or YAML (``.yaml``/``.yml``), validated with pyda
 (imported only when ``--scenario`` is given: a plain start-up stays light).  Errors name
 the file and line.  Times are seconds of the machine's clock since it started (virtual
 or host time alike); migration stream faults count from the migration's start or in
-bytes of its stream.  See ``docs/virtual-time.md`` for the format, and
-:mod:`qmpdl.vtime.faults` for what each entry does.
+bytes of its stream, in the migration they name (or each).  See
+``docs/virtual-time.md`` for the format, and :mod:`qmpdl.vtime.faults` for what each
+entry does.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from qmpdl.errors import QmpdlError
-
-if TYPE_CHECKING:
-    from qmpdl.vtime.host import TimedMachine
 
 
 class ScenarioError(QmpdlError, ValueError):
@@ -133,14 +131,28 @@ def _models() -> Any:
     class StreamFault(_Strict):
         """The outgoing migration stream, from ``after`` s into the migration or
         from byte ``offset``: ``slow`` (to ``bandwidth`` bytes/s), ``stall`` (for
-        ``duration`` s; without: until cancelled), ``cut``, ``corrupt``."""
+        ``duration`` s; without: until cancelled), ``cut``, ``corrupt``; in the
+        process's ``migration``-th outgoing migration (1: the first), or ``each``."""
 
         kind: Literal["migration-stream"]
         action: Literal["slow", "stall", "cut", "corrupt"]
+        migration: int | Literal["each"] = "each"
         after: float | None = Field(default=None, ge=0)
         offset: int | None = Field(default=None, ge=0)
         bandwidth: int | None = Field(default=None, gt=0)
         duration: float | None = Field(default=None, gt=0)
+
+        @field_validator("migration", mode="before")
+        @classmethod
+        def _which(cls, value: Any) -> Any:
+            if value == "each" or (
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            ):
+                return value
+            raise ValueError(
+                f"{value!r}: expected the number of an outgoing migration of the process "
+                "(1: the first) or 'each'"
+            )
 
         @model_validator(mode="after")
         def _when(self) -> StreamFault:
@@ -346,13 +358,6 @@ def _read_yaml(path: str, text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     if node is not None:
         walk(node, ())
     return data, lines
-
-
-def apply_scenario(machine: TimedMachine, scenario: LoadedScenario) -> None:
-    """Put the scenario's timeline into ``machine`` (see :mod:`qmpdl.vtime.faults`)."""
-    from qmpdl.vtime.faults import ScenarioRunner
-
-    ScenarioRunner(machine, scenario).install()
 
 
 def scenario_workloads(scenario: LoadedScenario, nr_vcpus: int) -> list[Any]:

@@ -42,10 +42,6 @@ class TimerThrottle:
         self._start: list[int] = []
         self._slept0: list[float] | None = None
         self._duration = 0
-        #: extra seconds the next period's begin is late (a stalled thread, a fault)
-        self.delay_next = 0.0
-        #: rewrites a period's rates before they are published (measurement faults)
-        self.rates_filter: Callable[[list[int]], list[int]] | None = None
 
     # ------------------------------------------------------------------ PeriodDriver
 
@@ -77,8 +73,8 @@ class TimerThrottle:
         self._timer = None
         if not self._active:
             return
-        if self.delay_next > 0:
-            delay, self.delay_next = self.delay_next, 0.0
+        delay = self.limit.period_delay()
+        if delay > 0:
             self._schedule(self.clock.monotonic() + delay, self._begin)
             return
         limit = self.limit
@@ -89,7 +85,7 @@ class TimerThrottle:
         self._t0 = self.clock.monotonic()
         self._period_ms = limit.period_length_ms()
         self._start_ms = now_ms(self.clock)
-        self._start = backend.dirty_pages()
+        self._start = limit.dirty_log.dirty_pages()
         self._schedule((self._start_ms + self._period_ms) / 1000, self._end)
 
     def _end(self) -> None:
@@ -116,14 +112,12 @@ class TimerThrottle:
             backend.flush_after_kick(kicked)
         else:
             limit.dirty_log.sync()
-        end = limit.backend.dirty_pages()
+        end = limit.dirty_log.dirty_pages()
         profile = limit.profile
         rates = [
             rate_mib_per_s(e - s, self._duration, profile)
             for s, e in zip(self._start, end, strict=True)
         ]
-        if self.rates_filter is not None:
-            rates = self.rates_filter(rates)
         limit.complete_period(VcpuRates(self._duration, rates), self._t0, self._slept0)
         if self._active:
             self._begin()

@@ -205,9 +205,10 @@ def test_what_sigkill_leaves_is_taken_over(
 
 
 def test_a_wait_cut_short_is_no_signal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CPython 3.11's ``sigtimedwait`` returns an uninitialised siginfo (not None) when
-    a handled signal interrupts it after its timeout: that is no termination signal
-    (it once ended qmpdl at start-up with "terminating on signal 496851840")."""
+    """A wait that returns something other than a termination signal (CPython 3.11's
+    ``sigtimedwait`` once returned an uninitialised siginfo, which ended qmpdl at
+    start-up with "terminating on signal 496851840") is no termination signal; the
+    wake-up of ``remove`` ends the thread."""
     import asyncio
     from types import SimpleNamespace
 
@@ -218,16 +219,17 @@ def test_a_wait_cut_short_is_no_signal(monkeypatch: pytest.MonkeyPatch) -> None:
     waiter = signals.TerminationSignals(loop, lambda signum, pid: calls.append((signum, pid)))
     answers = [
         SimpleNamespace(si_signo=496851840, si_code=0, si_pid=0),
+        SimpleNamespace(si_signo=signals._WAKE, si_code=-6, si_pid=1),  # not stopping yet
         SimpleNamespace(si_signo=signal.SIGTERM, si_code=0, si_pid=7),
     ]
 
-    def sigtimedwait(sigset: object, timeout: float) -> SimpleNamespace | None:
+    def sigwaitinfo(sigset: object) -> SimpleNamespace:
         if answers:
             return answers.pop(0)
-        waiter.remove()
-        return None
+        waiter._stop.set()
+        return SimpleNamespace(si_signo=signals._WAKE, si_code=-6, si_pid=1)
 
-    monkeypatch.setattr(signal, "sigtimedwait", sigtimedwait)
+    monkeypatch.setattr(signal, "sigwaitinfo", sigwaitinfo)
     waiter._bh_wait_for_signals()
     loop.run_until_complete(asyncio.sleep(0))
     loop.close()
