@@ -18,7 +18,7 @@ Registries at the end of the module map QAPI names to the classes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from qmpdl.qapi.naming import args_class, enum_member, event_class, field_name, variant_class
@@ -27,7 +27,9 @@ from qmpdl.qapi.schema import (
     AlternateType,
     ArrayType,
     BuiltinType,
+    CommandDef,
     EnumType,
+    EventDef,
     ObjectMember,
     ObjectType,
     QapiType,
@@ -108,6 +110,11 @@ class _Class:
     depends: set[str] = field(default_factory=set)
     #: the QAPI definition, command or event the class belongs to
     owner: str = ""
+
+
+def _shapes(fields: list[_Field]) -> list[tuple[str, str, bool]]:
+    """What a class's fields are at run time (their docs and profiles aside)."""
+    return [(f.name, f.annotation, f.required) for f in fields]
 
 
 def _depends(typ: QapiType) -> set[str]:
@@ -216,32 +223,37 @@ class Renderer:
             )
             self.variants.setdefault(name, {})[case] = cls
 
+    def _payload(
+        self, cls: str, doc: str, owner: str, present: Mapping[str, CommandDef | EventDef]
+    ) -> None:
+        """The class of a command's arguments or an event's data.  Where every profile
+        names the same struct (``'data': 'MigrateSetParameters'``) and the members come
+        out the same, it is that struct's class under the payload's name."""
+        docs = next((c.doc for c in present.values() if c.doc), None)
+        fields, depends = self._fields(
+            docs, {p: c.arg_type.members if c.arg_type else () for p, c in present.items()}
+        )
+        base = "QapiModel"
+        named = {
+            c.arg_type.name for c in present.values() if c.arg_type and not c.arg_type.implicit
+        }
+        struct = self.classes.get(named.pop()) if len(named) == 1 else None
+        if struct is not None and _shapes(struct.fields) == _shapes(fields):
+            base, fields, depends = struct.name, [], {struct.name}
+        self.classes[cls] = _Class(cls, base, doc, fields, depends, owner)
+
     def add_command(self, name: str) -> None:
         present = {p: s.commands[name] for p, s in self.schemas.items() if name in s.commands}
-        doc = next((c.doc for c in present.values() if c.doc), None)
-        fields, depends = self._fields(
-            doc,
-            {p: c.arg_type.members if c.arg_type else () for p, c in present.items()},
-        )
         cls = args_class(name)
-        self.classes[cls] = _Class(
-            cls, "QapiModel", f"Arguments of the command {name}.", fields, depends, name
-        )
+        self._payload(cls, f"Arguments of the command {name}.", name, present)
         self.commands[name] = cls
 
     def add_event(self, name: str) -> None:
         present = {p: s.events[name] for p, s in self.schemas.items() if name in s.events}
         if not any(e.arg_type for e in present.values()):
             return
-        doc = next((e.doc for e in present.values() if e.doc), None)
-        fields, depends = self._fields(
-            doc,
-            {p: e.arg_type.members if e.arg_type else () for p, e in present.items()},
-        )
         cls = event_class(name)
-        self.classes[cls] = _Class(
-            cls, "QapiModel", f"Data of the event {name}.", fields, depends, name
-        )
+        self._payload(cls, f"Data of the event {name}.", name, present)
         self.events[name] = cls
 
     def collect(self) -> None:
