@@ -27,9 +27,7 @@ from qmpdl.qapi.schema import (
     AlternateType,
     ArrayType,
     BuiltinType,
-    CommandDef,
     EnumType,
-    EventDef,
     ObjectMember,
     ObjectType,
     QapiType,
@@ -224,33 +222,40 @@ class Renderer:
             self.variants.setdefault(name, {})[case] = cls
 
     def _payload(
-        self, cls: str, doc: str, owner: str, present: Mapping[str, CommandDef | EventDef]
+        self,
+        cls: str,
+        title: str,
+        owner: str,
+        present: Mapping[str, tuple[ObjectType | None, Doc | None]],
     ) -> None:
-        """The class of a command's arguments or an event's data.  Where every profile
-        names the same struct (``'data': 'MigrateSetParameters'``) and the members come
-        out the same, it is that struct's class under the payload's name."""
-        docs = next((c.doc for c in present.values() if c.doc), None)
+        """The class of a command's arguments or an event's data (``present``: each
+        profile's type and doc comment).  Where every profile names the same struct
+        (``'data': 'MigrateSetParameters'``) and the members come out the same, it is
+        that struct's class under the payload's name."""
+        doc = next((d for _, d in present.values() if d), None)
         fields, depends = self._fields(
-            docs, {p: c.arg_type.members if c.arg_type else () for p, c in present.items()}
+            doc, {p: t.members if t else () for p, (t, _) in present.items()}
         )
         base = "QapiModel"
-        named = {
-            c.arg_type.name for c in present.values() if c.arg_type and not c.arg_type.implicit
-        }
-        struct = self.classes.get(named.pop()) if len(named) == 1 else None
+        names = {None if t is None or t.implicit else t.name for t, _ in present.values()}
+        struct = self.classes.get(names.pop() or "") if len(names) == 1 else None
         if struct is not None and _shapes(struct.fields) == _shapes(fields):
             base, fields, depends = struct.name, [], {struct.name}
-        self.classes[cls] = _Class(cls, base, doc, fields, depends, owner)
+        self.classes[cls] = _Class(cls, base, title, fields, depends, owner)
 
     def add_command(self, name: str) -> None:
-        present = {p: s.commands[name] for p, s in self.schemas.items() if name in s.commands}
+        present = {
+            p: (c.arg_type, c.doc) for p, s in self.schemas.items() if (c := s.commands.get(name))
+        }
         cls = args_class(name)
         self._payload(cls, f"Arguments of the command {name}.", name, present)
         self.commands[name] = cls
 
     def add_event(self, name: str) -> None:
-        present = {p: s.events[name] for p, s in self.schemas.items() if name in s.events}
-        if not any(e.arg_type for e in present.values()):
+        present = {
+            p: (e.arg_type, e.doc) for p, s in self.schemas.items() if (e := s.events.get(name))
+        }
+        if not any(t for t, _ in present.values()):
             return
         cls = event_class(name)
         self._payload(cls, f"Data of the event {name}.", name, present)
