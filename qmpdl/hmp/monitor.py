@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import ParamSpec
 
 from qmpdl.errors import QMPError
 from qmpdl.hmp.args import ArgumentError, parse_arguments
@@ -14,6 +15,8 @@ from qmpdl.hmp.help import find
 from qmpdl.hmp.table import commands_for
 from qmpdl.hmp.words import command_name
 from qmpdl.profile import Profile
+
+_P = ParamSpec("_P")
 
 #: QEMU keeps at most this many characters of a command name for the lookup.
 _NAME_CHARS = 255
@@ -45,31 +48,6 @@ def _lookup(
     if cmd.sub_table and pos < len(line):
         return _lookup(mon, line, pos, cmd.sub_table)
     return cmd, pos
-
-
-def execute(
-    command_line: str,
-    *,
-    profile: Profile,
-    qmp: QmpCaller,
-    cpu_index: int | None = None,
-    registers: RegisterLookup | None = None,
-    migration_globals: Mapping[str, bool | int] | None = None,
-    memory: MemoryReader | None = None,
-    dump_defaults: DumpDefaults | None = None,
-) -> str:
-    """Run ``command_line`` as QEMU's human monitor would and return its output (see
-    :func:`execute_line`)."""
-    return execute_line(
-        command_line,
-        profile=profile,
-        qmp=qmp,
-        cpu_index=cpu_index,
-        registers=registers,
-        migration_globals=migration_globals,
-        memory=memory,
-        dump_defaults=dump_defaults,
-    )[0]
 
 
 def execute_line(
@@ -115,3 +93,15 @@ def execute_line(
         else:
             cmd.handler(mon, args)
     return mon.text(), mon.cpu_index
+
+
+def _output_only(run: Callable[_P, tuple[str, int | None]]) -> Callable[_P, str]:
+    def output(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        return run(*args, **kwargs)[0]
+
+    return output
+
+
+#: Run ``command_line`` as QEMU's human monitor would and return its output: what
+#: :func:`execute_line` returns, without the current CPU.
+execute = _output_only(execute_line)

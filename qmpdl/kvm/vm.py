@@ -44,12 +44,12 @@ import mmap
 import os
 import platform
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
+from qmpdl.closing import Closing
 from qmpdl.kvm import uapi
 from qmpdl.target import PAGE_SIZE
 
@@ -503,7 +503,7 @@ def _unmap(mapping: mmap.mmap | None) -> None:
         mapping.close()
 
 
-class KvmVm:
+class KvmVm(Closing):
     """A VM with ``ram_size`` bytes of RAM at GPA 0 (slot 0) and ``nr_vcpus`` vCPUs.
 
     ``ring_entries``: dirty ring size per vCPU (a power of two, at least 256 and at
@@ -638,14 +638,3 @@ class KvmVm:
         self.memory = np.zeros(0, dtype=np.uint8)
         _unmap(self._ram_map)
         self._ram_map = None
-
-    def __enter__(self) -> KvmVm:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -18,7 +18,7 @@ Registries at the end of the module map QAPI names to the classes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from qmpdl.qapi.naming import args_class, enum_member, event_class, field_name, variant_class
@@ -108,6 +108,11 @@ class _Class:
     depends: set[str] = field(default_factory=set)
     #: the QAPI definition, command or event the class belongs to
     owner: str = ""
+
+
+def _shapes(fields: list[_Field]) -> list[tuple[str, str, bool]]:
+    """What a class's fields are at run time (their docs and profiles aside)."""
+    return [(f.name, f.annotation, f.required) for f in fields]
 
 
 def _depends(typ: QapiType) -> set[str]:
@@ -216,32 +221,44 @@ class Renderer:
             )
             self.variants.setdefault(name, {})[case] = cls
 
-    def add_command(self, name: str) -> None:
-        present = {p: s.commands[name] for p, s in self.schemas.items() if name in s.commands}
-        doc = next((c.doc for c in present.values() if c.doc), None)
+    def _payload(
+        self,
+        cls: str,
+        title: str,
+        owner: str,
+        present: Mapping[str, tuple[ObjectType | None, Doc | None]],
+    ) -> None:
+        """The class of a command's arguments or an event's data (``present``: each
+        profile's type and doc comment).  Where every profile names the same struct
+        (``'data': 'MigrateSetParameters'``) and the members come out the same, it is
+        that struct's class under the payload's name."""
+        doc = next((d for _, d in present.values() if d), None)
         fields, depends = self._fields(
-            doc,
-            {p: c.arg_type.members if c.arg_type else () for p, c in present.items()},
+            doc, {p: t.members if t else () for p, (t, _) in present.items()}
         )
+        base = "QapiModel"
+        names = {None if t is None or t.implicit else t.name for t, _ in present.values()}
+        struct = self.classes.get(names.pop() or "") if len(names) == 1 else None
+        if struct is not None and _shapes(struct.fields) == _shapes(fields):
+            base, fields, depends = struct.name, [], {struct.name}
+        self.classes[cls] = _Class(cls, base, title, fields, depends, owner)
+
+    def add_command(self, name: str) -> None:
+        present = {
+            p: (c.arg_type, c.doc) for p, s in self.schemas.items() if (c := s.commands.get(name))
+        }
         cls = args_class(name)
-        self.classes[cls] = _Class(
-            cls, "QapiModel", f"Arguments of the command {name}.", fields, depends, name
-        )
+        self._payload(cls, f"Arguments of the command {name}.", name, present)
         self.commands[name] = cls
 
     def add_event(self, name: str) -> None:
-        present = {p: s.events[name] for p, s in self.schemas.items() if name in s.events}
-        if not any(e.arg_type for e in present.values()):
+        present = {
+            p: (e.arg_type, e.doc) for p, s in self.schemas.items() if (e := s.events.get(name))
+        }
+        if not any(t for t, _ in present.values()):
             return
-        doc = next((e.doc for e in present.values() if e.doc), None)
-        fields, depends = self._fields(
-            doc,
-            {p: e.arg_type.members if e.arg_type else () for p, e in present.items()},
-        )
         cls = event_class(name)
-        self.classes[cls] = _Class(
-            cls, "QapiModel", f"Data of the event {name}.", fields, depends, name
-        )
+        self._payload(cls, f"Data of the event {name}.", name, present)
         self.events[name] = cls
 
     def collect(self) -> None:

@@ -21,7 +21,7 @@ keeps its per-version position).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from qmpdl.errors import QmpdlError
@@ -327,23 +327,28 @@ class _Builder:
             return evaluate(spec.get("if"), self.has)
         return True
 
+    def names(self, items: list[Value], what: str, info: SourceInfo) -> Iterator[tuple[str, Value]]:
+        """The active entries of a list of names (enum values, features): each written
+        ``'name'`` or ``{'name': 'name', 'if': ...}``, with what it was written as."""
+        for item in items:
+            if isinstance(item, str):
+                yield item, item
+            elif isinstance(item, dict) and isinstance(name := item.get("name"), str):
+                if self.active(item):
+                    yield name, item
+            else:
+                raise QapiSchemaError(f"{info}: bad {what} {item!r}")
+
+    def active_items(self, data: dict[str, Value]) -> Iterator[tuple[str, Value]]:
+        """The members (branches) of ``data`` whose ``'if'`` holds."""
+        return ((key, spec) for key, spec in data.items() if self.active(spec))
+
     def features(self, spec: Value | None, info: SourceInfo) -> tuple[str, ...]:
         if spec is None:
             return ()
         if not isinstance(spec, list):
             raise QapiSchemaError(f"{info}: 'features' must be a list")
-        out: list[str] = []
-        for item in spec:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, dict) and isinstance(item.get("name"), str):
-                if self.active(item):
-                    name = item["name"]
-                    assert isinstance(name, str)
-                    out.append(name)
-            else:
-                raise QapiSchemaError(f"{info}: bad feature {item!r}")
-        return tuple(out)
+        return tuple(name for name, _ in self.names(spec, "feature", info))
 
     def type_ref(self, ref: Value, info: SourceInfo) -> QapiType:
         if isinstance(ref, list):
@@ -366,9 +371,7 @@ class _Builder:
         if not isinstance(data, dict):
             raise QapiSchemaError(f"{info}: 'data' must be an object")
         out: list[ObjectMember] = []
-        for key, spec in data.items():
-            if not self.active(spec):
-                continue
+        for key, spec in self.active_items(data):
             optional = key.startswith("*")
             name = key[1:] if optional else key
             if isinstance(spec, dict):
@@ -413,7 +416,7 @@ class _Builder:
             return
         features = self.features(expr.get("features"), info)
         if meta == "enum":
-            self.define_enum(name, expr, features, doc, info)
+            self.define_enum(name, expression, features)
         elif meta in ("struct", "union"):
             obj = ObjectType(name, features=features, doc=doc, info=info)
             self.add_type(obj, info)
@@ -426,46 +429,29 @@ class _Builder:
                     self.implicit_object(f"q_obj_{name}-base", base, info)
                 self.pending[name] = lambda: self.fill_union(obj, expr, info)
         elif meta == "alternate":
-            self.define_alternate(name, expr, features, doc, info)
+            self.define_alternate(name, expression, features)
         elif meta == "command":
-            self.define_command(name, expr, features, doc, info)
+            self.define_command(name, expression, features)
         else:
-            self.define_event(name, expr, features, doc, info)
+            self.define_event(name, expression, features)
 
-    def define_enum(
-        self,
-        name: str,
-        expr: dict[str, Value],
-        features: tuple[str, ...],
-        doc: Doc | None,
-        info: SourceInfo,
-    ) -> None:
+    def define_enum(self, name: str, source: Expression, features: tuple[str, ...]) -> None:
+        expr, doc, info = source.expr, source.doc, source.info
         data = expr.get("data")
         if not isinstance(data, list):
             raise QapiSchemaError(f"{info}: enum {name} needs a 'data' list")
-        members: list[EnumMember] = []
-        for item in data:
-            if isinstance(item, str):
-                members.append(EnumMember(item))
-            elif isinstance(item, dict) and isinstance(item.get("name"), str):
-                if self.active(item):
-                    value = item["name"]
-                    assert isinstance(value, str)
-                    members.append(EnumMember(value, self.features(item.get("features"), info)))
-            else:
-                raise QapiSchemaError(f"{info}: bad enum value {item!r}")
+        members = [
+            EnumMember(value, self.features(item.get("features"), info))
+            if isinstance(item, dict)
+            else EnumMember(value)
+            for value, item in self.names(data, "enum value", info)
+        ]
         enum = EnumType(name, tuple(members), features, doc, info)
         self.add_type(enum, info)
         self.schema.definitions.append(enum)
 
-    def define_alternate(
-        self,
-        name: str,
-        expr: dict[str, Value],
-        features: tuple[str, ...],
-        doc: Doc | None,
-        info: SourceInfo,
-    ) -> None:
+    def define_alternate(self, name: str, source: Expression, features: tuple[str, ...]) -> None:
+        expr, doc, info = source.expr, source.doc, source.info
         data = expr.get("data")
         if not isinstance(data, dict) or not data:
             raise QapiSchemaError(f"{info}: alternate {name} needs a non-empty 'data'")
@@ -476,9 +462,7 @@ class _Builder:
         def fill() -> None:
             branches: list[tuple[str, QapiType]] = []
             seen: set[str] = set()
-            for case, spec in data.items():
-                if not self.active(spec):
-                    continue
+            for case, spec in self.active_items(data):
                 ref = spec["type"] if isinstance(spec, dict) and "type" in spec else spec
                 typ = self.type_ref(ref, info)
                 kind = alternate_json_kind(typ)
@@ -523,9 +507,7 @@ class _Builder:
         if not isinstance(data, dict):
             raise QapiSchemaError(f"{info}: union {obj.name} needs 'data'")
         branches: list[Variant] = []
-        for case, spec in data.items():
-            if not self.active(spec):
-                continue
+        for case, spec in self.active_items(data):
             if case not in values:
                 raise QapiSchemaError(f"{info}: {obj.name}: {case!r} is not a tag value")
             ref = spec["type"] if isinstance(spec, dict) and "type" in spec else spec
@@ -558,14 +540,22 @@ class _Builder:
             raise QapiSchemaError(f"{info}: 'data' of {owner} must be an object type")
         return typ
 
-    def define_command(
-        self,
-        name: str,
-        expr: dict[str, Value],
-        features: tuple[str, ...],
-        doc: Doc | None,
-        info: SourceInfo,
+    def set_arg_type(
+        self, owner: CommandDef | EventDef, data: Value | None, info: SourceInfo
     ) -> None:
+        """The ``'data'`` of a command or an event: inline members at once (their type
+        is filled in with the others), a type name once every name is known."""
+
+        def fill() -> None:
+            owner.arg_type = self.arg_type(owner.name, data, info)
+
+        if isinstance(data, dict):
+            fill()
+        elif data is not None:
+            self.fill.append(fill)
+
+    def define_command(self, name: str, source: Expression, features: tuple[str, ...]) -> None:
+        expr, doc, info = source.expr, source.doc, source.info
         if name in self.schema.commands:
             raise QapiSchemaError(f"{info}: command {name!r} is already defined")
         command = CommandDef(
@@ -582,13 +572,9 @@ class _Builder:
             doc=doc,
             info=info,
         )
-        data = expr.get("data")
-        if isinstance(data, dict):
-            command.arg_type = self.arg_type(name, data, info)
+        self.set_arg_type(command, expr.get("data"), info)
 
         def fill() -> None:
-            if data is not None and not isinstance(data, dict):
-                command.arg_type = self.arg_type(name, data, info)
             if "returns" in expr:
                 command.ret_type = self.type_ref(expr["returns"], info)
 
@@ -596,26 +582,12 @@ class _Builder:
         self.schema.commands[name] = command
         self.schema.definitions.append(command)
 
-    def define_event(
-        self,
-        name: str,
-        expr: dict[str, Value],
-        features: tuple[str, ...],
-        doc: Doc | None,
-        info: SourceInfo,
-    ) -> None:
+    def define_event(self, name: str, source: Expression, features: tuple[str, ...]) -> None:
+        expr, doc, info = source.expr, source.doc, source.info
         if name in self.schema.events:
             raise QapiSchemaError(f"{info}: event {name!r} is already defined")
         event = EventDef(name, None, expr.get("boxed") is True, features, doc, info)
-        data = expr.get("data")
-        if isinstance(data, dict):
-            event.arg_type = self.arg_type(name, data, info)
-
-        def fill() -> None:
-            if data is not None and not isinstance(data, dict):
-                event.arg_type = self.arg_type(name, data, info)
-
-        self.fill.append(fill)
+        self.set_arg_type(event, expr.get("data"), info)
         self.schema.events[name] = event
         self.schema.definitions.append(event)
 

@@ -855,61 +855,8 @@ class MigrateSetParameters(QapiModel):
     """Only in the QEMU 10.2 profiles."""
 
 
-class MigrateSetParametersArgs(QapiModel):
+class MigrateSetParametersArgs(MigrateSetParameters):
     """Arguments of the command migrate-set-parameters."""
-
-    announce_initial: int | None = Field(default=None, alias="announce-initial")
-    announce_max: int | None = Field(default=None, alias="announce-max")
-    announce_rounds: int | None = Field(default=None, alias="announce-rounds")
-    announce_step: int | None = Field(default=None, alias="announce-step")
-    compress_level: int | None = Field(default=None, alias="compress-level")
-    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
-    compress_threads: int | None = Field(default=None, alias="compress-threads")
-    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
-    compress_wait_thread: bool | None = Field(default=None, alias="compress-wait-thread")
-    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
-    decompress_threads: int | None = Field(default=None, alias="decompress-threads")
-    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
-    throttle_trigger_threshold: int | None = Field(default=None, alias="throttle-trigger-threshold")
-    cpu_throttle_initial: int | None = Field(default=None, alias="cpu-throttle-initial")
-    cpu_throttle_increment: int | None = Field(default=None, alias="cpu-throttle-increment")
-    cpu_throttle_tailslow: bool | None = Field(default=None, alias="cpu-throttle-tailslow")
-    tls_creds: str | None = Field(default=None, alias="tls-creds")
-    tls_hostname: str | None = Field(default=None, alias="tls-hostname")
-    tls_authz: str | None = Field(default=None, alias="tls-authz")
-    max_bandwidth: int | None = Field(default=None, alias="max-bandwidth")
-    avail_switchover_bandwidth: int | None = Field(default=None, alias="avail-switchover-bandwidth")
-    """Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
-    downtime_limit: int | None = Field(default=None, alias="downtime-limit")
-    x_checkpoint_delay: int | None = Field(default=None, alias="x-checkpoint-delay")
-    block_incremental: bool | None = Field(default=None, alias="block-incremental")
-    """Only in the QEMU 7.2, 8.1, 8.2, 9.0 profiles."""
-    multifd_channels: int | None = Field(default=None, alias="multifd-channels")
-    xbzrle_cache_size: int | None = Field(default=None, alias="xbzrle-cache-size")
-    max_postcopy_bandwidth: int | None = Field(default=None, alias="max-postcopy-bandwidth")
-    max_cpu_throttle: int | None = Field(default=None, alias="max-cpu-throttle")
-    multifd_compression: MultiFDCompression | None = Field(
-        default=None, alias="multifd-compression"
-    )
-    multifd_zlib_level: int | None = Field(default=None, alias="multifd-zlib-level")
-    multifd_qatzip_level: int | None = Field(default=None, alias="multifd-qatzip-level")
-    """Only in the QEMU 9.2, 10.0, 10.1, 10.2 profiles."""
-    multifd_zstd_level: int | None = Field(default=None, alias="multifd-zstd-level")
-    block_bitmap_mapping: list[BitmapMigrationNodeAlias] | None = Field(
-        default=None, alias="block-bitmap-mapping"
-    )
-    x_vcpu_dirty_limit_period: int | None = Field(default=None, alias="x-vcpu-dirty-limit-period")
-    """Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
-    vcpu_dirty_limit: int | None = Field(default=None, alias="vcpu-dirty-limit")
-    """Only in the QEMU 8.1, 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
-    mode: MigMode | None = None
-    """Only in the QEMU 8.2, 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
-    zero_page_detection: ZeroPageDetection | None = Field(default=None, alias="zero-page-detection")
-    """Only in the QEMU 9.0, 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
-    direct_io: bool | None = Field(default=None, alias="direct-io")
-    """Only in the QEMU 9.1, 9.2, 10.0, 10.1, 10.2 profiles."""
-    cpr_exec_command: list[str] | None = Field(default=None, alias="cpr-exec-command")
-    """Only in the QEMU 10.2 profiles."""
 
 
 class MigrationParameters(QapiModel):

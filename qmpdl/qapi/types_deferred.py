@@ -1470,11 +1470,8 @@ class StatsResult(QapiModel):
     """the statistics"""
 
 
-class QueryStatsArgs(QapiModel):
+class QueryStatsArgs(StatsFilter):
     """Arguments of the command query-stats."""
-
-    target: StatsTarget
-    providers: list[StatsRequest] | None = None
 
 
 class StatsSchemaValue(QapiModel):

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
-from typing import Final
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Final, TypeVar
 
 from qmpdl.jsontypes import JsonValue
 from qmpdl.qjson.errors import JsonNull
@@ -41,10 +41,22 @@ _SHORT_ESCAPES: Final = {
     "\r": "\\r",
     "\t": "\\t",
 }
-_CACHE_LIMIT: Final = 4096
-_escape_cache: dict[str, str] = dict(_SHORT_ESCAPES)
-_quote_cache: dict[str, str] = {}
-_order_cache: dict[tuple[str, ...], list[str]] = {}
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class _Memo(dict[_K, _V]):
+    """``compute(key)`` looked up as ``memo[key]``, remembered for the first 4096 keys."""
+
+    def __init__(self, compute: Callable[[_K], _V]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: _K) -> _V:
+        value = self._compute(key)
+        if len(self) < 4096:
+            self[key] = value
+        return value
 
 
 def _escape_char(ch: str) -> str:
@@ -57,14 +69,12 @@ def _escape_char(ch: str) -> str:
     return f"\\u{cp:04X}"
 
 
+_escapes: Final = _Memo(_escape_char)
+_escapes.update(_SHORT_ESCAPES)
+
+
 def _escape_match(match: re.Match[str]) -> str:
-    ch = match.group()
-    escaped = _escape_cache.get(ch)
-    if escaped is None:
-        escaped = _escape_char(ch)
-        if len(_escape_cache) < _CACHE_LIMIT:
-            _escape_cache[ch] = escaped
-    return escaped
+    return _escapes[match.group()]
 
 
 def quote(text: str) -> str:
@@ -74,24 +84,13 @@ def quote(text: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(_escape_match, text) + '"'
 
 
-def _quote_key(key: str) -> str:
-    quoted = _quote_cache.get(key)
-    if quoted is None:
-        quoted = quote(key)
-        if len(_quote_cache) < _CACHE_LIMIT:
-            _quote_cache[key] = quoted
-    return quoted
+_quoted_keys: Final = _Memo(quote)
+_orders: Final = _Memo[tuple[str, ...], list[str]](qdict_order)
 
 
 def key_order(keys: Iterable[str]) -> list[str]:
     """:func:`qdict_order`, memoised per tuple of keys."""
-    key_tuple = tuple(keys)
-    order = _order_cache.get(key_tuple)
-    if order is None:
-        order = qdict_order(key_tuple)
-        if len(_order_cache) < _CACHE_LIMIT:
-            _order_cache[key_tuple] = order
-    return order
+    return _orders[tuple(keys)]
 
 
 def _float(value: float) -> str:
@@ -108,8 +107,8 @@ def _compact(value: JsonValue) -> str:
         if not value:
             return "{}"
         obj: dict[str, JsonValue] = value  # type: ignore[assignment]
-        order = _order_cache.get(tuple(obj)) or key_order(obj)
-        return "{" + ", ".join([_quote_key(k) + ": " + _compact(obj[k]) for k in order]) + "}"
+        order = _orders[tuple(obj)]
+        return "{" + ", ".join([_quoted_keys[k] + ": " + _compact(obj[k]) for k in order]) + "}"
     if t is int:
         return str(value)
     if value is None:
@@ -149,7 +148,7 @@ def _write(value: JsonValue, pretty: bool) -> str:
             parts.append("\n" + "    " * depth)
         need_comma = True
         if stack and stack[-1][1]:
-            parts.append(_quote_key(key))
+            parts.append(_quoted_keys[key])
             parts.append(": ")
         if t is dict:
             obj: dict[str, JsonValue] = v  # type: ignore[assignment]

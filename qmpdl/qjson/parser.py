@@ -218,28 +218,20 @@ def parse_tokens(types: Sequence[int], texts: Sequence[bytes]) -> JsonValue | Pa
                 if key in obj:
                     return errors.DUPLICATE_KEY
                 obj[key] = value
-                if i >= n:
-                    return errors.PREMATURE_EOI
-                t = types[i]
-                i += 1
-                if t == RCURLY:
-                    stack.pop()
-                    value = obj
-                    continue
-                if t != COMMA:
-                    return errors.EXPECTED_SEPARATOR_DICT
                 frame[0] = _OBJECT_KEY
-                break
-            arr: list[JsonValue] = frame[1]  # type: ignore[assignment]
-            arr.append(value)
+                closing, separator_error = RCURLY, errors.EXPECTED_SEPARATOR_DICT
+            else:
+                frame[1].append(value)  # type: ignore[attr-defined]
+                closing, separator_error = RSQUARE, errors.EXPECTED_SEPARATOR_LIST
+            # a comma (the container goes on) or its closing bracket (a finished value)
             if i >= n:
                 return errors.PREMATURE_EOI
             t = types[i]
             i += 1
-            if t == RSQUARE:
+            if t == closing:
                 stack.pop()
-                value = arr
+                value = frame[1]  # type: ignore[assignment]
                 continue
             if t != COMMA:
-                return errors.EXPECTED_SEPARATOR_LIST
+                return separator_error
             break

@@ -29,7 +29,18 @@ ROOT = Path(__file__).resolve().parents[1]
 #: below (within a layer they must not import each other in a cycle).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
-        {"errors", "cint", "target", "jsontypes", "threadname", "strparse", "sizes", "clock"}
+        {
+            "errors",
+            "cint",
+            "target",
+            "jsontypes",
+            "threadname",
+            "strparse",
+            "sizes",
+            "clock",
+            "closing",
+            "datamodule",
+        }
     ),
     frozenset({"trace", "qjson", "qemuopts", "profile_data", "report"}),
     frozenset({"topology", "workload", "record", "config"}),

@@ -14,11 +14,11 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from qmpdl.closing import Closing
 
 
-class ManagedProcess:
+class ManagedProcess(Closing):
     """``argv`` running in a scratch directory (or ``workdir``) with stderr captured.
 
     Subclasses that need the directory for their command line (a socket path in it)
@@ -94,14 +94,3 @@ class ManagedProcess:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

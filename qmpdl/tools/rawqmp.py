@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import socket
 import time
-from types import TracebackType
+
+from qmpdl.closing import Closing
 
 
-class RawQMP:
+class RawQMP(Closing):
     """A blocking socket to a QMP server with line-level reads and a deadline on each."""
 
     def __init__(self, address: str | tuple[str, int], timeout: float | None = 60.0) -> None:
@@ -44,17 +45,6 @@ class RawQMP:
         sock.settimeout(timeout)
         conn.sock, conn.timeout, conn._buf = sock, timeout, b""
         return conn
-
-    def __enter__(self) -> RawQMP:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self.sock.close()
