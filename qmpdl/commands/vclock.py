@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qmpdl.commands.registry import CommandContext, qmp_command
 from qmpdl.errors import QMPError
 from qmpdl.qapi.types import ComQmpdlClockStepArgs, ComQmpdlQueryClockArgs, QmpdlClockInfo
-from qmpdl.vtime.clock import SteppedClock
+
+if TYPE_CHECKING:
+    from qmpdl.vtime.clock import SteppedClock
 
 
 def _clock(ctx: CommandContext) -> SteppedClock:
+    from qmpdl.vtime.clock import SteppedClock  # the machine's clock is one
+
     clock = ctx.machine.clock
     if not isinstance(clock, SteppedClock):  # the schema has the commands only then
         raise QMPError("the machine does not run on a virtual clock")

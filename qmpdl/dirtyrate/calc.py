@@ -12,9 +12,9 @@ status to ``unstarted`` and starts a ``get_dirtyrate`` thread, which moves it to
 
 from __future__ import annotations
 
-import random
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from qmpdl.backend.base import GuestMemory
 from qmpdl.cint import to_i64
@@ -40,6 +40,9 @@ from qmpdl.threadname import name_this_thread
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
+
+if TYPE_CHECKING:
+    import random
 
 MIN_SAMPLE_PAGES = 128
 MAX_SAMPLE_PAGES = 16384
@@ -80,7 +83,8 @@ class DirtyRateCalc:
         self.profile = profile
         self._shutdown = shutdown
         self._bql = bql or BigLock()
-        self._rng = rng or random.Random()
+        #: page sampling's choices (made when a measurement first samples)
+        self._rng = rng
         self._trace = tracer
         self._lock = threading.Lock()
         self.status = DirtyRateStatus.UNSTARTED
@@ -274,7 +278,12 @@ class DirtyRateCalc:
             pages = block.size // PAGE_SIZE
             if not count or not pages:
                 continue
-            vfns = [self._rng.randrange(0, max(pages - 1, 1)) for _ in range(count)]
+            rng = self._rng
+            if rng is None:
+                import random
+
+                rng = self._rng = random.Random()
+            vfns = [rng.randrange(0, max(pages - 1, 1)) for _ in range(count)]
             samples.append((block.name, pages, vfns, self.memory.page_digests(block.name, vfns)))
         duration = wait_window(self.clock, calc_time_ms, start_ms, self.profile, self._shutdown)
         self._stat.start_time = start_time

@@ -17,7 +17,6 @@ import os
 import socket
 import stat
 import sys
-import tty
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -387,6 +386,8 @@ class ChardevEndpoint:
             self._fixed = self._fixed_transport(0, 1)
         elif backend == "pty":
             master, slave = os.openpty()
+            import tty  # only for a pty
+
             tty.setraw(slave)
             self._pty_slave = slave
             name = os.ttyname(slave)

@@ -17,14 +17,14 @@ timeline on the clock.  Nothing is patched.  See ``docs/virtual-time.md``.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qmpdl.clock import Clock, RealClock
 
 if TYPE_CHECKING:
+    import random
+
     from qmpdl.config import MachineConfig
     from qmpdl.dirtylimit.service import DirtyLimit, PeriodDriver
     from qmpdl.profile import Profile
@@ -72,8 +72,7 @@ def thread_id(seed: int | None) -> int:
     return 1000 + (seed or 0) % 30000
 
 
-@dataclass(frozen=True)
-class TimeSetup:
+class TimeSetup(NamedTuple):
     """What virtual time, the seed and the scenario give the machine's parts."""
 
     clock: Clock
@@ -106,15 +105,24 @@ class TimeSetup:
 
 def setup(config: MachineConfig, clock: Clock | None = None) -> TimeSetup:
     """The clock (``clock`` if given) and the hooks of ``config``'s machine."""
-    from qmpdl.vtime.clock import SteppedClock
+    if clock is None:
+        stepped = virtual(config)
+        clock = clock_for(config)
+    else:
+        from qmpdl.vtime.clock import SteppedClock
 
-    clock = clock or clock_for(config)
-    stepped = isinstance(clock, SteppedClock)
+        stepped = isinstance(clock, SteppedClock)
     seed = config.seed
-    rng = random.Random(seed) if seed is not None else (random.Random(0) if stepped else None)
+    rng = None
+    if seed is not None or stepped or config.scenario is not None:
+        import random  # only for a seed, the virtual clock or a scenario
+
+        rng = random.Random(seed) if seed is not None else (random.Random(0) if stepped else None)
     scenario = None
     faults = None
     if config.scenario is not None:
+        import random
+
         from qmpdl.vtime.faults import ScenarioFaults
         from qmpdl.vtime.scenario import load_scenario
 
