@@ -51,7 +51,7 @@ def qmpdl_argv() -> list[str]:
     return [sys.executable, "-m", "qmpdl", "--qemu-version", "7.2"]
 
 
-def run_case(program: list[str], base: str, args: list[str], timeout: float = 30.0) -> Outcome:
+def run_case(program: list[str], base: str, args: list[str], timeout: float = 120.0) -> Outcome:
     """Run ``program`` with the base's options, ``args`` (``{tmp}`` is the scratch
     directory) and a QMP monitor; stop it once the monitor greets."""
     with tempfile.TemporaryDirectory(prefix="qmpdl-cmdline-") as tmp:

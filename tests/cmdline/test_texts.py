@@ -21,7 +21,7 @@ def test_every_case_is_recorded() -> None:
 def test_qmpdl_reads_the_command_line_as_qemu(case: Case) -> None:
     expected = GOLDEN[case.name]
     outcome = run_case(qmpdl_argv(), case.base, list(case.args))
-    assert outcome.stderr == expected["stderr"]
+    assert outcome.stderr == expected["stderr"], outcome
     if case.name in INTENDED:
         assert outcome.status == "1"
     else:
@@ -32,6 +32,6 @@ def test_qmpdl_reads_the_command_line_as_qemu(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_the_recording_is_what_qemu_does(case: Case) -> None:
     outcome = run_case(["qemu-system-x86_64"], case.base, list(case.args))
-    assert outcome.stderr == GOLDEN[case.name]["stderr"]
+    assert outcome.stderr == GOLDEN[case.name]["stderr"], outcome
     if case.name not in INTENDED:
         assert outcome.status == GOLDEN[case.name]["status"]
