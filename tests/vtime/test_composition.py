@@ -5,7 +5,7 @@ construction (no instance attribute hides a method of its class)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -68,7 +68,7 @@ def _patched(obj: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("clock", ["virtual", "host"])
-def test_nothing_is_patched(tmp_path: Path, clock: str) -> None:
+def test_nothing_is_patched(tmp_path: Path, clock: Literal["host", "virtual"]) -> None:
     scenario = tmp_path / "every.toml"
     scenario.write_text(EVERY_FAULT)
     config = MachineConfig(
