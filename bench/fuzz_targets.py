@@ -463,8 +463,14 @@ def _valid_stream(d: Data) -> bytes:
         count = d.below(6)
         pages = np.array([d.below(pages_in_ram) for _ in range(count)], dtype=np.int64)
         zero = np.array([d.flag() for _ in range(count)], dtype=np.bool_)
-        data = b"".join(bytes([d.byte()]) * 4096 for z in zero if not z)
-        out += w.pages(pages, zero, data)
+        if d.flag():  # synthetic pages (a virtual clock's stream)
+            marks = np.array([d.byte() or 1 for _ in range(count)], dtype=np.uint8)
+            out += w.marks(pages, zero, marks)[0]
+        else:
+            data = b"".join(bytes([d.byte()]) * 4096 for z in zero if not z)
+            out += w.pages(pages, zero, data)
+        if d.flag():
+            out += w.sync(1000.0 + d.below(1000))
         out += w.pass_end(number)
     if d.flag():
         out += w.state({"runstate": "running", "vcpus": [{}]})

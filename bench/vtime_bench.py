@@ -6,6 +6,10 @@
   time (QMP round trips included; process start-up not).
 * ``minute-8``: 60 s of an 8-vCPU guest under the same limit, in process (the machine's
   stepped clock and its timer-driven throttle, no QMP).  Goal: under 0.1 s.
+* ``examples``: each test of ``examples/test_virtual_time.py``, as pytest times its call
+  (processes started and stopped included), medians of 5 runs (``--quick``: 1).  Goal:
+  well under a second.  ``--examples-root DIR`` times another tree's examples with its
+  own qmpdl (an older commit, for a before/after figure).
 
 Medians of 3 runs (``--quick``: 1), results in ``bench/results/vtime.json``; the last
 period's rates are checked to have converged, so a fast but wrong run does not count.
@@ -15,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -96,14 +103,61 @@ def minute_8(seconds: int = 60, vcpus: int = 8) -> dict[str, Any]:
     return {"virtual_s": seconds, "vcpus": vcpus, "wall_s": wall, "last_rates": current}
 
 
+ROOT = Path(__file__).resolve().parent.parent
+_DURATION = re.compile(r"\s*([\d.]+)s call\s+examples/test_virtual_time\.py::(\S+)")
+
+
+def examples(runs: int = 5, root: Path = ROOT) -> dict[str, Any]:
+    """Wall time of each example test, from pytest's durations, ``runs`` times: the
+    examples of ``root`` with the qmpdl of ``root``."""
+    times: dict[str, list[float]] = {}
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for _ in range(runs):
+        out = subprocess.run(
+            [
+                *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                *("--durations=0", "-vv", "examples/test_virtual_time.py"),
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"the examples failed:\n{out.stdout}{out.stderr}")
+        for line in out.stdout.splitlines():
+            found = _DURATION.match(line)
+            if found:
+                times.setdefault(found.group(2), []).append(float(found.group(1)))
+    return {
+        "root": str(root),
+        "tests": {
+            name: {"runs": t, "median_wall_s": statistics.median(t)} for name, t in times.items()
+        },
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python3 -m bench.vtime_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run of each")
+    parser.add_argument(
+        "--examples-root",
+        type=Path,
+        metavar="DIR",
+        help="time only the examples of this tree (with its qmpdl); results not saved",
+    )
     opts = parser.parse_args()
+    if opts.examples_root is not None:
+        found = examples(1 if opts.quick else 5, opts.examples_root.resolve())
+        for name, row in found["tests"].items():
+            print(f"{name}: median {row['median_wall_s']:.3f} s  runs {row['runs']}")
+        return 0
     runs = 1 if opts.quick else 3
     hours = [hour_64(600 if opts.quick else 3600) for _ in range(runs)]
     minutes = [minute_8() for _ in range(runs)]
-    out = {
+    out: dict[str, Any] = {
         "hour-64": {
             "runs": hours,
             "median_wall_s": statistics.median(r["wall_s"] for r in hours),
@@ -115,9 +169,14 @@ def main() -> int:
             "goal_wall_s": 0.1,
         },
     }
+    found = examples(1 if opts.quick else 5)
+    out["examples"] = found
     path = save("vtime-quick" if opts.quick else "vtime", out)
-    for name, row in out.items():
+    for name in ("hour-64", "minute-8"):
+        row = out[name]
         print(f"{name}: median {row['median_wall_s']:.3f} s (goal < {row['goal_wall_s']} s)")
+    for name, row in found["tests"].items():
+        print(f"examples {name}: median {row['median_wall_s']:.3f} s")
     print(f"results: {path}")
     return 0
 

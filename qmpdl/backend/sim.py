@@ -323,6 +323,32 @@ class SimBackend(VcpuBackend):
         if wrong:
             raise ValueError(f"{wrong} pages of guest memory do not match the guest state")
 
+    def workload_rates(self) -> list[tuple[str, float, float]]:
+        """Per vCPU: its kind, and the MiB/s it writes and reads while running."""
+        from qmpdl.backend.simlayout import PAGES_PER_MIB
+
+        with self._lock:
+            m = self.model
+            write, read = m.base_rates()
+            return [
+                (kind, float(w) / PAGES_PER_MIB, float(r) / PAGES_PER_MIB)
+                for kind, w, r in zip(m.kinds, write, read, strict=True)
+            ]
+
+    def set_workload_rates(self, write: Sequence[float], read: Sequence[float]) -> None:
+        """From now on each vCPU writes ``write`` and reads ``read`` MiB/s while it runs
+        (a writer's working set stays; a vCPU that is no writer writes nothing)."""
+        import numpy as np
+
+        from qmpdl.backend.simlayout import PAGES_PER_MIB
+
+        with self._lock:
+            self.model.set_rates(
+                self.clock.monotonic(),
+                np.asarray(write, dtype=np.float64) * PAGES_PER_MIB,
+                np.asarray(read, dtype=np.float64) * PAGES_PER_MIB,
+            )
+
     def set_cpu_throttle(self, percent: int) -> None:
         with self._lock:
             self.model.set_cpu_throttle(self.clock.monotonic(), percent)

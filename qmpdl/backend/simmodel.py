@@ -380,6 +380,22 @@ class SimModel:
         self.write_rate = self._base_write_rate * share
         self.read_rate = self._base_read_rate * share
 
+    def base_rates(self) -> tuple[FloatArray, FloatArray]:
+        """Pages/s each vCPU writes and reads while running, before auto-converge."""
+        return self._base_write_rate.copy(), self._base_read_rate.copy()
+
+    def set_rates(self, t: float, write: FloatArray, read: FloatArray) -> None:
+        """From ``t`` each vCPU writes ``write`` and reads ``read`` pages/s while running
+        (before auto-converge's share; only writers write): a scenario's phases."""
+        self.advance(t)
+        self._base_write_rate = np.where(self._is_writer, write, 0.0)
+        self._base_read_rate = np.asarray(read, dtype=np.float64).copy()
+        share = (100 - self.cpu_throttle) / 100
+        self.write_rate = self._base_write_rate * share
+        self.read_rate = self._base_read_rate * share
+        fits = (self.wss >= self.soft_full) & (self.ring_size > 0)
+        self.fills = self._is_writer & (self.write_rate > 0) & fits
+
     def export_progress(self) -> dict[str, list[float]]:
         return {"written": [float(x) for x in self.written], "read": [float(x) for x in self.read]}
 

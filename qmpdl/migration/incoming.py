@@ -31,21 +31,12 @@ from typing import TYPE_CHECKING
 from qmpdl.clock import Clock, RealClock, catch_up, parked, start_thread
 from qmpdl.jsontypes import JsonObject, JsonValue
 from qmpdl.migration.host import IncomingHost
-from qmpdl.migration.stream import (
-    End,
-    Header,
-    Pages,
-    PassEnd,
-    State,
-    StreamError,
-    StreamReader,
-    Sync,
-)
 from qmpdl.migration.uri import Channel, MigrationAddress, listen, open_incoming
 from qmpdl.threadname import name_this_thread
 
 if TYPE_CHECKING:
     from qmpdl.backend.base import VcpuBackend
+    from qmpdl.migration.stream import Header
 
 log = logging.getLogger("qmpdl")
 
@@ -143,6 +134,10 @@ class IncomingMigration:
             if channel is None:
                 return  # closed before anyone connected
             self.channel = channel
+        # the stream's code (numpy) is loaded now, not when the process starts to
+        # listen: a destination is up as fast as any qmpdl
+        from qmpdl.migration.stream import StreamError
+
         if self._channel_filter is not None:
             self.channel = self._channel_filter(self.channel)
         m.incoming_connected()
@@ -165,6 +160,17 @@ class IncomingMigration:
                 self.channel.sendall(b"\0")
 
     def _load(self) -> None:
+        from qmpdl.migration.stream import (
+            End,
+            Header,
+            Pages,
+            PassEnd,
+            State,
+            StreamError,
+            StreamReader,
+            Sync,
+        )
+
         assert self.channel is not None
         reader = StreamReader()
         while not reader.ended:

@@ -30,21 +30,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
 from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.clock import Clock, parked, start_thread, unpark
 from qmpdl.errors import QmpdlError
 from qmpdl.migration.host import OutgoingHost
-from qmpdl.migration.stream import StreamWriter
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
 from qmpdl.qapi.types import MigrationStatus
 from qmpdl.threadname import name_this_thread
 from qmpdl.vm.dirtylog import DirtyLogUser
 
 if TYPE_CHECKING:
+    # numpy and the stream are loaded by the thread, once it has connected (so a
+    # destination loads its own meanwhile)
+    import numpy as np
+    import numpy.typing as npt
+
     from qmpdl.backend.base import VcpuBackend
+    from qmpdl.migration.stream import StreamWriter
 
 S = MigrationStatus
 
@@ -125,8 +127,10 @@ class OutgoingMigration:
         self.stats = SourceStats(start_time=self.clock.monotonic())
         #: opened by the command for exec: and file: (None: connected by the thread)
         self.channel: Channel | None = channel
-        self.writer = StreamWriter()
-        self.bitmap: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        #: made by the thread (see the imports)
+        self.writer: StreamWriter
+        #: the pages still to send (QEMU's migration bitmap), from the first sync on
+        self.bitmap: npt.NDArray[np.bool_]
         self._cursor = 0
         self._threshold = 0.0
         self._window_start = 0.0
@@ -180,6 +184,9 @@ class OutgoingMigration:
                     return
             if self._channel_filter is not None:
                 self.channel = self._channel_filter(self.channel)
+            from qmpdl.migration.stream import StreamWriter
+
+            self.writer = StreamWriter()
             self._check()
             self._send(
                 self.writer.header(
@@ -307,6 +314,8 @@ class OutgoingMigration:
 
     def _next_pages(self, count: int) -> npt.NDArray[np.int64]:
         """The next ``count`` dirty pages at or after the cursor (wrapping)."""
+        import numpy as np
+
         found = np.flatnonzero(self.bitmap[self._cursor :])[:count] + self._cursor
         if len(found) < count:
             extra = np.flatnonzero(self.bitmap[: self._cursor])[: count - len(found)]

@@ -41,6 +41,7 @@ chunking and returns records, checking each pass's CRC.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from collections.abc import Iterator
@@ -318,6 +319,8 @@ class StreamReader:
             if self._peek_len() < 1 + _F64.size:
                 return None
             (time,) = _F64.unpack_from(self._buf, self._pos + 1)
+            if not math.isfinite(time) or time < 0:
+                raise StreamError("the source's clock arrived damaged")
             self._pos += 1 + _F64.size
             return Sync(time)
         if kind == REC_PASS:

@@ -67,17 +67,10 @@ class VcpuControl:
     """Changes the simulated vCPUs' workloads while they run."""
 
     def __init__(self, backend: SimBackend) -> None:
-        from qmpdl.backend.simlayout import PAGES_PER_MIB
-
         self.backend = backend
-        self.pages_per_mib = PAGES_PER_MIB
-        with backend._lock:
-            m = backend.model
-            self.kind: list[str] = list(m.kinds)
-            self.rate = [
-                float(max(w, r)) / PAGES_PER_MIB
-                for w, r in zip(m._base_write_rate, m._base_read_rate, strict=True)
-            ]
+        rates = backend.workload_rates()
+        self.kind: list[str] = [kind for kind, _, _ in rates]
+        self.rate = [max(w, r) for _, w, r in rates]
         self.factor = [1.0] * backend.nr_vcpus
         self.stopped = False
 
@@ -88,27 +81,15 @@ class VcpuControl:
         self.apply()
 
     def apply(self) -> None:
-        import numpy as np
-
-        backend = self.backend
-        with backend._lock:
-            m = backend.model
-            m.advance(backend.clock.monotonic())
-            write = np.zeros(m.nr_vcpus)
-            read = np.zeros(m.nr_vcpus)
-            if not self.stopped:
-                for cpu, (kind, rate) in enumerate(zip(self.kind, self.rate, strict=True)):
-                    pages = rate * self.factor[cpu] * self.pages_per_mib
-                    if kind == "write" and m._is_writer[cpu]:
-                        write[cpu] = pages
-                    elif kind == "read":
-                        read[cpu] = pages
-            m._base_write_rate = write
-            m._base_read_rate = read
-            share = (100 - m.cpu_throttle) / 100
-            m.write_rate = write * share
-            m.read_rate = read * share
-            m.fills = m._is_writer & (m.write_rate > 0) & (m.wss >= m.soft_full) & (m.ring_size > 0)
+        n = self.backend.nr_vcpus
+        write, read = [0.0] * n, [0.0] * n
+        if not self.stopped:
+            for cpu, (kind, rate) in enumerate(zip(self.kind, self.rate, strict=True)):
+                if kind == "write":
+                    write[cpu] = rate * self.factor[cpu]
+                elif kind == "read":
+                    read[cpu] = rate * self.factor[cpu]
+        self.backend.set_workload_rates(write, read)
 
 
 class CountersFault:

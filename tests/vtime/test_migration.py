@@ -198,3 +198,48 @@ def test_the_migration_a_fault_names_is_checked(tmp_path: Path) -> None:
     ) in str(err.value)
     with pytest.raises(ScenarioError, match=r"other\.toml:5: .*'first': expected"):
         load_scenario(_scenario(tmp_path, "'first'", "other"))
+
+
+# ---------------------------------------------------------------- the stream's records
+
+
+def _marks_stream(damage_at: int | None = None) -> tuple[bytes, int]:
+    import numpy as np
+
+    from qmpdl.migration.stream import StreamWriter
+
+    w = StreamWriter()
+    pages = np.array([3, 4, 9], dtype=np.int64)
+    marks = np.array([7, 0, 200], dtype=np.uint8)
+    record, size = w.marks(pages, marks == 0, marks)
+    if damage_at is not None:
+        record = record[:damage_at] + bytes([record[damage_at] ^ 0xFF]) + record[damage_at + 1 :]
+    head = w.header(16 * 4096, 1, {})
+    return head + record + w.sync(1001.5) + w.pass_end(1) + w.end(), size
+
+
+def test_marks_and_sync_records() -> None:
+    from qmpdl.migration.stream import Pages, StreamReader, Sync
+
+    stream, size = _marks_stream()
+    assert size == 5 + 3 * 8 + 2 * 4096  # what the PAGES record would be
+    reader = StreamReader()
+    for i in range(0, len(stream), 3):  # any chunking
+        reader.feed(stream[i : i + 3])
+    records = list(reader.records())
+    pages = next(r for r in records if isinstance(r, Pages))
+    assert pages.pages.tolist() == [3, 4, 9] and pages.zero.tolist() == [False, True, False]
+    assert pages.marks is not None and pages.marks.tolist() == [7, 200]
+    assert [r.time for r in records if isinstance(r, Sync)] == [1001.5]
+
+
+@pytest.mark.parametrize("at", range(1, 39))
+def test_a_damaged_marks_record_fails_and_never_hangs(at: int) -> None:
+    """Every byte of a MARKS record (but its type) flipped: an error, not a wait."""
+    from qmpdl.migration.stream import StreamError, StreamReader
+
+    stream, _ = _marks_stream(damage_at=at)
+    reader = StreamReader()
+    reader.feed(stream)
+    with pytest.raises(StreamError):
+        list(reader.records())
