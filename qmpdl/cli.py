@@ -175,15 +175,7 @@ def _monitor_option(b: _Builder, option: str, value: str, mode: str, pretty: boo
         label = value[len("chardev:") :]
     else:
         label = f"compat_monitor{b.monitor_index}"
-        try:
-            chardev = chardevs.parse_compat(label, value, where)
-        except chardevs.CompatError as e:
-            if e.detail:
-                report.error(e.detail, where)
-            raise UsageError(where, f"parse error: {value}") from None
-        except OptionError as e:
-            raise UsageError(where, str(e)) from None
-        _add_chardev(b, chardev, where)
+        _add_compat_chardev(b, label, value, where, f"parse error: {value}")
     if label in b.mon_opts:
         raise UsageError(where, f"Duplicate ID '{label}' for mon")
     b.mon_opts[label] = Opts(chardevs.MON_OPTS, id=label)
@@ -202,6 +194,32 @@ def _add_chardev(b: _Builder, chardev: Chardev, where: str) -> None:
         raise UsageError(where, f"Duplicate ID '{chardev.id}' for chardev")
     b.chardev_opts[chardev.id] = Opts(chardevs.CHARDEV_OPTS, id=chardev.id)
     b.chardevs.append(chardev)
+
+
+def _add_compat_chardev(
+    b: _Builder,
+    label: str,
+    value: str,
+    where: str,
+    failure: str,
+    *,
+    report_option_error: bool = False,
+) -> None:
+    """Add the chardev ``label`` that a legacy spec (``-monitor stdio``, ``-serial pty``)
+    stands for, or raise ``failure``.  An option error is reported before ``failure``
+    (``-serial``) or is the error itself (``-monitor``)."""
+    try:
+        chardev = chardevs.parse_compat(label, value, where)
+    except chardevs.CompatError as e:
+        if e.detail:
+            report.error(e.detail, where)
+        raise UsageError(where, failure) from None
+    except OptionError as e:
+        if not report_option_error:
+            raise UsageError(where, str(e)) from None
+        report.error(str(e), where)
+        raise UsageError(where, failure) from None
+    _add_chardev(b, chardev, where)
 
 
 def _chardev(b: _Builder, value: str) -> None:
@@ -255,16 +273,7 @@ def _resolve_chardevs(b: _Builder) -> tuple[list[MonitorConfig], list[str]]:
                 raise UsageError(where, failure)
         else:
             label = f"serial{len(serials)}"
-            try:
-                chardev = chardevs.parse_compat(label, value, where)
-            except chardevs.CompatError as e:
-                if e.detail:
-                    report.error(e.detail, where)
-                raise UsageError(where, failure) from None
-            except OptionError as e:
-                report.error(str(e), where)
-                raise UsageError(where, failure) from None
-            _add_chardev(b, chardev, where)
+            _add_compat_chardev(b, label, value, where, failure, report_option_error=True)
             ids.add(label)
         if label in in_use:
             raise UsageError(where, f"Device '{label}' is in use")

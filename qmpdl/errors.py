@@ -35,11 +35,18 @@ class QMPError(QmpdlError):
         return f"QMPError({self.desc!r}, {self.error_class!r})"
 
 
-class ConfigError(QmpdlError):
+class MessageError(QmpdlError):
+    """An error QEMU reports as text: ``message`` is that text (without a newline)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(MessageError):
     """The machine cannot be built or a device cannot be opened: QEMU's text, and the
     option it is about (None: the text says it all).  The process exits with it."""
 
     def __init__(self, message: str, location: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.location = location

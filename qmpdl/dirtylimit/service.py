@@ -23,11 +23,7 @@ from qmpdl.backend.base import DirtyTracker
 from qmpdl.clock import Clock
 from qmpdl.dirtylimit.adjust import ControllerState
 from qmpdl.dirtylimit.controllers import DEFAULT_CONTROLLER, PeriodInput, make_controller
-from qmpdl.dirtyrate.measure import (
-    MeasurementAbortedError,
-    VcpuRates,
-    vcpu_calculate_dirtyrate,
-)
+from qmpdl.dirtyrate.measure import DirtyRateMeasurer, MeasurementAbortedError, VcpuRates
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
 from qmpdl.qapi.types import DirtyLimitInfo
@@ -69,7 +65,7 @@ class VcpuDirtyLimitState:
     quota: int = 0
 
 
-class DirtyLimit:
+class DirtyLimit(DirtyRateMeasurer):
     """QEMU's vCPU dirty page rate limit, for one machine."""
 
     def __init__(
@@ -90,16 +86,11 @@ class DirtyLimit:
         period_driver: Callable[[DirtyLimit], PeriodDriver] | None = None,
         period_delay: Callable[[], float] | None = None,
     ) -> None:
+        super().__init__(dirty_log, clock, profile, shutdown, bql=bql, tracer=tracer)
         self.backend = backend
-        self.dirty_log = dirty_log
-        self.clock = clock
-        self.profile = profile
         self.max_cpus = max_cpus
         self.nr_vcpus = backend.nr_vcpus
         self.ring_size = backend.ring_size
-        self._shutdown = shutdown
-        self._bql = bql or BigLock()
-        self._trace = tracer
         self._period_ms = period_ms
         self._allowed = allowed
         #: False: no throttle thread; the owner calls :meth:`run_period` (virtual time)
@@ -255,14 +246,8 @@ class DirtyLimit:
         slept0 = self.backend.penalty_sleep_seconds() if measure_sleep else None
         t0 = self.clock.monotonic()
         try:
-            result = vcpu_calculate_dirtyrate(
-                clock=self.clock,
-                dirty_log=self.dirty_log,
-                period_ms=self._period_ms(),
-                user=DirtyLogUser.LIMIT,
-                one_shot=False,
-                profile=self.profile,
-                abort=self._shutdown,
+            result = self.vcpu_calculate_dirtyrate(
+                self._period_ms(), DirtyLogUser.LIMIT, one_shot=False
             )
         except MeasurementAbortedError:
             return False

@@ -20,11 +20,10 @@ from qmpdl.backend.base import GuestMemory
 from qmpdl.cint import to_i64
 from qmpdl.clock import Clock, start_thread
 from qmpdl.dirtyrate.measure import (
+    DirtyRateMeasurer,
     MeasurementAbortedError,
     now_ms,
     rate_mib_per_s,
-    vcpu_calculate_dirtyrate,
-    wait_window,
 )
 from qmpdl.errors import QMPError
 from qmpdl.profile import Profile
@@ -61,7 +60,7 @@ class _Stat:
     vcpu_rates: list[int] = field(default_factory=list)
 
 
-class DirtyRateCalc:
+class DirtyRateCalc(DirtyRateMeasurer):
     """The machine-wide dirty-rate measurement state (QEMU keeps it in statics)."""
 
     def __init__(
@@ -76,16 +75,11 @@ class DirtyRateCalc:
         rng: random.Random | None = None,
         tracer: Tracer = NULL_TRACER,
     ) -> None:
-        self.dirty_log = dirty_log
+        super().__init__(dirty_log, clock, profile, shutdown, bql=bql, tracer=tracer)
         #: page sampling reads guest RAM
         self.memory = memory
-        self.clock = clock
-        self.profile = profile
-        self._shutdown = shutdown
-        self._bql = bql or BigLock()
         #: page sampling's choices (made when a measurement first samples)
         self._rng = rng
-        self._trace = tracer
         self._lock = threading.Lock()
         self.status = DirtyRateStatus.UNSTARTED
         self.mode = MeasureMode.PAGE_SAMPLING
@@ -230,14 +224,8 @@ class DirtyRateCalc:
             self.dirty_log.start(DirtyLogUser.DIRTY_RATE)
         self._stat.start_time = self._start_time_s()
         try:
-            result = vcpu_calculate_dirtyrate(
-                clock=self.clock,
-                dirty_log=self.dirty_log,
-                period_ms=calc_time_ms,
-                user=DirtyLogUser.DIRTY_RATE,
-                one_shot=True,
-                profile=self.profile,
-                abort=self._shutdown,
+            result = self.vcpu_calculate_dirtyrate(
+                calc_time_ms, DirtyLogUser.DIRTY_RATE, one_shot=True
             )
         except MeasurementAbortedError:
             self.dirty_log.stop(DirtyLogUser.DIRTY_RATE)
@@ -257,7 +245,7 @@ class DirtyRateCalc:
         start_ms = now_ms(self.clock)
         self._stat.start_time = self._start_time_s()
         try:
-            duration = wait_window(self.clock, calc_time_ms, start_ms, self.profile, self._shutdown)
+            duration = self.wait_window(calc_time_ms, start_ms)
         finally:
             if self._shutdown.is_set():
                 self.dirty_log.stop(DirtyLogUser.DIRTY_RATE)
@@ -285,7 +273,7 @@ class DirtyRateCalc:
                 rng = self._rng = random.Random()
             vfns = [rng.randrange(0, max(pages - 1, 1)) for _ in range(count)]
             samples.append((block.name, pages, vfns, self.memory.page_digests(block.name, vfns)))
-        duration = wait_window(self.clock, calc_time_ms, start_ms, self.profile, self._shutdown)
+        duration = self.wait_window(calc_time_ms, start_ms)
         self._stat.start_time = start_time
         self._stat.calc_time = self._to_stored(duration)
         dirty = total = block_mib = 0

@@ -23,6 +23,8 @@ from qmpdl.clock import Clock
 from qmpdl.errors import QmpdlError
 from qmpdl.profile import Profile
 from qmpdl.target import PAGE_SIZE
+from qmpdl.trace import Tracer
+from qmpdl.vm.bql import BigLock
 from qmpdl.vm.dirtylog import DirtyLog, DirtyLogUser
 
 
@@ -53,43 +55,63 @@ def now_ms(clock: Clock) -> int:
     return int(clock.monotonic() * 1000)
 
 
-def wait_window(
-    clock: Clock, period_ms: int, start_ms: int, profile: Profile, abort: threading.Event | None
-) -> int:
-    """Sleep until ``start_ms + period_ms``; return the window length QEMU would use."""
-    elapsed = now_ms(clock) - start_ms
-    if elapsed >= period_ms:
-        duration = elapsed
-    else:
-        if clock.sleep_until((start_ms + period_ms) / 1000, abort):
-            raise MeasurementAbortedError
-        duration = period_ms
-    if profile.has("dirtyrate-measured-duration"):
-        duration = now_ms(clock) - start_ms
-    return duration
+class DirtyRateMeasurer:
+    """A part that measures dirty rates in a machine thread: the dirty limit's
+    (``dirtyrate-stat``) and ``calc-dirty-rate``'s (``get_dirtyrate``).  It holds the
+    dirty log it reads, the clock and QEMU version the windows follow, the event that
+    cuts a window short at shutdown, the BQL (its own when the part runs alone) and
+    where its trace events go."""
 
+    def __init__(
+        self,
+        dirty_log: DirtyLog,
+        clock: Clock,
+        profile: Profile,
+        shutdown: threading.Event,
+        *,
+        bql: BigLock | None,
+        tracer: Tracer,
+    ) -> None:
+        self.dirty_log = dirty_log
+        self.clock = clock
+        self.profile = profile
+        self._bql = bql or BigLock()
+        self._shutdown = shutdown
+        self._trace = tracer
 
-def vcpu_calculate_dirtyrate(
-    *,
-    clock: Clock,
-    dirty_log: DirtyLog,
-    period_ms: int,
-    user: DirtyLogUser,
-    one_shot: bool,
-    profile: Profile,
-    abort: threading.Event | None = None,
-) -> VcpuRates:
-    """Measure every present vCPU's dirty rate over one window of ``period_ms``."""
-    start_ms = now_ms(clock)
-    start = dirty_log.dirty_pages()
-    duration = wait_window(clock, period_ms, start_ms, profile, abort)
-    # QEMU holds the BQL here but drops it while waiting for the kicked vCPUs; the
-    # backend and the dirty log lock themselves, so no machine-wide lock is taken.
-    dirty_log.sync()
-    if one_shot:
-        dirty_log.stop(user)
-    end = dirty_log.dirty_pages()
-    return VcpuRates(
-        duration,
-        [rate_mib_per_s(e - s, duration, profile) for s, e in zip(start, end, strict=True)],
-    )
+    def wait_window(self, period_ms: int, start_ms: int) -> int:
+        """Sleep until ``start_ms + period_ms``; return the window length QEMU would use.
+        Raises :class:`MeasurementAbortedError` when the machine shuts down meanwhile."""
+        clock = self.clock
+        elapsed = now_ms(clock) - start_ms
+        if elapsed >= period_ms:
+            duration = elapsed
+        else:
+            if clock.sleep_until((start_ms + period_ms) / 1000, self._shutdown):
+                raise MeasurementAbortedError
+            duration = period_ms
+        if self.profile.has("dirtyrate-measured-duration"):
+            duration = now_ms(clock) - start_ms
+        return duration
+
+    def vcpu_calculate_dirtyrate(
+        self, period_ms: int, user: DirtyLogUser, *, one_shot: bool
+    ) -> VcpuRates:
+        """Measure every present vCPU's dirty rate over one window of ``period_ms``."""
+        dirty_log = self.dirty_log
+        start_ms = now_ms(self.clock)
+        start = dirty_log.dirty_pages()
+        duration = self.wait_window(period_ms, start_ms)
+        # QEMU holds the BQL here but drops it while waiting for the kicked vCPUs; the
+        # backend and the dirty log lock themselves, so no machine-wide lock is taken.
+        dirty_log.sync()
+        if one_shot:
+            dirty_log.stop(user)
+        end = dirty_log.dirty_pages()
+        return VcpuRates(
+            duration,
+            [
+                rate_mib_per_s(e - s, duration, self.profile)
+                for s, e in zip(start, end, strict=True)
+            ],
+        )

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qmpdl.cint import to_i32
-from qmpdl.errors import QmpdlError
+from qmpdl.errors import MessageError
 from qmpdl.hmp.cchar import is_space, printed_char, skip_space
 
 #: Format letters, and size letters with their width in bytes.
@@ -33,12 +33,8 @@ SIZES = {"b": 1, "h": 2, "w": 4, "g": 8, "L": 8}
 NO_SIZE = -1
 
 
-class FormatError(QmpdlError):
+class FormatError(MessageError):
     """A ``/fmt`` QEMU refuses; ``message`` is its text without the newline."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qmpdl.cint import U64_MAX, c_div, c_mod, to_i64
-from qmpdl.errors import QmpdlError
+from qmpdl.errors import MessageError
 from qmpdl.hmp.cchar import printed_char, single_byte, skip_space
 
 #: Looks up a ``$name`` register of the monitor's current CPU; ``None`` if there is none.
@@ -39,12 +39,8 @@ _OCT = frozenset("01234567")
 _DEC = frozenset("0123456789")
 
 
-class ExprError(QmpdlError):
+class ExprError(MessageError):
     """An expression QEMU refuses; ``message`` is its text without the newline."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

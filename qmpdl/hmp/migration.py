@@ -85,6 +85,15 @@ def _str(obj: JsonObject, key: str) -> str:
     return value if isinstance(value, str) else "(null)"
 
 
+def _known(mon: Monitor, enum: str, value: str) -> bool:
+    """Whether ``value`` is a member of the QAPI enumeration; if not, say so as QEMU's
+    ``qapi_enum_parse`` error does."""
+    if value in enum_values(mon.profile, enum):
+        return True
+    mon.print(f"Error: invalid parameter value: {value}\n")
+    return False
+
+
 # --- migrate, migrate_cancel, migrate_incoming, migrate_continue, migrate_pause -----------
 
 
@@ -121,10 +130,8 @@ def hmp_migrate_continue(mon: Monitor, args: Args) -> None:
     """``migrate_continue state``: the state is a MigrationStatus name."""
     state = args["state"]
     assert isinstance(state, str)
-    if state not in enum_values(mon.profile, "MigrationStatus"):
-        mon.print(f"Error: invalid parameter value: {state}\n")
-        return
-    _call(mon, "migrate-continue", {"state": state})
+    if _known(mon, "MigrationStatus", state):
+        _call(mon, "migrate-continue", {"state": state})
 
 
 def hmp_migrate_pause(mon: Monitor, args: Args) -> None:
@@ -140,14 +147,9 @@ def hmp_migrate_set_capability(mon: Monitor, args: Args) -> None:
     name = args["capability"]
     state = args["state"]
     assert isinstance(name, str) and isinstance(state, bool)
-    if name not in enum_values(mon.profile, "MigrationCapability"):
-        mon.print(f"Error: invalid parameter value: {name}\n")
-        return
-    _call(
-        mon,
-        "migrate-set-capabilities",
-        {"capabilities": [{"capability": name, "state": state}]},
-    )
+    if _known(mon, "MigrationCapability", name):
+        changes: list[JsonValue] = [{"capability": name, "state": state}]
+        _call(mon, "migrate-set-capabilities", {"capabilities": changes})
 
 
 # --- migrate_set_parameter ----------------------------------------------------------------
@@ -169,8 +171,7 @@ def hmp_migrate_set_parameter(mon: Monitor, args: Args) -> None:
     name = args["parameter"]
     text = args["value"]
     assert isinstance(name, str) and isinstance(text, str)
-    if name not in enum_values(mon.profile, "MigrationParameter"):
-        mon.print(f"Error: invalid parameter value: {name}\n")
+    if not _known(mon, "MigrationParameter", name):
         return
     try:
         value = parameter_value(
@@ -329,6 +330,23 @@ def hmp_info_migrate(mon: Monitor, args: Args) -> None:
         _info_migrate_old(mon, info)
 
 
+def _status_line(info: JsonObject, label: str) -> str:
+    """The migration's status after ``label``, with the error of a failed one."""
+    status = _str(info, "status")
+    if status == "failed" and "error-desc" in info:
+        return f"{label}{status} ({_str(info, 'error-desc')})\n"
+    return f"{label}{status}\n"
+
+
+def _socket_lines(info: JsonObject, title: str) -> str:
+    """The addresses an incoming migration listens on, one per line (none: no lines)."""
+    addresses = info.get("socket-address")
+    if not isinstance(addresses, list):
+        return ""
+    listed = "".join(f"\t{socket_uri(_obj(address))}\n" for address in addresses)
+    return f"{title}: [\n{listed}]\n"
+
+
 def _blocked(mon: Monitor, info: JsonObject) -> None:
     reasons = info.get("blocked-reasons")
     if isinstance(reasons, list):
@@ -340,7 +358,8 @@ def _blocked(mon: Monitor, info: JsonObject) -> None:
 #: ``info migrate``'s lines (up to 10.0) about the members of each statistics object:
 #: ``{MEMBER}`` is printed with ``%PRIu64``, ``{MEMBER:k}`` shifted right by 10 (kbytes),
 #: ``{MEMBER:f}`` with ``%0.2f``; a line that starts with ``?`` is left out while its
-#: value is 0.  (``skipped`` is gone from 9.1's layout.)
+#: value is 0, one that starts with ``!`` while the member is absent.  (``skipped`` is
+#: gone from 9.1's layout.)
 _STATS_LAYOUT = {
     "ram": """
         transferred ram: {transferred:k} kbytes
@@ -384,10 +403,31 @@ _STATS_LAYOUT = {
         compression rate: {compression-rate:f}
     """,
 }
+#: ``info migrate``'s lines (up to 10.0) about the migration's times, after its status.
+_TIMES_LAYOUT = """
+    total time: {total-time} ms
+    !expected downtime: {expected-downtime} ms
+    !downtime: {downtime} ms
+    !setup: {setup-time} ms
+"""
+#: ``info migrate``'s lines (up to 10.0) about the throttles, after the statistics.
+_THROTTLE_LAYOUT = """
+    !cpu throttle percentage: {cpu-throttle-percentage}
+    !dirty-limit throttle time: {dirty-limit-throttle-time-per-round} us
+    !dirty-limit ring full time: {dirty-limit-ring-full-time} us
+    !postcopy blocktime: {postcopy-blocktime}
+"""
+#: The same in the layout of 10.1 on (``info migrate -a``).
+_THROTTLE_LAYOUT_NEW = """
+    !CPU Throttle (%): {cpu-throttle-percentage}
+    !Dirty-limit Throttle (us): {dirty-limit-throttle-time-per-round}
+    !Dirty-limit Ring Full (us): {dirty-limit-ring-full-time}
+    !Postcopy Blocktime (ms): {postcopy-blocktime}
+"""
 _FIELD = re.compile(r"\{([a-z-]+)(?::([kf]))?\}")
 
 
-def _stats_text(stats: JsonObject, layout: str, *, skipped: bool) -> str:
+def _stats_text(stats: JsonObject, layout: str, *, skipped: bool = False) -> str:
     text = ""
     for raw in layout.split("\n"):
         line = raw.strip()
@@ -395,8 +435,10 @@ def _stats_text(stats: JsonObject, layout: str, *, skipped: bool) -> str:
         if match is None:
             continue
         key, how = match.groups()
-        optional = line.startswith("?")
-        if (optional and not _u(stats, key)) or (key == "skipped" and not skipped):
+        optional = line.startswith(("?", "!"))
+        if line.startswith("!") and key not in stats:
+            continue
+        if (line.startswith("?") and not _u(stats, key)) or (key == "skipped" and not skipped):
             continue
         if how == "f":
             value = _f(stats, key)
@@ -412,40 +454,18 @@ def _info_migrate_old(mon: Monitor, info: JsonObject) -> None:
     out("globals:\n" + "".join(_global_lines(mon, "")))
     _blocked(mon, info)
     if "status" in info:
-        status = _str(info, "status")
-        if status == "failed" and "error-desc" in info:
-            out(f"Migration status: {status} ({_str(info, 'error-desc')})\n")
-        else:
-            out(f"Migration status: {status}\n")
-        out(f"total time: {_u(info, 'total-time')} ms\n")
-        if "expected-downtime" in info:
-            out(f"expected downtime: {_u(info, 'expected-downtime')} ms\n")
-        if "downtime" in info:
-            out(f"downtime: {_u(info, 'downtime')} ms\n")
-        if "setup-time" in info:
-            out(f"setup: {_u(info, 'setup-time')} ms\n")
+        out(_status_line(info, "Migration status: "))
+        out(_stats_text(info, _TIMES_LAYOUT))
     skipped = not has("migration-skipped-removed")
     for key, layout in _STATS_LAYOUT.items():
         stats = info.get(key)
         if isinstance(stats, dict):
             out(_stats_text(stats, layout, skipped=skipped))
-    if "cpu-throttle-percentage" in info:
-        out(f"cpu throttle percentage: {_u(info, 'cpu-throttle-percentage')}\n")
-    if "dirty-limit-throttle-time-per-round" in info:
-        out(f"dirty-limit throttle time: {_u(info, 'dirty-limit-throttle-time-per-round')} us\n")
-    if "dirty-limit-ring-full-time" in info:
-        out(f"dirty-limit ring full time: {_u(info, 'dirty-limit-ring-full-time')} us\n")
-    if "postcopy-blocktime" in info:
-        out(f"postcopy blocktime: {_u(info, 'postcopy-blocktime')}\n")
+    out(_stats_text(info, _THROTTLE_LAYOUT))
     if "postcopy-vcpu-blocktime" in info:
         text = int_list_text(_int_list(info, "postcopy-vcpu-blocktime"))
         out(f"postcopy vcpu blocktime: {text}\n")
-    addresses = info.get("socket-address")
-    if isinstance(addresses, list):
-        out("socket address: [\n")
-        for address in addresses:
-            out(f"\t{socket_uri(_obj(address))}\n")
-        out("]\n")
+    out(_socket_lines(info, "socket address"))
     vfio = info.get("vfio")
     if isinstance(vfio, dict):
         out(f"vfio device transferred: {_u(vfio, 'transferred') >> 10} kbytes\n")
@@ -474,11 +494,7 @@ def _info_migrate_new(mon: Monitor, info: JsonObject, show_all: bool) -> None:
     out = mon.print
     _blocked(mon, info)
     if "status" in info:
-        status = _str(info, "status")
-        if status == "failed" and "error-desc" in info:
-            out(f"Status: \t\t{status} ({_str(info, 'error-desc')})\n")
-        else:
-            out(f"Status: \t\t{status}\n")
+        out(_status_line(info, "Status: \t\t"))
         if _u(info, "total-time"):
             line = f"Time (ms): \t\ttotal={_u(info, 'total-time')}"
             if "setup-time" in info:
@@ -488,12 +504,7 @@ def _info_migrate_new(mon: Monitor, info: JsonObject, show_all: bool) -> None:
             if "downtime" in info:
                 line += f", down={_u(info, 'downtime')}"
             out(line + "\n")
-    addresses = info.get("socket-address")
-    if isinstance(addresses, list):
-        out("Sockets: [\n")
-        for address in addresses:
-            out(f"\t{socket_uri(_obj(address))}\n")
-        out("]\n")
+    out(_socket_lines(info, "Sockets"))
     ram = info.get("ram")
     if isinstance(ram, dict):
         size: Callable[[str], str] = lambda key: size_to_str(_u(ram, key))  # noqa: E731
@@ -533,14 +544,7 @@ def _info_migrate_new(mon: Monitor, info: JsonObject, show_all: bool) -> None:
             f"  miss_rate={_f(cache, 'cache-miss-rate')}, "
             f"encode_rate={_f(cache, 'encoding-rate')}, overflow={_u(cache, 'overflow')}\n"
         )
-    if "cpu-throttle-percentage" in info:
-        out(f"CPU Throttle (%): {_u(info, 'cpu-throttle-percentage')}\n")
-    if "dirty-limit-throttle-time-per-round" in info:
-        out(f"Dirty-limit Throttle (us): {_u(info, 'dirty-limit-throttle-time-per-round')}\n")
-    if "dirty-limit-ring-full-time" in info:
-        out(f"Dirty-limit Ring Full (us): {_u(info, 'dirty-limit-ring-full-time')}\n")
-    if "postcopy-blocktime" in info:
-        out(f"Postcopy Blocktime (ms): {_u(info, 'postcopy-blocktime')}\n")
+    out(_stats_text(info, _THROTTLE_LAYOUT_NEW))
     if "postcopy-vcpu-blocktime" in info:
         blocktimes = _int_list(info, "postcopy-vcpu-blocktime")
         out("Postcopy vCPU Blocktime (ms):\n" + _bracketed(blocktimes))

@@ -15,8 +15,13 @@ from functools import cache
 from qmpdl.hmp import handlers as h
 from qmpdl.hmp import memdump as d
 from qmpdl.hmp import migration as m
-from qmpdl.hmp.command import HmpCommand
+from qmpdl.hmp.command import Handler, HmpCommand
 from qmpdl.profile import Profile
+
+
+def _no_args(name: str, help: str, handler: Handler, *, unless: str | None = None) -> HmpCommand:
+    """A command without arguments (QEMU's ``.args_type = ""``, ``.params = ""``)."""
+    return HmpCommand(name, "", "", help, handler, unless=unless)
 
 
 def _sorted(*commands: HmpCommand) -> tuple[HmpCommand, ...]:
@@ -24,22 +29,18 @@ def _sorted(*commands: HmpCommand) -> tuple[HmpCommand, ...]:
 
 
 INFO_COMMANDS = _sorted(
-    HmpCommand("version", "", "", "show the version of QEMU", h.hmp_info_version),
-    HmpCommand("cpus", "", "", "show infos for each CPU", h.hmp_info_cpus),
-    HmpCommand("kvm", "", "", "show KVM information", h.hmp_info_kvm),
-    HmpCommand("status", "", "", "show the current VM status (running|paused)", h.hmp_info_status),
-    HmpCommand("dirty_rate", "", "", "show dirty rate information", h.hmp_info_dirty_rate),
-    HmpCommand(
+    _no_args("version", "show the version of QEMU", h.hmp_info_version),
+    _no_args("cpus", "show infos for each CPU", h.hmp_info_cpus),
+    _no_args("kvm", "show KVM information", h.hmp_info_kvm),
+    _no_args("status", "show the current VM status (running|paused)", h.hmp_info_status),
+    _no_args("dirty_rate", "show dirty rate information", h.hmp_info_dirty_rate),
+    _no_args(
         "vcpu_dirty_limit",
-        "",
-        "",
         "show dirty page limit information of all vCPU",
         h.hmp_info_vcpu_dirty_limit,
     ),
-    HmpCommand(
+    _no_args(
         "migrate",
-        "",
-        "",
         "show migration status",
         m.hmp_info_migrate,
         unless="hmp-info-migrate-reorganised",
@@ -52,27 +53,21 @@ INFO_COMMANDS = _sorted(
         m.hmp_info_migrate,
         feature="hmp-info-migrate-reorganised",
     ),
-    HmpCommand(
+    _no_args(
         "migrate_capabilities",
-        "",
-        "",
         "show current migration capabilities",
         m.hmp_info_migrate_capabilities,
     ),
-    HmpCommand(
-        "migrate_parameters",
-        "",
-        "",
-        "show current migration parameters",
-        m.hmp_info_migrate_parameters,
+    _no_args(
+        "migrate_parameters", "show current migration parameters", m.hmp_info_migrate_parameters
     ),
 )
 
 HMP_COMMANDS = _sorted(
     HmpCommand("help|?", "name:S?", "[cmd]", "show the help", h.hmp_help),
-    HmpCommand("quit|q", "", "", "quit the emulator", h.hmp_quit),
-    HmpCommand("stop|s", "", "", "stop emulation", h.hmp_stop),
-    HmpCommand("cont|c", "", "", "resume emulation", h.hmp_cont),
+    _no_args("quit|q", "quit the emulator", h.hmp_quit),
+    _no_args("stop|s", "stop emulation", h.hmp_stop),
+    _no_args("cont|c", "resume emulation", h.hmp_cont),
     HmpCommand("cpu", "index:i", "index", "set the default CPU", h.hmp_cpu),
     HmpCommand(
         "info",
@@ -121,7 +116,7 @@ HMP_COMMANDS = _sorted(
         m.hmp_migrate,
         feature="migration-block-compress-removed",
     ),
-    HmpCommand("migrate_cancel", "", "", "cancel the current VM migration", m.hmp_migrate_cancel),
+    _no_args("migrate_cancel", "cancel the current VM migration", m.hmp_migrate_cancel),
     HmpCommand(
         "migrate_continue",
         "state:s",
@@ -136,13 +131,7 @@ HMP_COMMANDS = _sorted(
         "Continue an incoming migration from an -incoming defer",
         m.hmp_migrate_incoming,
     ),
-    HmpCommand(
-        "migrate_pause",
-        "",
-        "",
-        "Pause an ongoing migration (postcopy-only)",
-        m.hmp_migrate_pause,
-    ),
+    _no_args("migrate_pause", "Pause an ongoing migration (postcopy-only)", m.hmp_migrate_pause),
     HmpCommand(
         "migrate_set_capability",
         "capability:s,state:b",

@@ -131,6 +131,16 @@ class _Tokens:
             self.doc_lines.append(body[1:] if body.startswith(" ") else body)
 
 
+def _more(tokens: _Tokens, closing: str) -> bool:
+    """After a member or an element: True at a comma, False at the ``closing`` bracket."""
+    token = tokens.next()
+    if token == ("punct", closing):
+        return False
+    if token != ("punct", ","):
+        raise tokens.error(f"expected ',' or '{closing}'")
+    return True
+
+
 def _parse_value(tokens: _Tokens, token: tuple[str, str] | None) -> Value:
     if token is None:
         raise tokens.error("unexpected end of file")
@@ -153,11 +163,8 @@ def _parse_value(tokens: _Tokens, token: tuple[str, str] | None) -> Value:
             if tokens.next() != ("punct", ":"):
                 raise tokens.error("expected ':'")
             obj[key] = _parse_value(tokens, tokens.next())
-            token = tokens.next()
-            if token == ("punct", "}"):
+            if not _more(tokens, "}"):
                 return obj
-            if token != ("punct", ","):
-                raise tokens.error("expected ',' or '}'")
             token = tokens.next()
     if text == "[":
         items: list[Value] = []
@@ -166,11 +173,8 @@ def _parse_value(tokens: _Tokens, token: tuple[str, str] | None) -> Value:
             return items
         while True:
             items.append(_parse_value(tokens, token))
-            token = tokens.next()
-            if token == ("punct", "]"):
+            if not _more(tokens, "]"):
                 return items
-            if token != ("punct", ","):
-                raise tokens.error("expected ',' or ']'")
             token = tokens.next()
     raise tokens.error(f"unexpected {text!r}")
 

@@ -54,8 +54,21 @@ class Endpoints:
     variables: Mapping[str, str] = field(default_factory=dict)
 
 
-_PC = ("-machine", "pc", "-m", "128", "-S")
+_KVM_RING = "kvm,dirty-ring-size=4096"
+_SIM_RING = "sim,dirty-ring-size=4096"
 _DEFER = ("-incoming", "defer")
+
+
+def _pc(
+    qemu_accel: str, qmpdl_accel: str, smp: str, *extra: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """QEMU's and qmpdl's options of a paused 128 MiB ``pc`` with ``-smp SMP``."""
+    return (
+        ("-accel", qemu_accel, "-machine", "pc", "-m", "128", "-S", "-smp", smp, *extra),
+        ("-accel", qmpdl_accel, "-m", "128", "-S", "-smp", smp, *extra),
+    )
+
+
 _UUID = "3299e1a1-adc5-4a41-afdc-39b4896cf560"
 _RAM = {"qom-type": "memory-backend-ram", "id": "pc.ram", "size": 134217728}
 _IOTHREAD = {"qom-type": "iothread", "id": "iothread1"}
@@ -77,41 +90,24 @@ _DOMAIN_FIELDS: dict[str, Any] = {
 _MIGRATION_URI = "unix:@DIR@/migration.sock"
 #: The source's writer: QEMU boots qmpdl's multiboot image (``@IMAGE@``), qmpdl simulates
 #: the same loop (one vCPU writing ~450 MiB/s over 99 MiB, the default workload).
-_WRITER_QEMU = ("-accel", "kvm,dirty-ring-size=4096", "-machine", "pc", "-m", "128")
-_WRITER_QMPDL = ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "--workload", "0:write")
+_WRITER_QEMU = ("-accel", _KVM_RING, "-machine", "pc", "-m", "128")
+_WRITER_QMPDL = ("-accel", _SIM_RING, "-m", "128", "--workload", "0:write")
 TARGETS = {
     t.name: t
     for t in (
-        Target(
-            "ring",
-            ("-accel", "kvm,dirty-ring-size=4096", *_PC, "-smp", "1"),
-            ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "-S", "-smp", "1"),
-            "KVM with a 4096-entry dirty ring, 1 vCPU",
-        ),
+        Target("ring", *_pc(_KVM_RING, _SIM_RING, "1"), "KVM with a 4096-entry dirty ring, 1 vCPU"),
         Target(
             "ring-smp",
-            ("-accel", "kvm,dirty-ring-size=4096", *_PC, "-smp", "2,maxcpus=4"),
-            ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "-S", "-smp", "2,maxcpus=4"),
+            *_pc(_KVM_RING, _SIM_RING, "2,maxcpus=4"),
             "KVM with a dirty ring, 2 vCPUs present of 4",
         ),
-        Target(
-            "noring",
-            ("-accel", "kvm", *_PC, "-smp", "1"),
-            ("-accel", "sim", "-m", "128", "-S", "-smp", "1"),
-            "KVM without a dirty ring",
-        ),
+        Target("noring", *_pc("kvm", "sim", "1"), "KVM without a dirty ring"),
         Target(
             "incoming",
-            ("-accel", "kvm,dirty-ring-size=4096", *_PC, "-smp", "1", *_DEFER),
-            ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "-S", "-smp", "1", *_DEFER),
+            *_pc(_KVM_RING, _SIM_RING, "1", *_DEFER),
             "KVM with a dirty ring, waiting for an incoming migration (-incoming defer)",
         ),
-        Target(
-            "tcg",
-            ("-accel", "tcg", *_PC, "-smp", "1"),
-            ("-accel", "tcg", "-m", "128", "-S", "-smp", "1"),
-            "TCG (no KVM)",
-        ),
+        Target("tcg", *_pc("tcg", "tcg", "1"), "TCG (no KVM)"),
         Target(
             "none",
             ("-accel", "kvm", "-machine", "none", "-S"),
@@ -121,8 +117,8 @@ TARGETS = {
         ),
         Target(
             "domain",
-            ("-accel", "kvm,dirty-ring-size=4096", *_DOMAIN_QEMU),
-            ("-accel", "sim,dirty-ring-size=4096", "-m", "128", "-S", *_DOMAIN_SMP),
+            ("-accel", _KVM_RING, *_DOMAIN_QEMU),
+            ("-accel", _SIM_RING, "-m", "128", "-S", *_DOMAIN_SMP),
             "a libvirt domain: pc-i440fx-7.2, -cpu qemu64, a name, a UUID, a memory "
             "backend, an I/O thread, 2 vCPUs in 2 sockets",
             _DOMAIN_FIELDS,
@@ -168,6 +164,15 @@ def _argv(
     return [sys.executable, "-m", "qmpdl", "--qemu-version", version, *args, *qmp]
 
 
+def _spawn(proc: ManagedProcess, kind: str, argv: list[str], sock: str) -> None:
+    """Start ``argv`` in ``proc`` and wait for its monitor ``sock`` (QEMU's: until it
+    settled)."""
+    proc.spawn(argv)
+    proc.wait_for_path(sock, 30)
+    if kind == "qemu":
+        settle(sock)
+
+
 def _substituted(args: tuple[str, ...], values: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(substitute(arg, values) for arg in args)
 
@@ -189,16 +194,11 @@ def launch(
             peer = stack.enter_context(ManagedProcess(workdir=proc.dir))
             peer_sock = str(proc.dir / "peer.sock")
             args = target.peer[0] if kind == "qemu" else target.peer[1]
-            peer.spawn(_argv(kind, version, _substituted(args, values), peer_sock))
-            peer.wait_for_path(peer_sock, 30)
-            if kind == "qemu":
-                settle(peer_sock)
+            argv = _argv(kind, version, _substituted(args, values), peer_sock)
+            _spawn(peer, kind, argv, peer_sock)
         sock = str(proc.dir / "qmp.sock")
         args = _substituted(target.qemu if kind == "qemu" else target.qmpdl, values)
-        proc.spawn(_argv(kind, version, args, sock, target.fields))
-        proc.wait_for_path(sock, 30)
-        if kind == "qemu":
-            settle(sock)
+        _spawn(proc, kind, _argv(kind, version, args, sock, target.fields), sock)
         variables = {**values, **target.variables.get(kind, {})}
         yield Endpoints(sock, peer_sock, variables)
 
