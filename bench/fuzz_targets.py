@@ -582,6 +582,72 @@ def options(data: bytes) -> None:
             check()
 
 
+#: Pieces of scenario files (TOML and YAML) the scenario target splices in.
+_SCENARIO_WORDS = (
+    "[[vcpus]]", "cpus = \"all\"", "cpus = \"0-1\"", "[[vcpus.phases]]", "at = 0",
+    "at = 5", "kind = \"write\"", "kind = \"idle\"", "kind = \"read\"", "rate = 100",
+    "ramp_to = 400", "duration = 3", "wss = \"64M\"", "[[events]]", "kind = \"stop\"",
+    "[[faults]]", "kind = \"migration-stream\"", "action = \"cut\"", "offset = 4096",
+    "after = 1.5", "bandwidth = 1000", "kind = \"late-throttle-period\"", "delay = 0.5",
+    "kind = \"bad-measurement\"", "value = \"zero\"", "vcpu = 1", "migration = 2",
+    "vcpus:", "- cpus: all", "  phases:", "  - {at: 0, kind: write, rate: 100}",
+    "faults:", "- {kind: kvm-internal-error, at: 2, vcpu: 0}", "events: []", "=", "[", "]",
+    "{", "}", ":", "-", "\"", "'", "#", "&a", "*a", "!!python/object", "1e999", "-1", "nan",
+)  # fmt: skip
+
+
+#: A scenario's keys and values, for the structured half of the scenario target.
+_SCENARIO_KEYS = (
+    "at", "kind", "rate", "ramp_to", "duration", "wss", "step", "cpus", "phases", "action",
+    "cpu", "factor", "delay", "value", "migration", "after", "offset", "bandwidth",
+    "message", "vcpus", "events", "faults", "bogus",
+)  # fmt: skip
+_SCENARIO_VALUES: tuple[object, ...] = (
+    0, 1, 2, -1, 0.5, 1e300, 3.0, True, None, "all", "0-1", "1-0", "7", "write", "read",
+    "idle", "stop-work", "resume-work", "ring-overflow-storm", "late-throttle-period",
+    "bad-measurement", "kvm-internal-error", "migration-stream", "destination-refuse",
+    "slow", "stall", "cut", "corrupt", "each", "zero", "garbage", "64M", "1x", "", [], {},
+)  # fmt: skip
+
+
+def _scenario_value(d: Data, depth: int) -> object:
+    """A random value shaped like a scenario's: tables of the real keys, lists of them."""
+    choice = d.below(6) if depth < 3 else 5
+    if choice == 0:
+        return [_scenario_value(d, depth + 1) for _ in range(d.below(4))]
+    if choice <= 2:
+        return {d.pick(_SCENARIO_KEYS): _scenario_value(d, depth + 1) for _ in range(d.below(6))}
+    return d.pick(_SCENARIO_VALUES)
+
+
+def scenario(data: bytes) -> None:
+    import yaml
+
+    from qmpdl.vtime.scenario import ScenarioError, parse_scenario, scenario_workloads
+
+    d = Data(data)
+    if d.flag():  # a scenario's shape, as YAML: the validation behind the parser
+        path = "fuzz.yaml"
+        top = {
+            d.pick(("vcpus", "events", "faults", "vcpus", "faults", "bogus")): [
+                {d.pick(_SCENARIO_KEYS): _scenario_value(d, 2) for _ in range(d.below(7))}
+                for _ in range(d.below(4))
+            ]
+            for _ in range(d.below(4))
+        }
+        text = yaml.safe_dump(top)
+    else:
+        lines = [d.pick(_SCENARIO_WORDS) if d.below(4) else d.text(20) for _ in range(d.below(24))]
+        path = d.pick(("fuzz.toml", "fuzz.yaml"))
+        text = "\n".join(lines)
+    try:
+        loaded = parse_scenario(path, text)
+    except ScenarioError as e:
+        assert str(e).startswith(path), e
+        return
+    scenario_workloads(loaded, 1 + d.below(8))
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "qjson": qjson,
     "session": session,
@@ -589,6 +655,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "hmp": hmp,
     "migration": migration,
     "options": options,
+    "scenario": scenario,
 }
 
 #: The modules each target exercises (atheris instruments these for coverage).
@@ -607,15 +674,17 @@ MODULES: dict[str, tuple[str, ...]] = {
         "qmpdl.migration.uri",
         "qmpdl.strparse",
     ),
+    "scenario": ("qmpdl.vtime.scenario",),
 }
 
 #: Share of the inputs each target gets in a run (the cheap layers get more).
 WEIGHTS: dict[str, float] = {
-    "qjson": 0.25,
-    "session": 0.15,
-    "dispatch": 0.2,
-    "hmp": 0.15,
+    "qjson": 0.22,
+    "session": 0.13,
+    "dispatch": 0.18,
+    "hmp": 0.13,
     "migration": 0.1,
-    "options": 0.15,
+    "options": 0.13,
+    "scenario": 0.11,
 }
 assert math.isclose(sum(WEIGHTS.values()), 1.0) and set(WEIGHTS) == set(TARGETS)

@@ -213,6 +213,14 @@ def _load(path: str) -> LoadedScenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ScenarioError(f"{path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return parse_scenario(path, text)
+
+
+def parse_scenario(path: str, text: str) -> LoadedScenario:
+    """Validate ``text``, a scenario in the format ``path``'s suffix names (``path``
+    is what the messages call it); ScenarioError with FILE:LINE on any problem."""
     suffix = Path(path).suffix.lower()
     if suffix in (".yaml", ".yml"):
         data, lines = _read_yaml(path, text)
