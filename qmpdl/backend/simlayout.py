@@ -4,7 +4,7 @@ checks the layout when the machine is built, before its model exists)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qmpdl.backend.base import PAGE_SIZE
 from qmpdl.workload import Workload
@@ -12,8 +12,7 @@ from qmpdl.workload import Workload
 PAGES_PER_MIB = (1 << 20) // PAGE_SIZE
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):
     """Where a vCPU's working set lies in guest RAM (page numbers)."""
 
     first_page: int

@@ -17,7 +17,7 @@ never reset).  :class:`ControllerState` carries it explicitly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qmpdl.cint import to_i64, to_u64
 from qmpdl.target import PAGE_SIZE
@@ -47,8 +47,7 @@ def ring_memory_mib(ring_entries: int) -> int:
     return (ring_entries * PAGE_SIZE) >> 20
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerState:
+class ControllerState(NamedTuple):
     """The controller's only memory: the largest dirty rate it was ever given."""
 
     max_dirtyrate: int = 0
@@ -59,8 +58,7 @@ class ControllerState:
         return ring_memory_mib(ring_entries) * 1_000_000 // state.max_dirtyrate, state
 
 
-@dataclass(frozen=True, slots=True)
-class Adjustment:
+class Adjustment(NamedTuple):
     """The result of one CALCULATE step for one vCPU."""
 
     throttle_us_per_full: int

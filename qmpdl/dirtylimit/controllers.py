@@ -78,8 +78,8 @@ dependence on any other vCPU's rate or on the largest rate ever seen.  Details:
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 from qmpdl.dirtylimit.adjust import ControllerState, adjust
 from qmpdl.target import PAGE_SIZE
@@ -91,8 +91,7 @@ DEFAULT_CONTROLLER = "qemu"
 _RESERVED = 64
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodInput:
+class PeriodInput(NamedTuple):
     """What CALCULATE knows about one limited vCPU at the end of a period."""
 
     cpu_index: int
@@ -107,7 +106,7 @@ class PeriodInput:
     #: length of the measurement period
     period_ms: int
     #: QEMU's controller memory (the process-wide largest rate); only ``qemu`` uses it
-    qemu_state: ControllerState = field(default_factory=ControllerState)
+    qemu_state: ControllerState = ControllerState()
     #: seconds the window really lasted, and the vCPU's penalty sleep in it (None unless
     #: the controller has :attr:`ThrottleController.uses_sleep_time` and the backend
     #: keeps count)
@@ -115,8 +114,7 @@ class PeriodInput:
     slept_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """CALCULATE's result for one vCPU."""
 
     throttle_us_per_full: int

@@ -16,7 +16,7 @@ scaled first (``dirtyrate-measured-duration``, ``dirtyrate-mib-after-scaling``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qmpdl.cint import U64_MASK
 from qmpdl.clock import Clock
@@ -32,8 +32,7 @@ class MeasurementAbortedError(QmpdlError):
     """The machine is shutting down: the window was cut short and means nothing."""
 
 
-@dataclass(frozen=True)
-class VcpuRates:
+class VcpuRates(NamedTuple):
     """One window's result."""
 
     duration_ms: int

@@ -8,7 +8,7 @@ three resource limits have texts of their own, without the prefix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "DUPLICATE_KEY",
@@ -29,8 +29,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ParseFailure:
+class ParseFailure(NamedTuple):
     """One error message of the JSON layer: the ``desc`` QEMU sends in its GenericError.
 
     ``desc`` is a ``str`` chosen so that :func:`qmpdl.qjson.to_json` renders it exactly as
