@@ -94,6 +94,10 @@ class _Meta:
 
     def converters_for(self) -> dict[str, Converter]:
         if self.converters is None:
+            if all(_plain(note) for note in self._notes()):
+                # nothing to convert: no annotation evaluated (each costs a compile)
+                self.converters = {}
+                return self.converters
             hints = _hints(self.owner)
             found = {}
             for name in self.fields:
@@ -102,6 +106,33 @@ class _Meta:
                     found[name] = convert
             self.converters = found
         return self.converters
+
+    def _notes(self) -> list[Any]:
+        """Each field's annotation as written (a string under postponed evaluation)."""
+        notes: dict[str, Any] = {}
+        for klass in reversed(self.owner.__mro__):
+            if klass is not Record and klass is not object:
+                notes.update(inspect.get_annotations(klass))
+        return [notes[name] for name in self.fields]
+
+
+#: Names an annotation may use and still need no conversion (enums and records need
+#: one, so does whatever contains them): builtins, ``Any``, ``Literal``, containers.
+_PLAIN_NAMES = frozenset(
+    ("str", "int", "bool", "float", "bytes", "None", "Any", "Literal", "list", "dict", "tuple",
+     "frozenset", "set", "Mapping", "Sequence", "JsonValue", "JsonObject")
+)  # fmt: skip
+_SEPARATORS = str.maketrans("[],|", "    ")
+
+
+def _plain(note: Any) -> bool:
+    """True when a field annotated ``note`` (as written) takes values as they are:
+    :func:`_converter` would return None for it."""
+    if not isinstance(note, str):
+        return note in (str, int, bool, float, bytes, Any)
+    for quote in "'\"":  # a Literal's values
+        note = "".join(note.split(quote)[0::2])
+    return all(name in _PLAIN_NAMES for name in note.translate(_SEPARATORS).split())
 
 
 def _hints(cls: type) -> dict[str, Any]:
