@@ -12,6 +12,7 @@ functions turn that into QEMU's message for a named parameter or property
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -24,8 +25,16 @@ INT64_MAX = (1 << 63) - 1
 _SPACE = " \t\n\v\f\r"
 _SUFFIXES = "BKMGTPE"
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 #: What ``strtod`` reads at a decimal point: the point, digits, an optional exponent.
-_FRACTION = re.compile(r"\.([0-9]+)([eE][+-]?[0-9]+)?")
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled, when first needed (no start-up pays for it)."""
+    return re.compile(pattern)
+
+
+_FRACTION = r"\.([0-9]+)([eE][+-]?[0-9]+)?"
 
 
 class ParseError(QmpdlError, ValueError):
@@ -125,7 +134,7 @@ def strtosz(
             raise ParseError(text)
         hexadecimal = True
     elif following == ".":
-        match = _FRACTION.match(text, end)
+        match = _compiled(_FRACTION).match(text, end)
         if match is None:
             # strtod reads nothing at "." without digits: skip the point only
             end += 1
@@ -163,7 +172,7 @@ def _scaled(text: str, end: int, value: int, fraction: int, mul: int) -> int:
 
 
 #: What ``strtod`` reads of a fraction once any exponent is cut off.
-_DECIMAL = re.compile(r"[ \t\n\v\f\r]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
+_DECIMAL = r"[ \t\n\v\f\r]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)"
 
 
 def _strtosz_revised(text: str, default_suffix: str, unit: int) -> int:
@@ -184,7 +193,7 @@ def _strtosz_revised(text: str, default_suffix: str, unit: int) -> int:
             end += 1  # "1." and "1.k": the point alone
         else:
             copy = re.split("[eE]", text[end:], maxsplit=1)[0]
-            match = _DECIMAL.match(copy)
+            match = _compiled(_DECIMAL).match(copy)
             if match is None:
                 raise ParseError(text)
             number = float(match.group(0))

@@ -179,14 +179,21 @@ def _parse_value(tokens: _Tokens, token: tuple[str, str] | None) -> Value:
     raise tokens.error(f"unexpected {text!r}")
 
 
-_SECTION = re.compile(r"^(Returns|Since|Errors|Notes?|Example|TODO)s?:\s*(.*)$")
-_ARG = re.compile(r"^@([\w-]+):\s*(.*)$")
+@functools.cache
+def _doc_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A tagged section's first line and a member description's (compiled when a doc
+    comment is first read: the server's schema comes from generated data, without)."""
+    return (
+        re.compile(r"^(Returns|Since|Errors|Notes?|Example|TODO)s?:\s*(.*)$"),
+        re.compile(r"^@([\w-]+):\s*(.*)$"),
+    )
 
 
 def parse_doc(lines: list[str]) -> Doc:
     """Split a doc comment's lines into symbol, body, members, features, sections."""
+    section_line, arg_line = _doc_patterns()
     doc = Doc()
-    if lines and (match := _ARG.match(lines[0])) and not match.group(2):
+    if lines and (match := arg_line.match(lines[0])) and not match.group(2):
         doc.symbol = match.group(1)
         lines = lines[1:]
     target: dict[str, str] | None = None
@@ -198,12 +205,12 @@ def parse_doc(lines: list[str]) -> Doc:
         if line == "Features:":
             in_features, target = True, None
             continue
-        if match := _ARG.match(line):
+        if match := arg_line.match(line):
             target = doc.features if in_features else doc.args
             key = match.group(1)
             target[key] = match.group(2)
             continue
-        if match := _SECTION.match(line):
+        if match := section_line.match(line):
             target, key = doc.sections, match.group(1)
             doc.sections[key] = match.group(2)
             continue

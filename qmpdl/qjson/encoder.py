@@ -25,7 +25,7 @@ from typing import Final, TypeVar
 from qmpdl.jsontypes import JsonValue
 from qmpdl.qjson.errors import JsonNull
 from qmpdl.qjson.qdict import qdict_order
-from qmpdl.qjson.utf8 import UNREPRESENTABLE
+from qmpdl.qjson.utf8 import unrepresentable
 
 __all__ = ["encode_message", "key_order", "quote", "to_json"]
 
@@ -61,7 +61,7 @@ class _Memo(dict[_K, _V]):
 
 def _escape_char(ch: str) -> str:
     cp = ord(ch)
-    if UNREPRESENTABLE.match(ch):
+    if unrepresentable(ch):
         return "\\uFFFD"
     if cp > 0xFFFF:
         cp -= 0x10000

@@ -19,6 +19,7 @@ of its own.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["decode_lenient", "decode_strict", "is_valid_codepoint", "qemu_encode"]
@@ -27,9 +28,23 @@ __all__ = ["decode_lenient", "decode_strict", "is_valid_codepoint", "qemu_encode
 _NONCHAR_CLASS = "\ufdd0-\ufdef" + "".join(
     f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17)
 )
-NONCHARACTER = re.compile(f"[{_NONCHAR_CLASS}]")
-#: Characters QEMU can never hold in a string: noncharacters and surrogates.
-UNREPRESENTABLE = re.compile(f"[{_NONCHAR_CLASS}\ud800-\udfff]")
+
+
+@functools.cache
+def _classes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The noncharacters, and what QEMU can never hold in a string (noncharacters and
+    surrogates): compiled when a string that is not ASCII first needs them."""
+    return re.compile(f"[{_NONCHAR_CLASS}]"), re.compile(f"[{_NONCHAR_CLASS}\ud800-\udfff]")
+
+
+def has_noncharacter(text: str) -> bool:
+    return not text.isascii() and _classes()[0].search(text) is not None
+
+
+def unrepresentable(ch: str) -> bool:
+    """True for a character QEMU can never hold in a string."""
+    return not ch.isascii() and _classes()[1].match(ch) is not None
+
 
 _MIN_FOR_LENGTH = (0, 0, 0x80, 0x800, 0x10000, 0x200000, 0x4000000)
 
@@ -87,7 +102,7 @@ def decode_lenient(data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     else:
-        if NONCHARACTER.search(text) is None:
+        if not has_noncharacter(text):
             return text
     out: list[str] = []
     i = 0
@@ -112,7 +127,7 @@ def decode_strict(data: bytes) -> str | None:
             text = "\x00".join(part.decode("utf-8") for part in data.split(b"\xc0\x80"))
         except UnicodeDecodeError:
             return None
-    if NONCHARACTER.search(text) is not None:
+    if has_noncharacter(text):
         return None
     return text
 
