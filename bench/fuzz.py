@@ -81,6 +81,17 @@ def _dictionary(target: str, path: Path) -> None:
     path.write_text("\n".join(f"w{i}={line}" for i, line in enumerate(lines)) + "\n")
 
 
+def _import_all(name: str) -> None:
+    """Import ``name`` and, for a package, every module in it: what is imported later
+    (qmpdl imports much on first use) would not be instrumented."""
+    import importlib
+    import pkgutil
+
+    module = importlib.import_module(name)
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
+        importlib.import_module(info.name)
+
+
 def worker(
     target: str, runs: int, seed: int, *, stats_path: Path, hang: float, findings: Path
 ) -> None:
@@ -91,7 +102,7 @@ def worker(
 
     with atheris.instrument_imports(include=list(fuzz_targets.MODULES[target])):
         for module in fuzz_targets.MODULES[target]:
-            __import__(module)
+            _import_all(module)
     run = fuzz_targets.TARGETS[target]
     run(b"")  # build what the target caches (schemas, machine) before timing
     stats: dict[str, Any] = {"target": target, "inputs": 0, "crashes": [], "hangs": []}
