@@ -116,8 +116,8 @@ class Machine:
 
         # QEMU's one cycle among the parts: the migration drives the dirty limit, which
         # asks the migration whether users may change limits and how long a period is.
-        # The manager is built last, from the parts above; these two reach it, and
-        # nothing calls them before the machine has started.
+        # The manager is built from the parts above when first used (see
+        # ``migration``): these two reach it, and nothing calls them during construction.
         def dirty_limit_allowed() -> bool:
             return self.migration.dirty_limit_allowed()
 
