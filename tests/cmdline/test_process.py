@@ -48,7 +48,28 @@ def prog_name(program: list[str]) -> str:
     return "qemu-system-x86_64" if program == QEMU else "qmpdl"
 
 
+def wait_for_sigterm_handling(pid: int, timeout: float = 60.0) -> None:
+    """Until ``pid`` catches or blocks SIGTERM.  QEMU greets from its monitor's I/O
+    thread, which may run before the main thread installs the SIGTERM handler: a SIGTERM
+    right after the greeting can still meet the default action (seen under load)."""
+    bit = 1 << (signal.SIGTERM - 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return  # gone already
+        fields = dict(line.partition(":")[::2] for line in status.splitlines())
+        if fields["State"].strip().startswith("Z"):
+            return
+        if (int(fields["SigBlk"], 16) | int(fields["SigCgt"], 16)) & bit:
+            return
+        assert time.monotonic() < deadline, f"{pid} does not handle SIGTERM"
+        time.sleep(0.01)
+
+
 def stop(pid: int, timeout: float = 30.0) -> None:
+    wait_for_sigterm_handling(pid)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -165,6 +186,7 @@ def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert greets(sock)
+        wait_for_sigterm_handling(proc.pid)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
