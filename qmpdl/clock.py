@@ -95,6 +95,15 @@ class _NoPark:
         return None
 
 
+def wake(clock: Clock, event: threading.Event) -> None:
+    """Set ``event``, the ``wakeup`` of a :meth:`Clock.sleep_until`: the sleeper returns
+    at once (on a stepped virtual clock, too: it is told)."""
+    event.set()
+    notify = getattr(clock, "notify", None)
+    if notify is not None:
+        notify()
+
+
 def unpark(clock: Clock, thread: threading.Thread | None) -> None:
     """Before releasing what a parked ``thread`` waits for (see :func:`parked`)."""
     wake = getattr(clock, "unpark", None)

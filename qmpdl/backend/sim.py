@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from qmpdl.backend.base import PAGE_SIZE, RamBlock, VcpuBackend, VcpuProgress
 from qmpdl.backend.registry import Accelerator, BackendRequest
 from qmpdl.backend.simlayout import layout
-from qmpdl.clock import Clock
+from qmpdl.clock import Clock, wake
 from qmpdl.errors import ConfigError
 from qmpdl.trace import NULL_TRACER, Tracer
 from qmpdl.workload import Workload
@@ -122,7 +122,7 @@ class SimBackend(VcpuBackend):
                 self._run(True)
 
     def shutdown(self) -> None:
-        self._wakeup.set()
+        wake(self.clock, self._wakeup)
         with self._lock:
             self._run(False)
 

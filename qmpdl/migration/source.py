@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qmpdl.backend.base import PAGE_SIZE
-from qmpdl.clock import Clock, parked, start_thread, unpark
+from qmpdl.clock import Clock, parked, start_thread, unpark, wake
 from qmpdl.errors import QmpdlError
 from qmpdl.migration.host import OutgoingHost
 from qmpdl.migration.uri import Channel, MigrationAddress, connect
@@ -154,7 +154,7 @@ class OutgoingMigration:
 
     def cancel(self) -> None:
         """migrate_cancel: unblock whatever the thread waits on."""
-        self._wakeup.set()
+        wake(self.clock, self._wakeup)
         unpark(self.clock, self.thread)
         self._pause_sem.release()
         if self.channel is not None:

@@ -43,6 +43,10 @@ EPOCH = 1_800_000_000.0
 #: Wall seconds a step or a reply waits for a busy machine thread before it gives up
 #: waiting (a thread blocked on something the clock cannot see: a bug, logged).
 QUIET_DEADLINE = 30.0
+#: Wall seconds between two looks at a sleeper's ``wakeup`` and at the machine's threads
+#: while waiting.  Only a safety net: what ends a wait (a sleep, a park, a thread's end,
+#: :meth:`SteppedClock.notify` after setting a ``wakeup``) wakes the waiters at once.
+RECHECK = 0.1
 
 _BUSY, _ASLEEP, _PARKED = "busy", "asleep", "parked"
 
@@ -124,7 +128,7 @@ class SteppedClock:
                     if self._free:
                         self._now = max(self._now, deadline)
                         return False
-                    self._cond.wait(0.01 if wakeup is not None else None)
+                    self._cond.wait(RECHECK if wakeup is not None else None)
                 return False
             finally:
                 self._sleeps.pop(me, None)
@@ -138,6 +142,27 @@ class SteppedClock:
         for it whenever it is neither asleep on this clock nor parked."""
         with self._cond:
             self._threads[thread] = _BUSY
+        run = thread.run
+
+        def run_then_leave() -> None:
+            try:
+                run()
+            finally:
+                self._leave(thread)
+
+        thread.run = run_then_leave  # type: ignore[method-assign]
+
+    def _leave(self, thread: threading.Thread) -> None:
+        """``thread`` is about to end: a step or a reply waiting for it goes on now."""
+        with self._cond:
+            self._threads.pop(thread, None)
+            self._sleeps.pop(thread, None)
+            self._cond.notify_all()
+
+    def notify(self) -> None:
+        """A sleeper's ``wakeup`` was set (see :func:`qmpdl.clock.wake`): it returns now."""
+        with self._cond:
+            self._cond.notify_all()
 
     @contextmanager
     def parked(self) -> Iterator[None]:
@@ -175,7 +200,6 @@ class SteppedClock:
         if not busy:
             return
         give_up = time.monotonic() + QUIET_DEADLINE
-        delay = 0.0002
         while busy:
             if threading.current_thread() in busy and len(busy) == 1:
                 return  # an adopted thread moving time itself
@@ -186,8 +210,7 @@ class SteppedClock:
                     QUIET_DEADLINE,
                 )
                 return
-            self._cond.wait(delay)
-            delay = min(delay * 2, 0.005)
+            self._cond.wait(RECHECK)
             busy = self._busy()
 
     def settle(self) -> None:
