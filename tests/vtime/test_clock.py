@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from qmpdl.clock import parked, start_thread
+import pytest
+
+from qmpdl.clock import parked, start_thread, wake
+from qmpdl.vtime import clock as vclock
 from qmpdl.vtime.clock import START, SteppedClock
 
 
@@ -83,6 +86,35 @@ def test_a_wakeup_event_ends_a_sleep_without_time_moving() -> None:
     wakeup.set()
     t.join(5)
     assert result == [True] and clock.monotonic() == START
+
+
+def test_wake_and_a_threads_end_are_told_not_polled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the safety-net recheck an hour long, a woken sleeper still returns and a
+    reply waiting for a thread still goes on as soon as the thread ends."""
+    monkeypatch.setattr(vclock, "RECHECK", 3600.0)
+    clock = SteppedClock()
+    wakeup, finish = threading.Event(), threading.Event()
+    result: list[bool] = []
+
+    def sleeps_then_works() -> None:
+        result.append(clock.sleep_until(START + 10, wakeup))
+        finish.wait(60)
+
+    t = threading.Thread(target=sleeps_then_works)
+    start_thread(t, clock)
+    clock.settle()
+    wake(clock, wakeup)
+    ended = threading.Event()
+
+    def settles() -> None:
+        clock.settle()  # the thread is busy after its wakeup: this waits for its end
+        ended.set()
+
+    threading.Thread(target=settles, daemon=True).start()
+    assert not ended.wait(0.05)
+    finish.set()
+    assert ended.wait(60) and result == [True]
+    t.join(60)
 
 
 def test_a_command_thread_that_sleeps_moves_time_itself() -> None:
