@@ -51,7 +51,7 @@ TABLES: dict[str, dict[str, Any]] = json.loads(
    },
    "kvm-init-error-report": {
     "since": "9.2",
-    "doc": "-accel kvm: why /dev/kvm cannot be used ('Could not access KVM kernel module: ...', 'kvm version too old', 'ioctl(KVM_CREATE_VM) failed: ...') is an error report with the option's location (before: a bare line on stderr)"
+    "doc": "-accel kvm: why /dev/kvm cannot be used ('Could not access KVM kernel module: ...', 'kvm version too old', 'ioctl(KVM_CREATE_VM) failed: ...', now without the errno's number) is an error report with the option's location (before: a bare line on stderr)"
    },
    "dirty-limit-migration": {
     "since": "8.1",

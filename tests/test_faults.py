@@ -1,5 +1,5 @@
 """Resource hygiene under faults: clients and processes killed with SIGKILL, /dev/kvm
-missing or not KVM, a ring above the host's maximum, a full disk under ``-D`` and
+missing, not KVM or busy, a ring above the host's maximum, a full disk under ``-D`` and
 ``file:`` migration.  Each fault gives QEMU's text where QEMU has one (checked against
 QEMU 7.2 live) and leaks nothing: descriptors and threads of the survivor come back,
 socket files are gone or reusable at the next start.
@@ -7,7 +7,9 @@ socket files are gone or reusable at the next start.
 The missing device and the full disk are made in a private mount namespace
 (``unshare -m``: a tmpfs over ``/dev``, ``/dev/null`` bound over ``/dev/kvm``, a 16 KiB
 tmpfs), so they need root; CI runs as root (``QMPDL_REQUIRE_KVM=1`` makes a skip a
-failure).  Pid files (``-pidfile``) are not covered here yet.
+failure).  A busy KVM (``KVM_CREATE_VM`` failing with EBUSY, as when another hypervisor
+holds the CPU's virtualisation) is made by a preloaded ``ioctl`` shim, built with gcc,
+that both QEMU and qmpdl (whose ``fcntl.ioctl`` is libc's) go through.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from qmpdl.tools.launch import QmpdlProcess
-from qmpdl.tools.qemu import qemu_binary
+from qmpdl.tools.qemu import oracle, qemu_binary
 from qmpdl.tools.rawqmp import RawQMP
 from tests.conftest import need_kvm, need_qemu
 
@@ -62,10 +64,10 @@ def qemu_argv(*args: str) -> list[str]:
     return [binary, "-machine", "none", "-nographic", "-nodefaults", *args]
 
 
-def run(argv: Sequence[str], cwd: Path) -> tuple[int, str]:
+def run(argv: Sequence[str], cwd: Path, **env: str) -> tuple[int, str]:
     done = subprocess.run(
         argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, env={**os.environ, **env},
     )  # fmt: skip
     return done.returncode, done.stderr
 
@@ -122,6 +124,81 @@ def test_dev_kvm_unusable(setup: str, what: str, tmp_path: Path) -> None:
     status, err = run(in_namespace(setup, qmpdl_argv("--qemu-version", "10.1", *accel)), tmp_path)
     assert status == 1
     assert err.startswith("qmpdl: -accel kvm,dirty-ring-size=4096: ")
+
+
+#: ``ioctl`` that fails ``KVM_CREATE_VM`` (0xAE01) with EBUSY and passes the rest on.
+BUSY_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+int ioctl(int fd, unsigned long request, ...)
+{
+    static int (*next)(int, unsigned long, ...);
+    va_list ap;
+    void *arg;
+    va_start(ap, request);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    if (request == 0xAE01) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (!next) {
+        next = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+    }
+    return next(fd, request, arg);
+}
+"""
+
+
+def busy_shim(tmp_path: Path) -> Path:
+    """The shim's shared object (gcc is a test dependency: run-tests installs it)."""
+    if shutil.which("gcc") is None:
+        if os.environ.get("QMPDL_REQUIRE_KVM", "") not in ("", "0"):
+            pytest.fail("gcc is not installed (QMPDL_REQUIRE_KVM=1)")
+        pytest.skip("gcc is not installed")
+    source, shared = tmp_path / "busy.c", tmp_path / "busy.so"
+    source.write_text(BUSY_SHIM)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(shared), str(source), "-ldl"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return shared
+
+
+@pytest.mark.parametrize("version", ["7.2", "10.0"])
+def test_dev_kvm_busy(version: str, tmp_path: Path) -> None:
+    """KVM_CREATE_VM fails with EBUSY: QEMU's two lines (7.2: a bare one with the
+    errno's number; 10.0: both error reports), exit status 1, no socket left."""
+    need_qemu(version)
+    preload = str(busy_shim(tmp_path))
+    command = oracle(version).command()
+    assert command is not None
+    sock = tmp_path / "m.sock"
+    accel = ["-accel", "kvm,dirty-ring-size=4096"]
+    qemu = [*command, "-machine", "none", "-nographic", "-nodefaults", *accel]
+    qemu_status, qemu_err = run(qemu, tmp_path, LD_PRELOAD=preload)
+    argv = qmpdl_argv("--qemu-version", version, *accel, "-qmp", f"unix:{sock},server=on,wait=off")
+    status, err = run(argv, tmp_path, LD_PRELOAD=preload)
+    assert qemu_status == status == 1
+    assert err == as_qmpdl(qemu_err)
+    failed = "failed to initialize kvm: Device or resource busy"
+    assert (
+        err.splitlines()
+        == {
+            "7.2": [
+                "ioctl(KVM_CREATE_VM) failed: 16 Device or resource busy",
+                f"qmpdl: -accel kvm,dirty-ring-size=4096: {failed}",
+            ],
+            "10.0": [
+                "qmpdl: -accel kvm,dirty-ring-size=4096: ioctl(KVM_CREATE_VM) failed: "
+                "Device or resource busy",
+                f"qmpdl: -accel kvm,dirty-ring-size=4096: {failed}",
+            ],
+        }[version]
+    )
+    assert not sock.exists()
 
 
 def test_ring_above_the_hosts_maximum(tmp_path: Path) -> None:

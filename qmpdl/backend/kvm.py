@@ -170,11 +170,12 @@ class KvmBackend(VcpuBackend):
         where = f"-accel {accelerator.name}" + (f",dirty-ring-size={ring}" if ring else "")
         problem = kvm_init_error()
         if problem is not None:
-            message, error = problem
-            failed = f"{where}: failed to initialize kvm: {os.strerror(error)}"
+            failed = f"{where}: failed to initialize kvm: {os.strerror(problem.error)}"
             if profile.has("kvm-init-error-report"):
+                message = problem.text(error_report=True)
                 raise ConfigError(f"{where}: {message}\n{report.PROG}: {failed}")
-            print(message, file=sys.stderr, flush=True)  # QEMU: a bare line before 9.2
+            # QEMU: a bare line before 9.2
+            print(problem.text(error_report=False), file=sys.stderr, flush=True)
             raise ConfigError(failed)
         if ring:
             maximum = dirty_ring_max_entries()

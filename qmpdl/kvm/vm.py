@@ -44,7 +44,7 @@ import mmap
 import os
 import platform
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -157,34 +157,55 @@ def kvm_available() -> bool:
     return True
 
 
-def kvm_init_error() -> tuple[str, int] | None:
-    """Why QEMU's ``kvm_init`` would fail on this host, as it says it, and the errno it
-    fails with (the text of "failed to initialize kvm: ..."); None when KVM is usable.
+class KvmInitError(NamedTuple):
+    """Why QEMU's ``kvm_init`` fails on this host: the reason as QEMU says it before 9.2,
+    and the errno it fails with (the text of "failed to initialize kvm: ...")."""
+
+    reason: str
+    error: int
+    #: 9.2+ (an error report): ``ioctl(KVM_CREATE_VM) failed`` without the errno's number
+    reported: str
+
+    def text(self, error_report: bool) -> str:
+        return self.reported if error_report else self.reason
+
+
+def kvm_init_error() -> KvmInitError | None:
+    """Why QEMU's ``kvm_init`` would fail on this host; None when KVM is usable.
 
     The same steps in the same order: open ``/dev/kvm``, ``KVM_GET_API_VERSION``
     (an ioctl that fails, e.g. on a device that is not KVM, counts as too old),
     ``KVM_CREATE_VM`` (retried on EINTR; EBUSY when another hypervisor holds the CPU).
     """
+
+    def same(reason: str, error: int) -> KvmInitError:
+        return KvmInitError(reason, error, reason)
+
     try:
         fd = os.open(KVM_DEVICE, os.O_RDWR | os.O_CLOEXEC)
     except OSError as e:
-        return f"Could not access KVM kernel module: {e.strerror}", e.errno or errno.EIO
+        return same(f"Could not access KVM kernel module: {e.strerror}", e.errno or errno.EIO)
     try:
         try:
             version = _ioctl(fd, uapi.KVM_GET_API_VERSION)
         except OSError as e:
-            return "kvm version too old", e.errno or errno.EIO
+            return same("kvm version too old", e.errno or errno.EIO)
         if version < uapi.KVM_API_VERSION:
-            return "kvm version too old", errno.EINVAL
+            return same("kvm version too old", errno.EINVAL)
         if version > uapi.KVM_API_VERSION:
-            return "kvm version not supported", errno.EINVAL
+            return same("kvm version not supported", errno.EINVAL)
         while True:
             try:
                 os.close(_ioctl(fd, uapi.KVM_CREATE_VM, 0))
             except InterruptedError:
                 continue
             except OSError as e:
-                return f"ioctl(KVM_CREATE_VM) failed: {e.errno} {e.strerror}", e.errno or errno.EIO
+                code = e.errno or errno.EIO
+                return KvmInitError(
+                    f"ioctl(KVM_CREATE_VM) failed: {code} {os.strerror(code)}",
+                    code,
+                    f"ioctl(KVM_CREATE_VM) failed: {os.strerror(code)}",
+                )
             return None
     finally:
         os.close(fd)
