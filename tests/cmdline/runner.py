@@ -3,7 +3,10 @@
 A case's outcome is QEMU's stderr (its program name replaced by ``qmpdl``, the host's
 CPUID warnings and the signal message of the stop dropped, the scratch directory shown
 as ``{tmp}``) and either the exit status or ``running``: a QMP monitor (added last, on a
-socket in the scratch directory) greeted a client, so everything before it started.
+socket in the scratch directory) answered ``qmp_capabilities``, so everything before it
+started.  A greeting alone would not do: QEMU greets from its monitor's I/O thread while
+the main thread may still be setting up (``-serial`` is parsed after the monitors exist,
+so ``-serial bogus`` can greet, then exit 1); the answer comes from the main thread.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def run_case(program: list[str], base: str, args: list[str], timeout: float = 12
                 code = proc.poll()
                 if code is not None:
                     status = str(code)
-                elif os.path.exists(monitor) and _greets(monitor):
+                elif os.path.exists(monitor) and _serves(monitor):
                     status = "running"
                 elif time.monotonic() > deadline:
                     status = "timeout"
@@ -93,12 +96,18 @@ def run_case(program: list[str], base: str, args: list[str], timeout: float = 12
         return Outcome(_normalise(stderr, tmp), status)
 
 
-def _greets(path: str) -> bool:
+def _serves(path: str) -> bool:
+    """The monitor greets and answers ``qmp_capabilities`` (False when the connection
+    fails or ends first: the process is on its way out, or not listening yet)."""
     try:
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
+            sock.settimeout(30)
             sock.connect(path)
-            return b"QMP" in sock.recv(4096)
+            with sock.makefile("rb") as reader:
+                if b"QMP" not in reader.readline():
+                    return False
+                sock.sendall(b'{"execute": "qmp_capabilities"}')
+                return reader.readline().startswith(b'{"return": {}')
     except OSError:
         return False
 
