@@ -8,6 +8,8 @@ option.  Continuation lines of a multi-line text carry no prefix, as in QEMU.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from typing import TextIO
@@ -59,8 +61,26 @@ def prefix(location: str | None = None, kind: str = "") -> str:
 
 def _write(text: str) -> None:
     stream = settings.stream or sys.stderr
-    stream.write(text + "\n")
-    stream.flush()
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        # stderr is gone (a pipe whose reader died): QEMU, which ignores SIGPIPE, goes on
+        # without it; so does qmpdl - what was lost is lost, and what follows (and the
+        # interpreter's last flush at exit) goes to /dev/null
+        if stream is sys.stderr:
+            discard_stderr()
+
+
+def discard_stderr() -> None:
+    """Point file descriptor 2 at /dev/null and drop what ``sys.stderr`` still holds."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+    finally:
+        os.close(null)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
 
 
 def error(text: str, location: str | None = None) -> None:

@@ -199,6 +199,36 @@ def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
     )
 
 
+def test_sigterm_when_stderr_is_gone(program: list[str], tmp_path: Path) -> None:
+    """The launcher died and took the read end of stderr with it: the "terminating on
+    signal" line cannot be written, and the process still exits 0 and cleans up (QEMU
+    ignores SIGPIPE and the write's error)."""
+    sock = tmp_path / "qmp.sock"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [*program, *BASE, "-qmp", f"unix:{sock},server=on,wait=off"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert greets(sock)
+        wait_for_sigterm_handling(proc.pid)
+        assert proc.stderr is not None
+        proc.stderr.close()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not sock.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_what_sigkill_leaves_is_taken_over(
     program: list[str], tmp_path: Path, daemons: list[int]
 ) -> None:
