@@ -106,9 +106,9 @@ def wake(clock: Clock, event: threading.Event) -> None:
 
 def unpark(clock: Clock, thread: threading.Thread | None) -> None:
     """Before releasing what a parked ``thread`` waits for (see :func:`parked`)."""
-    wake = getattr(clock, "unpark", None)
-    if wake is not None and thread is not None:
-        wake(thread)
+    release = getattr(clock, "unpark", None)
+    if release is not None and thread is not None:
+        release(thread)
 
 
 def catch_up(clock: Clock, deadline: float) -> None:

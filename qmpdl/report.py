@@ -69,10 +69,10 @@ def _write(text: str) -> None:
         # without it; so does qmpdl - what was lost is lost, and what follows (and the
         # interpreter's last flush at exit) goes to /dev/null
         if stream is sys.stderr:
-            discard_stderr()
+            _discard_stderr()
 
 
-def discard_stderr() -> None:
+def _discard_stderr() -> None:
     """Point file descriptor 2 at /dev/null and drop what ``sys.stderr`` still holds."""
     null = os.open(os.devnull, os.O_WRONLY)
     try:

@@ -29,13 +29,18 @@ def qemu_required(version: str) -> bool:
     return value == "1" or version in value.split(",")
 
 
+def qemu_problem(version: str = "7.2") -> str | None:
+    """Why real QEMU ``version`` with KVM cannot run here (None: it can)."""
+    if oracle(version).path() is None:
+        return oracle(version).missing()
+    if not kvm_usable():
+        return "/dev/kvm is not usable"
+    return None
+
+
 def need_qemu(version: str = "7.2") -> None:
     """Skip (or fail, under QMPDL_REQUIRE_QEMU) unless real QEMU ``version`` with KVM can run."""
-    problem = None
-    if oracle(version).path() is None:
-        problem = oracle(version).missing()
-    elif not kvm_usable():
-        problem = "/dev/kvm is not usable"
+    problem = qemu_problem(version)
     if problem:
         if qemu_required(version):
             pytest.fail(f"{problem} (QMPDL_REQUIRE_QEMU={os.environ['QMPDL_REQUIRE_QEMU']})")

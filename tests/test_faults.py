@@ -36,17 +36,19 @@ from tests.conftest import need_kvm, need_qemu
 FILE_FULL_TEXT = "Unable to write to file: No space left on device"
 
 
-def need_namespaces() -> None:
-    """Skip (fail under QMPDL_REQUIRE_KVM=1) unless private mount namespaces work."""
-    problem = None
-    if os.geteuid() != 0:
-        problem = "private mount namespaces need root"
-    elif shutil.which("unshare") is None:
-        problem = "unshare (util-linux) is not installed"
+def need(problem: str | None) -> None:
+    """Skip for ``problem``, if any (fail under QMPDL_REQUIRE_KVM=1)."""
     if problem:
         if os.environ.get("QMPDL_REQUIRE_KVM", "") not in ("", "0"):
             pytest.fail(f"{problem} (QMPDL_REQUIRE_KVM=1)")
         pytest.skip(problem)
+
+
+def need_namespaces() -> None:
+    """Skip (fail under QMPDL_REQUIRE_KVM=1) unless private mount namespaces work."""
+    if os.geteuid() != 0:
+        need("private mount namespaces need root")
+    need(None if shutil.which("unshare") else "unshare (util-linux) is not installed")
 
 
 def in_namespace(setup: str, argv: Sequence[str]) -> list[str]:
@@ -154,10 +156,7 @@ int ioctl(int fd, unsigned long request, ...)
 
 def busy_shim(tmp_path: Path) -> Path:
     """The shim's shared object (gcc is a test dependency: run-tests installs it)."""
-    if shutil.which("gcc") is None:
-        if os.environ.get("QMPDL_REQUIRE_KVM", "") not in ("", "0"):
-            pytest.fail("gcc is not installed (QMPDL_REQUIRE_KVM=1)")
-        pytest.skip("gcc is not installed")
+    need(None if shutil.which("gcc") else "gcc is not installed")
     source, shared = tmp_path / "busy.c", tmp_path / "busy.so"
     source.write_text(BUSY_SHIM)
     subprocess.run(

@@ -163,11 +163,12 @@ class KvmInitError(NamedTuple):
 
     reason: str
     error: int
-    #: 9.2+ (an error report): ``ioctl(KVM_CREATE_VM) failed`` without the errno's number
-    reported: str
+    #: the reason as an error report says it from 9.2, where that differs
+    #: (``ioctl(KVM_CREATE_VM) failed`` lost the errno's number)
+    reported: str | None = None
 
     def text(self, error_report: bool) -> str:
-        return self.reported if error_report else self.reason
+        return self.reported if error_report and self.reported else self.reason
 
 
 def kvm_init_error() -> KvmInitError | None:
@@ -178,22 +179,21 @@ def kvm_init_error() -> KvmInitError | None:
     ``KVM_CREATE_VM`` (retried on EINTR; EBUSY when another hypervisor holds the CPU).
     """
 
-    def same(reason: str, error: int) -> KvmInitError:
-        return KvmInitError(reason, error, reason)
-
     try:
         fd = os.open(KVM_DEVICE, os.O_RDWR | os.O_CLOEXEC)
     except OSError as e:
-        return same(f"Could not access KVM kernel module: {e.strerror}", e.errno or errno.EIO)
+        return KvmInitError(
+            f"Could not access KVM kernel module: {e.strerror}", e.errno or errno.EIO
+        )
     try:
         try:
             version = _ioctl(fd, uapi.KVM_GET_API_VERSION)
         except OSError as e:
-            return same("kvm version too old", e.errno or errno.EIO)
+            return KvmInitError("kvm version too old", e.errno or errno.EIO)
         if version < uapi.KVM_API_VERSION:
-            return same("kvm version too old", errno.EINVAL)
+            return KvmInitError("kvm version too old", errno.EINVAL)
         if version > uapi.KVM_API_VERSION:
-            return same("kvm version not supported", errno.EINVAL)
+            return KvmInitError("kvm version not supported", errno.EINVAL)
         while True:
             try:
                 os.close(_ioctl(fd, uapi.KVM_CREATE_VM, 0))

@@ -11,6 +11,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import Popen
+from typing import IO
 
 import pytest
 
@@ -171,28 +173,37 @@ def test_daemonize_and_stdio(program: list[str], option: list[str]) -> None:
     )
 
 
-def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
-    sock = tmp_path / "qmp.sock"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with open(tmp_path / "stderr", "wb") as err:
-        proc = subprocess.Popen(
-            [*program, *BASE, "-qmp", f"unix:{sock},server=on,wait=off"],
-            stdin=subprocess.DEVNULL,
-            stderr=err,
-            env=env,
-        )
+@contextlib.contextmanager
+def serving(program: list[str], sock: Path, stderr: IO[bytes] | int) -> Iterator[Popen[bytes]]:
+    """``program`` with a monitor on ``sock``, once it greets and handles SIGTERM;
+    killed at the end if still running."""
+    proc = subprocess.Popen(
+        [*program, *BASE, "-qmp", f"unix:{sock},server=on,wait=off"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         deadline = time.monotonic() + 60
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert greets(sock)
         wait_for_sigterm_handling(proc.pid)
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(30) == 0
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_names_its_sender(program: list[str], tmp_path: Path) -> None:
+    with (
+        open(tmp_path / "stderr", "wb") as err,
+        serving(program, tmp_path / "qmp.sock", err) as proc,
+    ):
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
     name = Path(f"/proc/{os.getpid()}/cmdline").read_bytes().split(b"\0")[0].decode()
     assert (tmp_path / "stderr").read_text() == (
         f"{prog_name(program)}: terminating on signal 15 from pid {os.getpid()} ({name})\n"
@@ -204,29 +215,12 @@ def test_sigterm_when_stderr_is_gone(program: list[str], tmp_path: Path) -> None
     signal" line cannot be written, and the process still exits 0 and cleans up (QEMU
     ignores SIGPIPE and the write's error)."""
     sock = tmp_path / "qmp.sock"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [*program, *BASE, "-qmp", f"unix:{sock},server=on,wait=off"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert greets(sock)
-        wait_for_sigterm_handling(proc.pid)
+    with serving(program, sock, subprocess.PIPE) as proc:
         assert proc.stderr is not None
         proc.stderr.close()
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(30) == 0
         assert not sock.exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_what_sigkill_leaves_is_taken_over(

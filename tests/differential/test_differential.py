@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from qmpdl.profile import get_profile
-from qmpdl.tools.qemu import kvm_usable, oracle
 from qmpdl.tools.targets import TARGETS, VERSIONS
-from tests.conftest import need_qemu
+from tests.conftest import need_qemu, qemu_problem
 from tests.differential.corpus import corpus_files, load_corpus, scripts_for
 from tests.differential.intended import INTENDED, intended, served_listing
 from tests.differential.known import KNOWN
@@ -59,13 +58,9 @@ def _play(kinds: list[str], version: str, played: dict[tuple[str, str], Transcri
             played[kind, version] = job.result()
 
 
-def _qemu_runs(version: str) -> bool:
-    return oracle(version).path() is not None and kvm_usable()
-
-
 @pytest.fixture
 def qmpdl_transcripts(version: str, _played: dict[tuple[str, str], Transcripts]) -> Transcripts:
-    _play(["qmpdl", "qemu"] if _qemu_runs(version) else ["qmpdl"], version, _played)
+    _play(["qmpdl"] if qemu_problem(version) else ["qmpdl", "qemu"], version, _played)
     return _played["qmpdl", version]
 
 

@@ -93,17 +93,19 @@ def test_wake_and_a_threads_end_are_told_not_polled(monkeypatch: pytest.MonkeyPa
     reply waiting for a thread still goes on as soon as the thread ends."""
     monkeypatch.setattr(vclock, "RECHECK", 3600.0)
     clock = SteppedClock()
-    wakeup, finish = threading.Event(), threading.Event()
+    wakeup, woke, finish = threading.Event(), threading.Event(), threading.Event()
     result: list[bool] = []
 
     def sleeps_then_works() -> None:
         result.append(clock.sleep_until(START + 10, wakeup))
+        woke.set()  # busy from here on, for the clock
         finish.wait(60)
 
     t = threading.Thread(target=sleeps_then_works)
     start_thread(t, clock)
     clock.settle()
     wake(clock, wakeup)
+    assert woke.wait(60) and result == [True]
     ended = threading.Event()
 
     def settles() -> None:
@@ -113,7 +115,7 @@ def test_wake_and_a_threads_end_are_told_not_polled(monkeypatch: pytest.MonkeyPa
     threading.Thread(target=settles, daemon=True).start()
     assert not ended.wait(0.05)
     finish.set()
-    assert ended.wait(60) and result == [True]
+    assert ended.wait(60)
     t.join(60)
 
 
